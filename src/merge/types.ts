@@ -1,0 +1,57 @@
+/**
+ * The contract between the merge engine and the merge methods. A method merges ONE tensor name
+ * at a time; the engine handles files, dtypes, parameters, seeds and streaming.
+ */
+
+export type ParamValue = number | boolean;
+
+export interface ParamSpec {
+  name: string;
+  type: 'number' | 'boolean';
+  /** Used when neither the model's nor the global `parameters` give a value. */
+  default?: ParamValue;
+  /** An error is raised when a required parameter has no value for some tensor. */
+  required?: boolean;
+  description?: string;
+}
+
+export interface MergeTensorInput {
+  /** Tensor name, e.g. `model.layers.3.mlp.up_proj.weight`. */
+  name: string;
+  shape: readonly number[];
+  /** The base model's tensor in float32 (null when the method takes no base / none was given). */
+  base: Float32Array | null;
+  /** The other models' tensors in float32, in config order (the base model is never in here). */
+  models: Float32Array[];
+  /** Resolved per-model parameters (one object per entry of `models`), for this tensor. */
+  modelParams: Array<Record<string, ParamValue>>;
+  /** Resolved global parameters for this tensor. */
+  params: Record<string, ParamValue>;
+  /** Layer index of this tensor (`model.layers.N.`) or null for embeddings, final norm, lm_head. */
+  layer: number | null;
+  numLayers: number;
+  /** A 32-bit seed for this tensor, derived from the run seed and the tensor name. */
+  seed: number;
+}
+
+export interface MergeMethod {
+  name: string;
+  /** One line for docs and `--help`. */
+  summary: string;
+  /** Whether the method uses a base model. */
+  base: 'required' | 'optional' | 'none';
+  /** Bounds on the number of non-base models. */
+  minModels?: number;
+  maxModels?: number;
+  /** Parameters read from the global `parameters:` block (a model's own block may not set these). */
+  globalParams: ParamSpec[];
+  /** Parameters read per model (falling back to the global block, then the default). */
+  modelParams: ParamSpec[];
+  /** True when the method draws random numbers (then `seed` matters). */
+  random?: boolean;
+  /**
+   * Returns the merged tensor (a new array, or one of the inputs it may overwrite: the engine gives
+   * each call fresh arrays it does not reuse). Throws an Error with a clear message on bad input.
+   */
+  merge(input: MergeTensorInput): Float32Array;
+}
