@@ -50,8 +50,9 @@ export interface MergeMethod {
   /** True when the method draws random numbers (then `seed` matters). */
   random?: boolean;
   /**
-   * Returns the merged tensor (a new array, or one of the inputs it may overwrite: the engine gives
-   * each call fresh arrays it does not reuse). Throws an Error with a clear message on bad input.
+   * Returns the merged tensor: a new array, or one of the input arrays, which the method may
+   * overwrite (the engine owns them and reuses them for the next tensor, so never keep a reference
+   * after returning). Throws an Error with a clear message on bad input.
    */
   merge(input: MergeTensorInput): Float32Array;
 }

@@ -1,0 +1,80 @@
+import { parseArgs } from 'node:util';
+import { UsageError, type Command } from './command.ts';
+import { ProgressBar, formatBytes } from './progress.ts';
+import { loadMergeConfig } from '../merge/config.ts';
+import { runMerge } from '../merge/engine.ts';
+import { parseSize } from '../io/checkpoint.ts';
+import { setThreads } from '../tensor/kernels.ts';
+
+const usage = `selfdev merge CONFIG.yml OUT_DIR [options]
+
+Merges Hugging Face checkpoints (safetensors, f32/bf16/f16, sharded) as a mergekit YAML config
+describes, streaming one tensor at a time. The output folder appears only when complete.
+
+Options:
+  --seed N              seed of random methods (dare_*, della*), default 0
+  --threads N           kernel threads, default 2
+  --out-shard-size S    largest output shard, e.g. 5GB (default), 500MB
+  --overwrite           replace OUT_DIR if it exists
+  --json                print the summary as JSON
+
+Example:
+  selfdev merge examples/ties.yml ./merged --seed 1`;
+
+export const command: Command = {
+  name: 'merge',
+  summary: 'Merge checkpoints from a mergekit YAML config (every mergekit method).',
+  usage,
+  async run(args) {
+    let parsed;
+    try {
+      parsed = parseArgs({
+        args,
+        allowPositionals: true,
+        options: {
+          seed: { type: 'string' },
+          threads: { type: 'string' },
+          'out-shard-size': { type: 'string' },
+          overwrite: { type: 'boolean' },
+          json: { type: 'boolean' },
+        },
+      });
+    } catch (e) {
+      throw new UsageError((e as Error).message);
+    }
+    const [configPath, outDir, ...extra] = parsed.positionals;
+    if (!configPath || !outDir || extra.length > 0) throw new UsageError(`expected CONFIG.yml OUT_DIR\n\n${usage}`);
+    const v = parsed.values;
+    const seed = v.seed === undefined ? 0 : Number(v.seed);
+    if (!Number.isSafeInteger(seed) || seed < 0) throw new UsageError(`--seed must be a non-negative integer, got ${v.seed}`);
+    if (v.threads !== undefined) {
+      const n = Number(v.threads);
+      if (!Number.isInteger(n) || n < 1 || n > 256) throw new UsageError(`--threads must be an integer from 1 to 256, got ${v.threads}`);
+      setThreads(n);
+    }
+    let maxShardBytes: number | undefined;
+    if (v['out-shard-size'] !== undefined) {
+      try {
+        maxShardBytes = parseSize(v['out-shard-size']);
+      } catch (e) {
+        throw new UsageError(`--out-shard-size: ${(e as Error).message}`);
+      }
+    }
+    const config = loadMergeConfig(configPath);
+    const bar = new ProgressBar('merge');
+    const summary = await runMerge(config, outDir, {
+      seed,
+      maxShardBytes,
+      overwrite: v.overwrite ?? false,
+      onProgress: (p) => bar.update(p.done, p.total, `${formatBytes((p.bytesRead + p.bytesWritten) / Math.max(p.seconds, 1e-9))}/s`),
+    });
+    bar.done();
+    if (v.json) console.log(JSON.stringify({ ...summary, maxRssBytes: process.resourceUsage().maxRSS * 1024 }));
+    else
+      console.log(
+        `merged ${summary.tensors} tensors (${summary.merged} merged, ${summary.copied} copied), ${(summary.parameters / 1e6).toFixed(2)}M parameters, ` +
+          `${summary.shards} shard(s) in ${summary.seconds.toFixed(2)} s (${formatBytes((summary.bytesRead + summary.bytesWritten) / summary.seconds)}/s) → ${summary.outDir}`,
+      );
+    return 0;
+  },
+};

@@ -1,0 +1,332 @@
+/**
+ * The merge engine: plans a merge (opens and validates every checkpoint, resolves every parameter
+ * for every tensor) before any heavy work, then streams tensor by tensor: read the inputs of one
+ * tensor, merge in float32, round to the output dtype, append to the output shard. Peak memory is
+ * about (models + 2) tensors, independent of model size. Output goes to a temporary folder that is
+ * renamed only when complete.
+ */
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { basename, join } from 'node:path';
+import { Checkpoint, CheckpointWriter, type PlannedTensor } from '../io/checkpoint.ts';
+import { DTYPE_BYTES, decodeToF32, encodeFromF32, isFloatDType, torchDTypeName, type FloatDType } from '../tensor/dtype.ts';
+import { sub, axpy } from '../tensor/kernels.ts';
+import { matchesPattern, type MergeConfig, type ModelEntry, ConfigError } from './config.ts';
+import { layerOf, resolveParams, tensorSeed } from './params.ts';
+import { getMethod } from './registry.ts';
+import type { MergeMethod, MergeTensorInput, ParamSpec, ParamValue } from './types.ts';
+
+/** Parameters mergekit accepts that change nothing numerically here (memory layout hints). */
+const NO_OP_PARAMS = new Set(['int8_mask']);
+
+/** Files of a model folder carried into the output, and where they come from. */
+const MODEL_FILES = ['config.json', 'generation_config.json'];
+const TOKENIZER_FILES = [
+  'tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'tokenizer.model', 'added_tokens.json',
+  'vocab.json', 'merges.txt', 'chat_template.jinja', 'chat_template.json',
+];
+
+export type TensorMerger = (input: MergeTensorInput) => Float32Array | Promise<Float32Array>;
+
+export interface MergeOptions {
+  seed?: number;
+  maxShardBytes?: number;
+  overwrite?: boolean;
+  /** Replaces the registry method (merge_method: custom): spec of parameters plus the merge function. */
+  custom?: { method: Omit<MergeMethod, 'merge'>; merge: TensorMerger };
+  onProgress?: (p: MergeProgress) => void;
+}
+
+export interface MergeProgress {
+  done: number;
+  total: number;
+  bytesRead: number;
+  bytesWritten: number;
+  seconds: number;
+  tensor: string;
+}
+
+export interface MergeSummary {
+  outDir: string;
+  tensors: number;
+  merged: number;
+  copied: number;
+  parameters: number;
+  bytesRead: number;
+  bytesWritten: number;
+  seconds: number;
+  shards: number;
+}
+
+interface TensorPlan {
+  name: string;
+  shape: number[];
+  outDtype: FloatDType;
+  /** null: copied from the base model unchanged (filtered out or not mergeable). */
+  modelParams: Array<Record<string, ParamValue>> | null;
+  params: Record<string, ParamValue>;
+  layer: number | null;
+  seed: number;
+}
+
+export interface MergePlan {
+  method: Omit<MergeMethod, 'merge'>;
+  merge: TensorMerger;
+  base: Checkpoint | null;
+  models: Checkpoint[];
+  modelEntries: ModelEntry[];
+  taskVectorBase: Checkpoint | null;
+  reference: Checkpoint;
+  tensors: TensorPlan[];
+  numLayers: number;
+  tokenizerDir: string;
+  close(): void;
+}
+
+function knownParamNames(m: Omit<MergeMethod, 'merge'>): Set<string> {
+  return new Set([...m.globalParams, ...m.modelParams].map((p: ParamSpec) => p.name).concat([...NO_OP_PARAMS]));
+}
+
+/** Opens every checkpoint and validates the whole merge. Throws before any tensor data is read. */
+export function planMerge(config: MergeConfig, opts: MergeOptions = {}): MergePlan {
+  const seed = opts.seed ?? 0;
+  let method: Omit<MergeMethod, 'merge'>;
+  let merge: TensorMerger;
+  if (config.method === 'custom') {
+    if (!opts.custom) throw new ConfigError('merge_method: custom needs an algorithm runner (use `selfdev merge`, which loads `algorithm:` into the sandbox)');
+    method = opts.custom.method;
+    merge = opts.custom.merge;
+  } else {
+    const m = getMethod(config.method);
+    method = m;
+    merge = (input) => m.merge(input);
+  }
+
+  const known = knownParamNames(method);
+  const checkNames = (params: Record<string, unknown>, where: string, allowed: Set<string>) => {
+    for (const k of Object.keys(params))
+      if (!allowed.has(k)) throw new ConfigError(`${where}: ${config.method} has no parameter '${k}' (it takes: ${[...allowed].filter((n) => !NO_OP_PARAMS.has(n)).join(', ') || 'none'})`);
+  };
+  checkNames(config.parameters, 'parameters', known);
+  const perModel = new Set(method.modelParams.map((p) => p.name).concat([...NO_OP_PARAMS]));
+  config.models.forEach((m, i) => checkNames(m.parameters, `models[${i}] (${m.spec}).parameters`, perModel));
+
+  if (method.base === 'required' && !config.base) throw new ConfigError(`${config.method} needs base_model`);
+  if (config.taskVectorBase && method.base === 'none') throw new ConfigError(`task_vector_base needs a method that uses a base model; ${config.method} does not`);
+  const usesBase = method.base !== 'none' && config.base !== null;
+  const entries = usesBase ? config.models.filter((m) => m.path !== config.base!.path) : config.models;
+  if (method.minModels !== undefined && entries.length < method.minModels)
+    throw new ConfigError(`${config.method} needs at least ${method.minModels} model(s) besides the base, got ${entries.length}`);
+  if (method.maxModels !== undefined && entries.length > method.maxModels)
+    throw new ConfigError(`${config.method} takes at most ${method.maxModels} model(s) besides the base, got ${entries.length}`);
+
+  const opened: Checkpoint[] = [];
+  const open = (path: string): Checkpoint => {
+    const c = Checkpoint.open(path);
+    opened.push(c);
+    return c;
+  };
+  try {
+    const base = usesBase ? open(config.base!.path) : null;
+    const models = entries.map((e) => open(e.path));
+    const tvb = config.taskVectorBase ? open(config.taskVectorBase.path) : null;
+    const reference = base ?? models[0]!;
+    const names = reference.tensorNames();
+    const cfgLayers = Number((reference.config as Record<string, unknown> | null)?.num_hidden_layers);
+    let maxLayer = -1;
+    for (const n of names) maxLayer = Math.max(maxLayer, layerOf(n) ?? -1);
+    const numLayers = Number.isInteger(cfgLayers) && cfgLayers > 0 ? cfgLayers : maxLayer + 1;
+
+    const others: Array<[string, Checkpoint]> = [
+      ...models.map((c, i) => [entries[i]!.spec, c] as [string, Checkpoint]),
+      ...(tvb ? [[config.taskVectorBase!.spec, tvb] as [string, Checkpoint]] : []),
+    ];
+    const refSpec = base ? config.base!.spec : entries[0]!.spec;
+    const refNames = new Set(names);
+    for (const [spec, c] of others) {
+      for (const n of c.tensorNames())
+        if (!refNames.has(n)) throw new ConfigError(`tensor ${n} is in ${spec} but not in ${refSpec}; the models must have the same architecture`);
+    }
+
+    const tensors: TensorPlan[] = [];
+    for (const name of names) {
+      const info = reference.info(name);
+      const shape = info.shape;
+      for (const [spec, c] of others) {
+        if (!c.has(name)) throw new ConfigError(`tensor ${name} is missing from ${spec} (present in ${refSpec})`);
+        const o = c.info(name);
+        if (o.shape.join(',') !== shape.join(','))
+          throw new ConfigError(`tensor ${name} has shape [${o.shape}] in ${spec} but [${shape}] in ${refSpec}${/embed_tokens|lm_head/.test(name) ? ' (different vocabulary sizes are not supported yet)' : ''}`);
+        if (!isFloatDType(o.dtype) && o.dtype !== info.dtype) throw new ConfigError(`tensor ${name} has dtype ${o.dtype} in ${spec} but ${info.dtype} in ${refSpec}`);
+      }
+      const float = isFloatDType(info.dtype);
+      const outDtype: FloatDType = config.outDtype ?? config.dtype ?? (float ? (info.dtype as FloatDType) : 'F32');
+      const layer = layerOf(name);
+      let selected = float;
+      if (config.includeTensors.length > 0) selected &&= config.includeTensors.some((p) => matchesPattern(name, p));
+      if (config.excludeTensors.length > 0) selected &&= !config.excludeTensors.some((p) => matchesPattern(name, p));
+      if (!float && !base) throw new ConfigError(`tensor ${name} has non-float dtype ${info.dtype}; only float tensors can be merged`);
+      if (!selected && !base) throw new ConfigError(`tensor ${name} is excluded by include_tensors/exclude_tensors, but there is no base model to copy it from`);
+      // modelParams is filled below, once every tensor's shape has been checked
+      tensors.push({ name, shape, outDtype, modelParams: selected ? [] : null, params: {}, layer, seed: tensorSeed(seed, name) });
+    }
+    for (const t of tensors) {
+      if (t.modelParams === null) continue;
+      t.params = resolveParams(method.globalParams, null, config.parameters, t.name, t.layer, numLayers, 'parameters');
+      t.modelParams = entries.map((e, i) =>
+        resolveParams(method.modelParams, e.parameters, config.parameters, t.name, t.layer, numLayers, `models[${i}] (${e.spec})`),
+      );
+    }
+    if (!tensors.some((t) => t.modelParams !== null)) throw new ConfigError('no tensor is selected for merging (check include_tensors / exclude_tensors)');
+
+    const tokenizerDir = config.tokenizerSource ?? base?.dir ?? config.base?.path ?? models[0]!.dir;
+    return {
+      method, merge, base, models, modelEntries: entries, taskVectorBase: tvb, reference, tensors, numLayers, tokenizerDir,
+      close: () => opened.forEach((c) => c.close()),
+    };
+  } catch (e) {
+    opened.forEach((c) => c.close());
+    throw e;
+  }
+}
+
+/** Runs a planned merge into outDir. */
+export async function executeMerge(plan: MergePlan, outDir: string, config: MergeConfig, opts: MergeOptions = {}): Promise<MergeSummary> {
+  const t0 = performance.now();
+  const writer = new CheckpointWriter(outDir, { maxShardBytes: opts.maxShardBytes, overwrite: opts.overwrite });
+  let bytesRead = 0;
+  let bytesWritten = 0;
+  let merged = 0;
+  try {
+    const planned: PlannedTensor[] = plan.tensors.map((t) => ({ name: t.name, dtype: t.outDtype, shape: t.shape }));
+    writer.plan(planned);
+    // Working memory is allocated once, sized to the largest tensor, and reused for every tensor:
+    // one float32 slot per input plus one raw-bytes buffer for reads and one for the encoded output.
+    let maxNumel = 0;
+    let maxBytes = 0;
+    for (const t of plan.tensors) {
+      maxNumel = Math.max(maxNumel, t.shape.reduce((a, b) => a * b, 1));
+      maxBytes = Math.max(maxBytes, plan.reference.info(t.name).byteLength);
+    }
+    const slot = () => new Float32Array(maxNumel);
+    const baseSlot = plan.base ? slot() : null;
+    const tvbSlot = plan.taskVectorBase ? slot() : null;
+    const shiftSlot = plan.taskVectorBase ? slot() : null;
+    const modelSlots = plan.models.map(slot);
+    const raw = new Uint8Array(Math.max(maxBytes, maxNumel * 4));
+    const encoded = new Uint8Array(maxNumel * 4);
+    const readF32 = (c: Checkpoint, name: string, into: Float32Array): Float32Array => {
+      const info = c.info(name);
+      const bytes = c.readBytes(name, raw.subarray(0, info.byteLength));
+      bytesRead += bytes.byteLength;
+      const x = decodeToF32(bytes, info.dtype, into.subarray(0, bytes.byteLength / DTYPE_BYTES[info.dtype]));
+      // `dtype:` in the config: inputs are rounded to it on load (the arithmetic stays float32)
+      if (config.dtype && config.dtype !== info.dtype && config.dtype !== 'F32') {
+        const tmp = encodeFromF32(x, config.dtype, encoded.subarray(0, x.length * DTYPE_BYTES[config.dtype]));
+        decodeToF32(tmp, config.dtype, x);
+      }
+      return x;
+    };
+    let done = 0;
+    const progress = (name: string) => {
+      done++;
+      opts.onProgress?.({ done, total: plan.tensors.length, bytesRead, bytesWritten, seconds: (performance.now() - t0) / 1000, tensor: name });
+    };
+    for (const t of plan.tensors) {
+      let out: Float32Array;
+      if (t.modelParams === null) {
+        const info = plan.reference.info(t.name);
+        const bytes = plan.reference.readBytes(t.name, raw.subarray(0, info.byteLength));
+        bytesRead += bytes.byteLength;
+        if (info.dtype === t.outDtype) {
+          writer.write(t.name, bytes);
+          bytesWritten += bytes.byteLength;
+          progress(t.name);
+          continue;
+        }
+        out = decodeToF32(bytes, info.dtype, (modelSlots[0] ?? slot()).subarray(0, bytes.byteLength / DTYPE_BYTES[info.dtype]));
+      } else {
+        const base = plan.base ? readF32(plan.base, t.name, baseSlot!) : null;
+        const tvb = plan.taskVectorBase ? readF32(plan.taskVectorBase, t.name, tvbSlot!) : null;
+        const models = plan.models.map((c, i) => readF32(c, t.name, modelSlots[i]!));
+        const n = models[0]!.length;
+        const input: MergeTensorInput = {
+          name: t.name,
+          shape: t.shape,
+          base: tvb ?? base,
+          models,
+          modelParams: t.modelParams,
+          params: t.params,
+          layer: t.layer,
+          numLayers: plan.numLayers,
+          seed: t.seed,
+        };
+        out = await plan.merge(input);
+        if (!(out instanceof Float32Array) || out.length !== n)
+          throw new Error(`merge method ${config.method} returned ${out instanceof Float32Array ? out.length + ' values' : typeof out} for tensor ${t.name} of ${n} elements`);
+        if (tvb && base) {
+          // task vectors were taken relative to task_vector_base R: result = B + f(W − R) = f-result + (B − R)
+          const shift = shiftSlot!.subarray(0, n);
+          sub(shift, base, tvb);
+          axpy(out, 1, shift);
+        }
+        merged++;
+      }
+      const bytes = encodeFromF32(out, t.outDtype, encoded.subarray(0, out.length * DTYPE_BYTES[t.outDtype]));
+      writer.write(t.name, bytes);
+      bytesWritten += bytes.byteLength;
+      progress(t.name);
+    }
+
+    // carry config, generation config and tokenizer files
+    const modelDir = plan.base?.dir ?? plan.models[0]!.dir;
+    const dtypes = new Set(plan.tensors.map((t) => t.outDtype));
+    for (const f of MODEL_FILES) {
+      const src = join(modelDir, f);
+      if (!plan.reference.auxFiles().includes(f) && !existsFile(src)) continue;
+      if (f === 'config.json' && plan.reference.config) {
+        const cfg = { ...plan.reference.config } as Record<string, unknown>;
+        if (dtypes.size === 1) {
+          const name = torchDTypeName([...dtypes][0]!);
+          if ('dtype' in cfg) cfg.dtype = name;
+          cfg.torch_dtype = name;
+        }
+        writer.writeJson('config.json', cfg);
+      } else if (existsFile(src)) writer.copyFile(src, f);
+    }
+    for (const f of TOKENIZER_FILES) {
+      const src = join(plan.tokenizerDir, f);
+      if (existsFile(src)) writer.copyFile(src, f);
+    }
+    writer.writeJson('selfdev_merge.json', {
+      merge_method: config.method,
+      base_model: config.base ? basename(config.base.path) : null,
+      models: plan.modelEntries.map((e) => basename(e.path)),
+      seed: opts.seed ?? 0,
+      tokenizer_source: basename(plan.tokenizerDir),
+    });
+    writer.commit();
+  } catch (e) {
+    writer.abort();
+    throw e;
+  }
+  const seconds = (performance.now() - t0) / 1000;
+  const parameters = plan.tensors.reduce((s, t) => s + t.shape.reduce((a, b) => a * b, 1), 0);
+  return {
+    outDir, tensors: plan.tensors.length, merged, copied: plan.tensors.length - merged, parameters,
+    bytesRead, bytesWritten, seconds, shards: readdirSync(outDir).filter((f) => f.endsWith('.safetensors')).length,
+  };
+}
+
+function existsFile(p: string): boolean {
+  return existsSync(p) && statSync(p).isFile();
+}
+
+/** Plans and runs a merge; closes every file afterwards. */
+export async function runMerge(config: MergeConfig, outDir: string, opts: MergeOptions = {}): Promise<MergeSummary> {
+  const plan = planMerge(config, opts);
+  try {
+    return await executeMerge(plan, outDir, config, opts);
+  } finally {
+    plan.close();
+  }
+}
