@@ -1,0 +1,699 @@
+// report.html: a self-contained page (inline CSS, hand-written inline SVG, a few lines of inline JS
+// for the copy buttons; no external resources) summarising a run from its RunStore.
+//
+// Program text is untrusted: it is only ever placed in element content through esc(), never into a
+// script. The inline script is a constant.
+import type {
+  RunStore, RunRecord, IterationSummary, LeaderboardRow, BaselineRecord, TransferRecord, RepeatRecord, DpoStepRecord, FailureRecord,
+} from '../store/store.ts';
+import { writeFileAtomic } from '../store/store.ts';
+import { bootstrapCI, mean, median, quantile, seededRandom } from './stats.ts';
+import type { Interval } from './stats.ts';
+import {
+  esc, n2, scaleLinear, niceTicks, niceDomain, svgOpen, axisLeft, axisBottom, legend, withLegend, polyline, innerW,
+} from './svg.ts';
+import type { Frame, LegendItem } from './svg.ts';
+
+export interface ReportOptions {
+  /** Size of the final test pool (top-k by dev); 15 in the paper. */
+  topK?: number;
+  /** Seed of the bootstrap intervals. */
+  seed?: number;
+  /** Bootstrap resamples. */
+  resamples?: number;
+  /** Failure examples shown per category. */
+  failuresPerCategory?: number;
+  /** Time stamp written in the footer (defaults to now). */
+  generatedAt?: string;
+}
+
+/** Everything the page shows, read from the store once. */
+export interface ReportData {
+  run: RunRecord | undefined;
+  evalConfig: unknown;
+  primaryArm: string;
+  summaries: IterationSummary[];
+  leaderboard: LeaderboardRow[];
+  failures: FailureRecord[];
+  baselines: BaselineRecord[];
+  transfers: TransferRecord[];
+  repeats: RepeatRecord[];
+  dpo: (DpoStepRecord & { t: number; arm: string; repeatIndex: number })[];
+  evalTimings: { iterationId: number; sandbox: number[]; merge: number[]; evaluate: number[] }[];
+}
+
+const ARM_COLORS: Record<string, string> = { dpo: '#0072B2', random: '#E69F00', evolution: '#009E73' };
+const EXTRA_COLORS = ['#CC79A7', '#56B4E9', '#D55E00', '#8C6D31', '#666666'];
+const VERDICT_COLORS: Record<string, string> = {
+  ok: '#2E9E6B', syntax: '#D55E00', runtime: '#E69F00', timeout: '#CC79A7', memory: '#56B4E9', 'op-limit': '#0072B2',
+  'bad-shape': '#B8A21E', 'non-finite': '#7F7F7F', 'no-entry': '#A05A2C',
+};
+const ITER_COLORS = ['#0072B2', '#D55E00', '#009E73', '#CC79A7', '#E69F00', '#56B4E9', '#000000'];
+
+function armColor(arm: string, arms: string[]): string {
+  return ARM_COLORS[arm] ?? EXTRA_COLORS[Math.max(0, arms.filter((a) => !ARM_COLORS[a]).indexOf(arm)) % EXTRA_COLORS.length];
+}
+function verdictColor(v: string, all: string[]): string {
+  return VERDICT_COLORS[v] ?? EXTRA_COLORS[all.filter((x) => !VERDICT_COLORS[x]).indexOf(v) % EXTRA_COLORS.length];
+}
+const ARM_LABEL: Record<string, string> = { dpo: 'DPO (Self-Developing)', random: 'random (untrained factory)', evolution: 'evolution (no DPO)' };
+const armLabel = (a: string): string => ARM_LABEL[a] ?? a;
+
+const pct = (v: number | null | undefined, digits = 1): string => (v === null || v === undefined ? '—' : `${(v * 100).toFixed(digits)}%`);
+const pctCell = (v: number | null | undefined): string =>
+  v === null || v === undefined ? '<td class="num na" title="not measured yet">—</td>' : `<td class="num">${pct(v)}</td>`;
+const pairCell = (strict: number | null, flex: number | null): string =>
+  strict === null && flex === null
+    ? '<td class="num na" title="not measured yet">—</td>'
+    : `<td class="num">${pct(strict)} <span class="muted flex">/ ${pct(flex)}</span></td>`;
+const lines = (code: string): string => {
+  const n = code.split('\n').length;
+  return `${n} line${n === 1 ? '' : 's'}`;
+};
+const ciText = (ci: Interval | null): string => (ci ? `[${pct(ci.lo)}, ${pct(ci.hi)}]` : '');
+const short = (h: string): string => h.slice(0, 10);
+const notYet = (what: string): string => `<p class="empty">Not yet: ${esc(what)}</p>`;
+
+function fmtMs(ms: number | null | undefined): string {
+  if (ms === null || ms === undefined) return '—';
+  if (ms < 1000) return `${ms.toFixed(0)} ms`;
+  if (ms < 120_000) return `${(ms / 1000).toFixed(1)} s`;
+  if (ms < 7_200_000) return `${(ms / 60_000).toFixed(1)} min`;
+  return `${(ms / 3_600_000).toFixed(2)} h`;
+}
+
+// ---------------------------------------------------------------- data
+
+export function collectReportData(store: RunStore, options: ReportOptions = {}): ReportData {
+  const run = store.getRun();
+  const empty: ReportData = {
+    run, evalConfig: undefined, primaryArm: 'dpo', summaries: [], leaderboard: [], failures: [], baselines: [], transfers: [], repeats: [], dpo: [], evalTimings: [],
+  };
+  if (!run) return empty;
+  const its = store.iterations();
+  const arms = [...new Set(its.map((i) => i.arm))];
+  const primaryArm = arms.includes('dpo') || arms.length === 0 ? 'dpo' : arms[0];
+  const byId = new Map(its.map((i) => [i.id, i]));
+  const evalTimings = its.map((it) => {
+    const seen = new Set<string>();
+    const out = { iterationId: it.id, sandbox: [] as number[], merge: [] as number[], evaluate: [] as number[] };
+    for (const s of store.samples(it.id)) {
+      if (seen.has(s.hash)) continue;
+      seen.add(s.hash);
+      const e = store.evaluationFor(s.hash);
+      if (!e) continue;
+      if (e.sandboxMs !== null) out.sandbox.push(e.sandboxMs);
+      if (e.mergeMs !== null) out.merge.push(e.mergeMs);
+      if (e.evalMs !== null) out.evaluate.push(e.evalMs);
+    }
+    return out;
+  });
+  return {
+    run,
+    evalConfig: store.evalConfig(run.evalKey),
+    primaryArm,
+    summaries: store.iterationSummary(),
+    leaderboard: store.leaderboard(options.topK ?? 15, { arm: primaryArm, repeatIndex: 0 }),
+    failures: store.failures({ limitPerVerdict: options.failuresPerCategory ?? 3, arm: primaryArm }),
+    baselines: store.baselines(),
+    transfers: store.transfers(),
+    repeats: store.repeats(),
+    dpo: store.dpoSteps().map((s) => {
+      const it = byId.get(s.iterationId)!;
+      return { ...s, t: it.t, arm: it.arm, repeatIndex: it.repeatIndex };
+    }),
+    evalTimings,
+  };
+}
+
+/** Writes report.html for the run in `store` to outPath (atomically). Returns the HTML. */
+export function writeReport(store: RunStore, outPath: string, options: ReportOptions = {}): string {
+  const html = renderReport(collectReportData(store, options), options);
+  writeFileAtomic(outPath, html);
+  return html;
+}
+
+// ---------------------------------------------------------------- page
+
+export function renderReport(d: ReportData, options: ReportOptions = {}): string {
+  const seed = options.seed ?? 12345;
+  const resamples = options.resamples ?? 2000;
+  const generated = options.generatedAt ?? new Date().toISOString();
+  const title = d.run ? `selfdev report — ${d.run.name}` : 'selfdev report — no run yet';
+  const ci = (xs: number[]): Interval | null => bootstrapCI(xs, { seed, resamples });
+  const sections: [string, string, string][] = d.run
+    ? [
+        ['distribution', 'Score distribution', sectionDistribution(d)],
+        ['progress', 'Best and median', sectionProgress(d)],
+        ['validity', 'Pass rate and failures', sectionValidity(d)],
+        ['leaderboard', 'Leaderboard', sectionLeaderboard(d)],
+        ['controls', 'Baselines and controls', sectionControls(d, ci)],
+        ['transfer', 'Transfer', sectionTransfer(d)],
+        ['dpo', 'DPO training', sectionDpo(d)],
+        ['timings', 'Timings', sectionTimings(d)],
+      ]
+    : [];
+  const nav = sections.map(([id, name]) => `<a href="#${id}">${esc(name)}</a>`).join('');
+  const body = sections.map(([id, name, html]) => `<section id="${id}"><h2>${esc(name)}</h2>${html}</section>`).join('\n');
+  return `<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:">
+<title>${esc(title)}</title>
+<style>${CSS}</style>
+</head>
+<body>
+<header class="top">
+${renderHeader(d, ci)}
+${nav ? `<nav>${nav}</nav>` : ''}
+</header>
+<main>
+${d.run ? body : `<section><h2>No run recorded yet</h2>${notYet('this run directory holds no run. Start one with the loop; this page fills in as it progresses.')}</section>`}
+</main>
+<footer>Generated ${esc(generated)} by selfdev${d.run ? ` ${esc(d.run.selfdevVersion)}` : ''}. Intervals are percentile bootstrap 95% intervals over repeats (${resamples} resamples, seed ${seed}).</footer>
+<script>${SCRIPT}</script>
+</body>
+</html>
+`;
+}
+
+function renderHeader(d: ReportData, ci: (xs: number[]) => Interval | null): string {
+  if (!d.run) return '<h1>selfdev report</h1><p class="sub">No run recorded yet.</p>';
+  const r = d.run;
+  const iters = d.summaries.filter((s) => s.arm === d.primaryArm && s.repeatIndex === 0);
+  const sampled = d.summaries.reduce((a, s) => a + s.nSampled, 0);
+  const valid = d.summaries.reduce((a, s) => a + s.nValid, 0);
+  const meta = [
+    ['status', `<span class="badge status-${esc(r.status)}">${esc(r.status)}</span>`],
+    ['seed', esc(r.seed)],
+    ['iterations', `${iters.filter((s) => s.status === 'done').length} done / ${iters.length} started`],
+    ['programs', `${sampled} sampled, ${valid} valid`],
+    ['started', esc(r.createdAt.replace('T', ' ').replace(/\.\d+Z$/, ' UTC'))],
+    ['updated', esc(r.updatedAt.replace('T', ' ').replace(/\.\d+Z$/, ' UTC'))],
+  ];
+  return `<h1>${esc(r.name)}</h1>
+<p class="sub">Self-Developing run: a factory model writes merge algorithms, the best and worst train it by DPO.</p>
+<div class="meta">${meta.map(([k, v]) => `<div><span class="k">${esc(k)}</span><span class="v">${v}</span></div>`).join('')}</div>
+${renderHeadline(d, ci)}
+<details class="config"><summary>Run configuration</summary><pre><code>${esc(JSON.stringify(r.config, null, 2))}</code></pre>
+<p class="k">Evaluation configuration (key ${esc(short(r.evalKey))})</p><pre><code>${esc(JSON.stringify(d.evalConfig ?? null, null, 2))}</code></pre></details>`;
+}
+
+function taSelected(d: ReportData, expertSet: 'in-domain' | 'ood'): BaselineRecord[] {
+  const ta = d.baselines.filter((b) => b.expertSet === expertSet && (b.method === 'task_arithmetic' || /task.?arithmetic/i.test(b.name)));
+  const reps = [...new Set(ta.map((b) => b.repeatIndex))];
+  const out: BaselineRecord[] = [];
+  for (const rep of reps) {
+    const rows = ta.filter((b) => b.repeatIndex === rep);
+    const sel = rows.find((b) => b.selected) ?? [...rows].filter((b) => b.devStrict !== null).sort((a, b) => b.devStrict! - a.devStrict!)[0];
+    if (sel) out.push(sel);
+  }
+  return out;
+}
+
+function renderHeadline(d: ReportData, ci: (xs: number[]) => Interval | null): string {
+  const best = d.leaderboard[0];
+  const tested = d.leaderboard.filter((r) => r.testStrict !== null);
+  const maxTest = tested.length ? Math.max(...tested.map((r) => r.testStrict!)) : null;
+  const dpoRep = d.repeats.filter((r) => r.arm === d.primaryArm && r.testStrict !== null).map((r) => r.testStrict!);
+  const ta = taSelected(d, 'in-domain');
+  const taTests = ta.filter((b) => b.testStrict !== null).map((b) => b.testStrict!);
+
+  let algo: string;
+  if (!best) algo = `<div class="big na">not yet</div><div class="small">no valid program with a dev score yet</div>`;
+  else if (dpoRep.length >= 2) {
+    const c = ci(dpoRep)!;
+    algo = `<div class="big">${pct(c.estimate)}</div><div class="small">mean test accuracy (strict) over ${dpoRep.length} repeats, 95% CI ${ciText(c)}</div>`;
+  } else if (best.testStrict !== null) {
+    algo = `<div class="big">${pct(best.testStrict)}</div><div class="small">test accuracy (strict) of the best-by-dev program <code>${esc(short(best.hash))}</code> (dev ${pct(best.devStrict ?? best.devSubset)})</div>`;
+  } else algo = `<div class="big na">not yet</div><div class="small">best-by-dev program <code>${esc(short(best.hash))}</code> (dev ${pct(best.devStrict ?? best.devSubset)}) has no test score yet</div>`;
+
+  let base: string;
+  if (taTests.length >= 2) {
+    const c = ci(taTests)!;
+    base = `<div class="big">${pct(c.estimate)}</div><div class="small">mean over ${taTests.length} repeats, 95% CI ${ciText(c)}</div>`;
+  } else if (taTests.length === 1) {
+    base = `<div class="big">${pct(taTests[0])}</div><div class="small">dev-tuned ${esc(JSON.stringify(ta[0].params))}, dev ${pct(ta[0].devStrict)}</div>`;
+  } else base = `<div class="big na">not yet</div><div class="small">no dev-tuned Task Arithmetic test score yet</div>`;
+
+  const a = dpoRep.length >= 2 ? mean(dpoRep) : (best?.testStrict ?? null);
+  const b = taTests.length ? mean(taTests) : null;
+  const delta = a !== null && b !== null ? `<div class="big ${a >= b ? 'pos' : 'neg'}">${a >= b ? '+' : '−'}${(Math.abs(a - b) * 100).toFixed(1)}</div><div class="small">points, discovered − Task Arithmetic (test)</div>` : `<div class="big na">—</div><div class="small">needs both test scores</div>`;
+  const paper = maxTest !== null ? `<p class="note">Paper-style headline (best test score among the top ${d.leaderboard.length} by dev): ${pct(maxTest)} — optimistic, since it selects on test.</p>` : '';
+  return `<div class="headline">
+<div class="card accent"><div class="label">Best discovered algorithm</div>${algo}</div>
+<div class="card"><div class="label">Task Arithmetic (dev-tuned)</div>${base}</div>
+<div class="card"><div class="label">Difference</div>${delta}</div>
+</div>${paper}`;
+}
+
+// ---------------------------------------------------------------- charts
+
+const FRAME: Frame = { width: 760, height: 320, left: 64, right: 20, top: 34, bottom: 48 };
+
+function groupsByT(d: ReportData): { ts: number[]; arms: string[] } {
+  const rows = d.summaries.filter((s) => s.repeatIndex === 0);
+  return { ts: [...new Set(rows.map((s) => s.t))].sort((a, b) => a - b), arms: [...new Set(rows.map((s) => s.arm))] };
+}
+
+function sectionDistribution(d: ReportData): string {
+  const rows = d.summaries.filter((s) => s.repeatIndex === 0);
+  const all = rows.flatMap((s) => s.screenScores);
+  if (all.length === 0) return notYet('no valid program has a dev score.');
+  const { ts, arms } = groupsByT(d);
+  const f = { ...FRAME, bottom: 44, height: 320 };
+  const [y0, y1] = niceDomain(Math.min(...all), Math.max(...all));
+  const y = scaleLinear([y0, y1], [f.height - f.bottom, f.top]);
+  const band = innerW(f) / ts.length;
+  const sub = band / (arms.length + 0.6);
+  let s = svgOpen(f, 'distribution', 'Dev score of valid programs per iteration') + axisLeft(f, y, niceTicks(y0, y1), 'dev accuracy (screening)', (v) => `${Math.round(v * 100)}%`);
+  s += axisBottom(f, ts.map((t, i) => ({ x: f.left + band * (i + 0.5), label: `iteration ${t}` })), '').replace(/<line class="tick"[^>]*\/>/g, '');
+  const rnd = seededRandom(7);
+  ts.forEach((t, i) => {
+    arms.forEach((arm, j) => {
+      const row = rows.find((r) => r.t === t && r.arm === arm);
+      if (!row || row.screenScores.length === 0) return;
+      const cx = f.left + band * i + (band - sub * arms.length) / 2 + sub * (j + 0.5);
+      const col = armColor(arm, arms);
+      const q1 = quantile(row.screenScores, 0.25)!;
+      const q3 = quantile(row.screenScores, 0.75)!;
+      const md = median(row.screenScores)!;
+      const bw = Math.min(sub * 0.8, 70);
+      s += `<g class="box"><rect x="${n2(cx - bw / 2)}" y="${n2(y(q3))}" width="${n2(bw)}" height="${n2(Math.max(1, y(q1) - y(q3)))}" fill="${col}" fill-opacity="0.10" stroke="${col}" stroke-opacity="0.6"/>`;
+      s += `<line x1="${n2(cx - bw / 2)}" x2="${n2(cx + bw / 2)}" y1="${n2(y(md))}" y2="${n2(y(md))}" stroke="${col}" stroke-width="2.5"/></g>`;
+      for (const v of row.screenScores) {
+        const jx = cx + (rnd() - 0.5) * bw * 0.8;
+        s += `<circle cx="${n2(jx)}" cy="${n2(y(v))}" r="3.2" fill="${col}" fill-opacity="0.55"><title>${esc(armLabel(arm))}, iteration ${t}: ${pct(v)}</title></circle>`;
+      }
+      s += `<text class="count" x="${n2(cx)}" y="${f.height - f.bottom + 33}" text-anchor="middle">n=${row.screenScores.length}</text>`;
+    });
+  });
+  s += legend(f, arms.map((a) => ({ label: armLabel(a), color: armColor(a, arms), kind: 'dot' as const })));
+  s += '</svg>';
+  return `<p class="lead">Each dot is one distinct valid program, scored on the cheap dev subset (full dev when no subset is used); boxes show the quartiles and the median. The paper's figure 4: the distribution should shift upward as DPO trains the factory.</p>${s}`;
+}
+
+function sectionProgress(d: ReportData): string {
+  const rows = d.summaries.filter((s) => s.repeatIndex === 0 && s.bestScreen !== null);
+  if (rows.length === 0) return notYet('no iteration has a scored valid program.');
+  const { ts, arms } = groupsByT(d);
+  const ta = taSelected(d, 'in-domain').find((b) => b.repeatIndex === 0 && b.devStrict !== null);
+  const vals = rows.flatMap((r) => [r.bestScreen!, r.medianScreen!, ...(r.bestDevStrict !== null ? [r.bestDevStrict] : [])]);
+  if (ta) vals.push(ta.devStrict!);
+  const items: LegendItem[] = [
+    ...arms.map((a) => ({ label: armLabel(a), color: armColor(a, arms), kind: 'line' as const })),
+    { label: 'best', color: '#667085', kind: 'line' },
+    { label: 'median', color: '#667085', kind: 'dash' },
+  ];
+  const f = withLegend(FRAME, items);
+  const [y0, y1] = niceDomain(Math.min(...vals), Math.max(...vals));
+  const y = scaleLinear([y0, y1], [f.height - f.bottom, f.top]);
+  const x = ts.length === 1 ? () => f.left + innerW(f) / 2 : scaleLinear([ts[0], ts[ts.length - 1]], [f.left + 40, f.width - f.right - 40]);
+  let s = svgOpen(f, 'progress', 'Best and median dev score per iteration') + axisLeft(f, y, niceTicks(y0, y1), 'dev accuracy', (v) => `${Math.round(v * 100)}%`);
+  s += axisBottom(f, ts.map((t) => ({ x: x(t), label: String(t) })), 'iteration');
+  if (ta) {
+    const yy = n2(y(ta.devStrict!));
+    s += `<line class="ref" x1="${f.left}" x2="${f.width - f.right}" y1="${yy}" y2="${yy}" stroke="#555" stroke-dasharray="2 4" stroke-width="1.5"/>`;
+    s += `<text class="ref-label" x="${f.width - f.right - 4}" y="${n2(y(ta.devStrict!) - 6)}" text-anchor="end">Task Arithmetic (dev-tuned) ${pct(ta.devStrict)}</text>`;
+  }
+  for (const arm of arms) {
+    const r = rows.filter((q) => q.arm === arm).sort((a, b) => a.t - b.t);
+    if (!r.length) continue;
+    const col = armColor(arm, arms);
+    const best = r.map((q) => [x(q.t), y(q.bestDevStrict ?? q.bestScreen!)] as [number, number]);
+    const med = r.map((q) => [x(q.t), y(q.medianScreen!)] as [number, number]);
+    s += polyline(best, col) + polyline(med, col, { dash: true, width: 2 });
+    for (const q of r) {
+      const bv = q.bestDevStrict ?? q.bestScreen!;
+      s += `<circle cx="${n2(x(q.t))}" cy="${n2(y(bv))}" r="4.5" fill="${col}"><title>${esc(armLabel(arm))} iteration ${q.t}: best ${pct(bv)}${q.bestDevStrict !== null ? ' (full dev)' : ' (subset)'}</title></circle>`;
+      s += `<circle cx="${n2(x(q.t))}" cy="${n2(y(q.medianScreen!))}" r="3.5" fill="#fff" stroke="${col}" stroke-width="2"><title>${esc(armLabel(arm))} iteration ${q.t}: median ${pct(q.medianScreen)}</title></circle>`;
+    }
+  }
+  s += legend(f, items) + '</svg>';
+  return `<p class="lead">Best (solid; full-dev strict accuracy where measured) and median (dashed; screening score) of the valid programs of each iteration.</p>${s}`;
+}
+
+function sectionValidity(d: ReportData): string {
+  const rows = d.summaries.filter((s) => s.repeatIndex === 0 && s.nSampled > 0);
+  if (rows.length === 0) return notYet('no program has been sampled.');
+  const verdicts = [...new Set(rows.flatMap((r) => Object.keys(r.verdicts)))].sort((a, b) => (a === 'ok' ? -1 : b === 'ok' ? 1 : a.localeCompare(b)));
+  const arms = [...new Set(rows.map((r) => r.arm))];
+  const labelOf = (r: IterationSummary) => (arms.length > 1 ? `${r.arm} ${r.t}` : `iteration ${r.t}`);
+  const f = withLegend({ ...FRAME, height: 340 }, [...verdicts, 'not evaluated yet'].map((v) => ({ label: v === 'ok' ? 'valid' : v, color: '' })));
+  const maxN = Math.max(...rows.map((r) => r.nSampled));
+  const [, y1] = niceDomain(0, maxN * 1.1);
+  const y = scaleLinear([0, y1], [f.height - f.bottom, f.top]);
+  const band = innerW(f) / rows.length;
+  const bw = Math.min(band * 0.62, 90);
+  let s = svgOpen(f, 'validity', 'Verdicts of sampled programs per iteration') + axisLeft(f, y, niceTicks(0, y1), 'programs sampled', (v) => String(v));
+  s += axisBottom(f, rows.map((r, i) => ({ x: f.left + band * (i + 0.5), label: labelOf(r) })), '');
+  rows.forEach((r, i) => {
+    const cx = f.left + band * (i + 0.5);
+    let acc = 0;
+    for (const v of verdicts) {
+      const c = r.verdicts[v] ?? 0;
+      if (!c) continue;
+      s += `<rect x="${n2(cx - bw / 2)}" y="${n2(y(acc + c))}" width="${n2(bw)}" height="${n2(y(acc) - y(acc + c))}" fill="${verdictColor(v, verdicts)}"><title>${esc(labelOf(r))}: ${esc(v)} ${c}</title></rect>`;
+      acc += c;
+    }
+    const pending = r.nSampled - r.nEvaluated;
+    if (pending > 0) s += `<rect x="${n2(cx - bw / 2)}" y="${n2(y(acc + pending))}" width="${n2(bw)}" height="${n2(y(acc) - y(acc + pending))}" fill="url(#hatch)" stroke="#999"><title>${esc(labelOf(r))}: not evaluated yet ${pending}</title></rect>`;
+    s += `<text class="bar-label" x="${n2(cx)}" y="${n2(y(r.nSampled) - 7)}" text-anchor="middle">${r.passRate === null ? 'pending' : `${pct(r.passRate, 0)} valid`}</text>`;
+  });
+  s = s.replace('<title>', '<defs><pattern id="hatch" width="6" height="6" patternUnits="userSpaceOnUse" patternTransform="rotate(45)"><line x1="0" y1="0" x2="0" y2="6" stroke="#bbb" stroke-width="2"/></pattern></defs><title>');
+  const legendItems: LegendItem[] = verdicts.map((v) => ({ label: v === 'ok' ? 'valid' : v, color: verdictColor(v, verdicts) }));
+  if (rows.some((r) => r.nSampled > r.nEvaluated)) legendItems.push({ label: 'not evaluated yet', color: '#c9ced6' });
+  s += legend(f, legendItems) + '</svg>';
+  const head = ['iteration', 'arm', 'T', 'sampled', 'distinct', 'valid', 'pass rate', ...verdicts.filter((v) => v !== 'ok')];
+  const table = `<div class="scroll"><table class="data compact"><thead><tr>${head.map((h) => `<th>${esc(h)}</th>`).join('')}</tr></thead><tbody>${d.summaries
+    .map(
+      (r) =>
+        `<tr><td>${r.t}${r.repeatIndex ? ` <span class="muted">(repeat ${r.repeatIndex})</span>` : ''}</td><td>${esc(r.arm)}</td><td class="num">${r.temperature === null ? '—' : r.temperature.toFixed(2)}</td><td class="num">${r.nSampled}</td><td class="num">${r.nDistinct}</td><td class="num">${r.nValid}</td><td class="num">${pct(r.passRate)}</td>${verdicts
+          .filter((v) => v !== 'ok')
+          .map((v) => `<td class="num">${r.verdicts[v] ?? 0}</td>`)
+          .join('')}</tr>`,
+    )
+    .join('')}</tbody></table></div>`;
+  return `<p class="lead">Every sampled program (duplicates included) by the verdict of the sandbox validation cascade.</p>${s}<details><summary>Counts per iteration</summary>${table}</details>`;
+}
+
+function codeBlock(code: string, summary: string, id?: string): string {
+  return `<details class="code"${id ? ` id="${esc(id)}"` : ''}><summary>${summary}</summary><div class="codewrap"><button type="button" class="copy">Copy</button><pre><code>${esc(code)}</code></pre></div></details>`;
+}
+
+function sectionLeaderboard(d: ReportData): string {
+  let s = '';
+  if (d.leaderboard.length === 0) s += notYet('no valid program with a dev score.');
+  else {
+    s += `<p class="lead">Top ${d.leaderboard.length} distinct valid programs of the ${esc(armLabel(d.primaryArm))} arm by full-dev strict accuracy (programs with only a screening score follow). These are the candidates scored once on test.</p>`;
+    s += `<div class="scroll"><table class="data leaderboard"><thead><tr><th>#</th><th>dev subset</th><th>dev strict <span class="muted">/ flex</span></th><th>test strict <span class="muted">/ flex</span></th><th>iter.</th><th>arm</th><th>origin</th><th>program</th></tr></thead><tbody>`;
+    for (const r of d.leaderboard) {
+      s += `<tr><td class="num">${r.rank}</td>${pctCell(r.devSubset)}${pairCell(r.devStrict, r.devFlex)}${pairCell(r.testStrict, r.testFlex)}<td class="num">${r.t}</td><td>${esc(r.arm)}</td><td>${esc(r.origin)}</td><td class="prog"><a class="prog-link" href="#p-${esc(r.hash)}"><code>${esc(short(r.hash))}</code></a> <span class="muted">${lines(r.code)}</span></td></tr>`;
+    }
+    s += '</tbody></table></div>';
+    s += `<h3>Code of the top ${d.leaderboard.length}</h3><div class="programs">${d.leaderboard
+      .map((r) =>
+        codeBlock(
+          r.code,
+          `<span class="rank">#${r.rank}</span> <code>${esc(short(r.hash))}</code> <span class="muted">iteration ${r.t} · dev ${pct(r.devStrict ?? r.devSubset)} · test ${pct(r.testStrict)}</span>`,
+          `p-${r.hash}`,
+        ),
+      )
+      .join('')}</div>`;
+  }
+  if (d.failures.length) {
+    const cats = [...new Set(d.failures.map((f) => f.verdict))];
+    s += `<details class="failures"><summary>Failure examples of the ${esc(armLabel(d.primaryArm))} arm: ${cats.length} categories, latest ${esc(Math.max(...cats.map((c) => d.failures.filter((f) => f.verdict === c).length)))} each</summary><div class="scroll"><table class="data failures"><thead><tr><th>category</th><th>iter.</th><th>arm</th><th>message</th><th>program</th></tr></thead><tbody>`;
+    for (const f of d.failures) {
+      s += `<tr><td><span class="chip" style="background:${VERDICT_COLORS[f.verdict] ?? '#888'}">${esc(f.verdict)}</span></td><td class="num">${f.t}</td><td>${esc(f.arm)}</td><td class="msg">${esc(f.message ?? '')}</td><td class="prog">${codeBlock(f.code, `<code>${esc(short(f.hash))}</code>`)}</td></tr>`;
+    }
+    s += '</tbody></table></div></details>';
+  }
+  return s;
+}
+
+interface ControlRow {
+  label: string;
+  kind: string;
+  color: string;
+  tests: number[];
+  devs: number[];
+  detail: string;
+}
+
+function sectionControls(d: ReportData, ci: (xs: number[]) => Interval | null): string {
+  const rows: ControlRow[] = [];
+  const arms = [...new Set(d.repeats.map((r) => r.arm))];
+  for (const arm of arms) {
+    const reps = d.repeats.filter((r) => r.arm === arm);
+    rows.push({
+      label: armLabel(arm), kind: arm === d.primaryArm ? 'method' : 'control', color: armColor(arm, arms),
+      tests: reps.filter((r) => r.testStrict !== null).map((r) => r.testStrict!), devs: reps.filter((r) => r.bestDevStrict !== null).map((r) => r.bestDevStrict!),
+      detail: `seeds ${reps.map((r) => r.seed).join(', ')}`,
+    });
+  }
+  if (!arms.includes(d.primaryArm) && d.leaderboard[0]?.testStrict != null) {
+    const b = d.leaderboard[0];
+    rows.unshift({ label: armLabel(d.primaryArm), kind: 'method', color: armColor(d.primaryArm, [d.primaryArm]), tests: [b.testStrict!], devs: b.devStrict !== null ? [b.devStrict] : [], detail: `best-by-dev ${short(b.hash)}` });
+  }
+  const inDomain = d.baselines.filter((b) => b.expertSet === 'in-domain');
+  for (const name of [...new Set(inDomain.map((b) => b.name))]) {
+    const reps = [...new Set(inDomain.filter((b) => b.name === name).map((b) => b.repeatIndex))];
+    const sel = reps
+      .map((rep) => {
+        const rr = inDomain.filter((b) => b.name === name && b.repeatIndex === rep);
+        return rr.find((b) => b.selected) ?? [...rr].filter((b) => b.devStrict !== null).sort((a, b) => b.devStrict! - a.devStrict!)[0];
+      })
+      .filter((b): b is BaselineRecord => b !== undefined);
+    rows.push({
+      label: name, kind: 'baseline', color: '#555', tests: sel.filter((b) => b.testStrict !== null).map((b) => b.testStrict!),
+      devs: sel.filter((b) => b.devStrict !== null).map((b) => b.devStrict!),
+      detail: sel.some((b) => Object.keys(b.params ?? {}).length) ? `tuned on dev: ${sel.map((b) => JSON.stringify(b.params)).filter((v, i, a) => a.indexOf(v) === i).join(' · ')}` : '',
+    });
+  }
+  if (rows.length === 0) return notYet('no baseline, control or repeat results.');
+  const stats = rows.map((r) => ({ r, ci: ci(r.tests), m: mean(r.tests), dm: mean(r.devs) }));
+  let s = '<p class="lead">Test accuracy (strict) of the program selected on dev for each arm, and of each baseline tuned on dev. With repeats: mean and 95% bootstrap interval; small dots are the individual repeats.</p>';
+  const plotted = stats.filter((x) => x.m !== null);
+  if (plotted.length) {
+    const rowH = 34;
+    const f: Frame = { width: 760, height: 44 + 40 + rowH * plotted.length, left: 230, right: 30, top: 24, bottom: 44 };
+    const vals = plotted.flatMap((x) => [...x.r.tests, ...(x.ci ? [x.ci.lo, x.ci.hi] : [])]);
+    const [x0, x1] = niceDomain(Math.min(...vals), Math.max(...vals));
+    const x = scaleLinear([x0, x1], [f.left, f.width - f.right]);
+    s += svgOpen(f, 'controls', 'Test accuracy of methods, controls and baselines');
+    for (const t of niceTicks(x0, x1)) {
+      s += `<line class="grid" x1="${n2(x(t))}" x2="${n2(x(t))}" y1="${f.top}" y2="${f.height - f.bottom}"/>`;
+    }
+    s += axisBottom(f, niceTicks(x0, x1).map((t) => ({ x: x(t), label: `${Math.round(t * 1000) / 10}%` })), 'test accuracy (strict)');
+    plotted.forEach(({ r, ci: c, m }, i) => {
+      const cy = f.top + 18 + i * rowH;
+      s += `<text class="row-label" x="${f.left - 10}" y="${cy}" text-anchor="end" dominant-baseline="middle">${esc(r.label)}</text>`;
+      if (c) s += `<line x1="${n2(x(c.lo))}" x2="${n2(x(c.hi))}" y1="${cy}" y2="${cy}" stroke="${r.color}" stroke-width="3" stroke-linecap="round"><title>95% CI ${ciText(c)}</title></line>`;
+      for (const v of r.tests) s += `<circle cx="${n2(x(v))}" cy="${cy + 9}" r="2.6" fill="${r.color}" fill-opacity="0.6"><title>${pct(v)}</title></circle>`;
+      s += `<rect x="${n2(x(m!) - 5)}" y="${cy - 5}" width="10" height="10" transform="rotate(45 ${n2(x(m!))} ${cy})" fill="${r.color}"><title>${esc(r.label)}: ${pct(m)}</title></rect>`;
+    });
+    s += '</svg>';
+  }
+  s += `<div class="scroll"><table class="data"><thead><tr><th>method</th><th>kind</th><th>n</th><th>dev strict (mean)</th><th>test strict (mean)</th><th>95% CI</th><th>details</th></tr></thead><tbody>${stats
+    .map(
+      ({ r, ci: c, m, dm }) =>
+        `<tr><td><span class="swatch" style="background:${r.color}"></span>${esc(r.label)}</td><td>${esc(r.kind)}</td><td class="num">${r.tests.length}</td>${pctCell(dm)}${pctCell(m)}<td class="num">${c ? ciText(c) : '<span class="muted">needs ≥ 2 repeats</span>'}</td><td class="muted">${esc(r.detail)}</td></tr>`,
+    )
+    .join('')}</tbody></table></div>`;
+  const grid = inDomain.filter((b) => !b.selected || inDomain.filter((x) => x.name === b.name).length > 1);
+  if (grid.length) {
+    s += `<details><summary>All baseline configurations (${inDomain.length})</summary><div class="scroll"><table class="data compact"><thead><tr><th>name</th><th>params</th><th>repeat</th><th>selected</th><th>dev strict</th><th>dev flex</th><th>test strict</th><th>test flex</th></tr></thead><tbody>${inDomain
+      .map(
+        (b) =>
+          `<tr${b.selected ? ' class="sel"' : ''}><td>${esc(b.name)}</td><td><code>${esc(JSON.stringify(b.params))}</code></td><td class="num">${b.repeatIndex}</td><td>${b.selected ? '✓' : ''}</td>${pctCell(b.devStrict)}${pctCell(b.devFlex)}${pctCell(b.testStrict)}${pctCell(b.testFlex)}</tr>`,
+      )
+      .join('')}</tbody></table></div></details>`;
+  }
+  return s;
+}
+
+function sectionTransfer(d: ReportData): string {
+  const ood = d.baselines.filter((b) => b.expertSet === 'ood');
+  if (d.transfers.length === 0 && ood.length === 0) return notYet('no out-of-domain transfer results.');
+  let s = '<p class="lead">The top discovered programs applied unchanged to out-of-domain experts, next to baselines re-tuned for those experts.</p>';
+  s += '<div class="scroll"><table class="data"><thead><tr><th>method</th><th>expert set</th><th>dev strict</th><th>test strict</th><th>test flex</th></tr></thead><tbody>';
+  for (const t of d.transfers) {
+    s += `<tr><td>discovered #${t.sourceRank} <code>${esc(short(t.hash))}</code>${t.repeatIndex ? ` <span class="muted">(repeat ${t.repeatIndex})</span>` : ''}</td><td>${esc(t.expertSet)}</td>${pctCell(t.devStrict)}${pctCell(t.testStrict)}${pctCell(t.testFlex)}</tr>`;
+  }
+  for (const b of ood.filter((x) => x.selected || ood.filter((y) => y.name === x.name).length === 1)) {
+    s += `<tr class="baseline"><td>${esc(b.name)} <span class="muted">${esc(JSON.stringify(b.params))}</span></td><td>ood</td>${pctCell(b.devStrict)}${pctCell(b.testStrict)}${pctCell(b.testFlex)}</tr>`;
+  }
+  return s + '</tbody></table></div>';
+}
+
+function dpoChart(d: ReportData, key: 'loss' | 'margin' | 'accuracy', label: string): string {
+  const steps = d.dpo.filter((s) => s[key] !== null);
+  if (steps.length === 0) return '';
+  const groups = [...new Set(steps.map((s) => `${s.arm}|${s.repeatIndex}|${s.t}`))];
+  const f: Frame = { width: 300, height: 230, left: 54, right: 10, top: 34, bottom: 44 };
+  const xs: [string, number, number][] = [];
+  let offset = 0;
+  for (const g of groups) {
+    const gs = steps.filter((s) => `${s.arm}|${s.repeatIndex}|${s.t}` === g);
+    for (const st of gs) xs.push([g, offset + st.step, st[key]!]);
+    offset += Math.max(...gs.map((x) => x.step)) + 1;
+  }
+  const vals = xs.map((x) => x[2]);
+  const [y0, y1] = key === 'accuracy' ? [0, 1] : niceDomain(Math.min(...vals, key === 'margin' ? 0 : Infinity), Math.max(...vals));
+  const y = scaleLinear([y0, y1], [f.height - f.bottom, f.top]);
+  const x = scaleLinear([0, Math.max(1, offset - 1)], [f.left, f.width - f.right]);
+  let s = svgOpen(f, `dpo-${key}`, `DPO ${label} per step`) + axisLeft(f, y, niceTicks(y0, y1, 4), label, (v) => (key === 'accuracy' ? `${Math.round(v * 100)}%` : String(Number(v.toPrecision(3)))));
+  s += axisBottom(f, niceTicks(0, Math.max(1, offset - 1), 5).map((t) => ({ x: x(t), label: String(t) })), 'step (cumulative)');
+  if (key === 'margin' && y0 < 0 && y1 > 0) s += `<line x1="${f.left}" x2="${f.width - f.right}" y1="${n2(y(0))}" y2="${n2(y(0))}" stroke="#888" stroke-width="1"/>`;
+  groups.forEach((g, i) => {
+    const pts = xs.filter((p) => p[0] === g).map((p) => [x(p[1]), y(p[2])] as [number, number]);
+    s += polyline(pts, ITER_COLORS[i % ITER_COLORS.length], { width: 2 });
+  });
+  const items = groups.map((g, i) => {
+    const [arm, rep, t] = g.split('|');
+    return { label: `${arm !== d.primaryArm ? `${arm} ` : ''}${rep !== '0' ? `r${rep} ` : ''}it ${t}`, color: ITER_COLORS[i % ITER_COLORS.length], kind: 'line' as const };
+  });
+  s += legend(f, items.length > 4 ? [] : items) + '</svg>';
+  return `<div class="panel">${s}</div>`;
+}
+
+function sectionDpo(d: ReportData): string {
+  if (d.dpo.length === 0) return notYet('no DPO training steps recorded.');
+  const panels = [dpoChart(d, 'loss', 'loss'), dpoChart(d, 'margin', 'reward margin'), dpoChart(d, 'accuracy', 'reward accuracy')].join('');
+  const its = [...new Set(d.dpo.map((s) => s.iterationId))];
+  const rows = its.map((id) => {
+    const st = d.dpo.filter((s) => s.iterationId === id);
+    const first = st[0];
+    const last = st[st.length - 1];
+    return `<tr><td>${first.t}</td><td>${esc(first.arm)}</td><td class="num">${st.length}</td><td class="num">${first.loss.toFixed(4)} → ${last.loss.toFixed(4)}</td><td class="num">${last.margin === null ? '—' : last.margin.toFixed(4)}</td><td class="num">${pct(last.accuracy)}</td><td class="num">${last.rewardsChosen === null ? '—' : last.rewardsChosen.toFixed(4)}</td><td class="num">${last.rewardsRejected === null ? '—' : last.rewardsRejected.toFixed(4)}</td></tr>`;
+  });
+  return `<p class="lead">Per-step DPO statistics of the factory, one colour per iteration (steps of successive iterations are laid end to end). Loss starts at ln 2 ≈ 0.693 when the policy equals the reference.</p><div class="panels">${panels}</div>
+<div class="scroll"><table class="data compact"><thead><tr><th>iteration</th><th>arm</th><th>steps</th><th>loss first → last</th><th>margin (last)</th><th>accuracy (last)</th><th>rewards/chosen</th><th>rewards/rejected</th></tr></thead><tbody>${rows.join('')}</tbody></table></div>`;
+}
+
+function sectionTimings(d: ReportData): string {
+  const its = d.summaries;
+  if (its.length === 0) return notYet('no iteration started.');
+  const phases = [...new Set(its.flatMap((s) => Object.keys(s.timings)))];
+  let s = '';
+  const withPhases = its.filter((s) => Object.keys(s.timings).length > 0 && s.repeatIndex === 0);
+  if (withPhases.length && phases.length) {
+    const rowH = 30;
+    const f: Frame = { width: 760, height: 24 + 40 + rowH * withPhases.length + 20, left: 180, right: 30, top: 34, bottom: 44 };
+    const totals = withPhases.map((r) => phases.reduce((a, p) => a + (r.timings[p] ?? 0), 0));
+    const [, x1] = niceDomain(0, Math.max(...totals) / 1000);
+    const x = scaleLinear([0, x1], [f.left, f.width - f.right]);
+    s += svgOpen(f, 'timings', 'Time per phase per iteration');
+    for (const t of niceTicks(0, x1)) s += `<line class="grid" x1="${n2(x(t))}" x2="${n2(x(t))}" y1="${f.top}" y2="${f.height - f.bottom}"/>`;
+    s += axisBottom(f, niceTicks(0, x1).map((t) => ({ x: x(t), label: String(t) })), 'seconds');
+    withPhases.forEach((r, i) => {
+      const cy = f.top + 10 + i * rowH;
+      s += `<text class="row-label" x="${f.left - 10}" y="${cy + 9}" text-anchor="end" dominant-baseline="middle">${esc(`${r.arm !== d.primaryArm ? r.arm + ' · ' : ''}iteration ${r.t}`)}</text>`;
+      let acc = 0;
+      phases.forEach((p, j) => {
+        const v = (r.timings[p] ?? 0) / 1000;
+        if (v <= 0) return;
+        s += `<rect x="${n2(x(acc))}" y="${cy}" width="${n2(Math.max(0.5, x(acc + v) - x(acc)))}" height="18" fill="${ITER_COLORS[j % ITER_COLORS.length]}" fill-opacity="0.85"><title>${esc(p)}: ${fmtMs(v * 1000)}</title></rect>`;
+        acc += v;
+      });
+    });
+    s += legend(f, phases.map((p, j) => ({ label: p, color: ITER_COLORS[j % ITER_COLORS.length] }))) + '</svg>';
+  } else s += notYet('no phase timings recorded.');
+  const med = (xs: number[]) => fmtMs(median(xs));
+  s += `<div class="scroll"><table class="data compact"><thead><tr><th>iteration</th><th>arm</th><th>status</th><th>wall time</th>${phases.map((p) => `<th>${esc(p)}</th>`).join('')}<th>median sandbox</th><th>median merge</th><th>median eval</th></tr></thead><tbody>${its
+    .map((r) => {
+      const et = d.evalTimings.find((e) => e.iterationId === r.iterationId);
+      const wall = r.finishedAt ? Date.parse(r.finishedAt) - Date.parse(r.startedAt) : null;
+      return `<tr><td>${r.t}${r.repeatIndex ? ` <span class="muted">(r${r.repeatIndex})</span>` : ''}</td><td>${esc(r.arm)}</td><td>${esc(r.status)}</td><td class="num">${wall === null ? '<span class="muted">running</span>' : fmtMs(wall)}</td>${phases.map((p) => `<td class="num">${fmtMs(r.timings[p])}</td>`).join('')}<td class="num">${med(et?.sandbox ?? [])}</td><td class="num">${med(et?.merge ?? [])}</td><td class="num">${med(et?.evaluate ?? [])}</td></tr>`;
+    })
+    .join('')}</tbody></table></div>`;
+  const ckpts = its.filter((r) => r.factoryCheckpoint);
+  if (ckpts.length) {
+    s += `<details><summary>Factory checkpoints (${ckpts.length})</summary><ul class="paths">${ckpts
+      .map((r) => `<li>${esc(`${r.arm} · iteration ${r.t}${r.repeatIndex ? ` · repeat ${r.repeatIndex}` : ''}`)}: <code>${esc(r.factoryCheckpoint)}</code></li>`)
+      .join('')}</ul></details>`;
+  }
+  return s;
+}
+
+// ---------------------------------------------------------------- assets
+
+const CSS = `
+:root { --fg: #1d2330; --muted: #667085; --line: #e4e7ec; --bg: #f7f8fa; --card: #fff; --accent: #0072B2; }
+* { box-sizing: border-box; }
+body { margin: 0; font: 15px/1.5 system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif; color: var(--fg); background: var(--bg); }
+header.top { background: var(--card); border-bottom: 1px solid var(--line); padding: 24px max(24px, calc((100% - 1040px) / 2 + 24px)) 0; }
+h1 { margin: 0; font-size: 26px; letter-spacing: -0.01em; }
+h2 { font-size: 20px; margin: 0 0 8px; }
+h3 { font-size: 16px; margin: 24px 0 8px; }
+.sub { margin: 4px 0 16px; color: var(--muted); }
+.meta { display: flex; flex-wrap: wrap; gap: 8px 28px; margin-bottom: 18px; }
+.meta .k, p.k { display: block; font-size: 11px; text-transform: uppercase; letter-spacing: 0.06em; color: var(--muted); }
+.meta .v { font-weight: 600; }
+.badge { padding: 1px 8px; border-radius: 10px; font-size: 13px; background: #eef; }
+.status-done { background: #dff3e8; color: #1b6b44; } .status-running { background: #e3efff; color: #0b4f8a; }
+.status-failed { background: #fde4e1; color: #9b2c1c; } .status-interrupted { background: #fff1d6; color: #8a5a00; }
+.headline { display: grid; grid-template-columns: 1.3fr 1fr 0.8fr; gap: 14px; }
+.card { background: var(--bg); border: 1px solid var(--line); border-radius: 10px; padding: 14px 18px; }
+.card.accent { border-left: 4px solid var(--accent); }
+.card .label { font-size: 12px; text-transform: uppercase; letter-spacing: 0.06em; color: var(--muted); }
+.card .big { font-size: 34px; font-weight: 700; line-height: 1.2; font-variant-numeric: tabular-nums; }
+.card .big.na { color: #98a2b3; font-weight: 600; } .card .big.pos { color: #1b7a4b; } .card .big.neg { color: #b42318; }
+.card .small { font-size: 13px; color: var(--muted); }
+.note { font-size: 13px; color: var(--muted); margin: 8px 0 0; }
+details.config { margin: 14px 0 0; } details.config pre { max-height: 320px; }
+nav { display: flex; flex-wrap: wrap; gap: 4px 18px; margin-top: 16px; padding: 10px 0; border-top: 1px solid var(--line); font-size: 14px; }
+nav a { color: var(--accent); text-decoration: none; } nav a:hover { text-decoration: underline; }
+main { max-width: 1040px; margin: 0 auto; padding: 8px 24px 24px; }
+section { background: var(--card); border: 1px solid var(--line); border-radius: 12px; padding: 20px 24px; margin: 18px 0; }
+p.lead { color: var(--muted); margin: 0 0 12px; max-width: 80ch; }
+p.empty { color: var(--muted); font-style: italic; background: var(--bg); border: 1px dashed #d0d5dd; border-radius: 8px; padding: 16px; margin: 0; }
+svg.chart { width: 100%; height: auto; display: block; margin: 4px 0 10px; font-size: 12px; }
+svg.chart text { fill: #475467; }
+svg.chart .axis-label { font-size: 13px; fill: #344054; font-weight: 600; }
+svg.chart .grid { stroke: #eaecf0; stroke-width: 1; }
+svg.chart .domain, svg.chart .tick { stroke: #98a2b3; }
+svg.chart .legend text { font-size: 12px; fill: #344054; }
+svg.chart .count, svg.chart .ref-label { font-size: 11px; fill: #667085; }
+svg.chart .bar-label { font-size: 12px; font-weight: 600; fill: #344054; }
+svg.chart .row-label { font-size: 13px; fill: #344054; }
+.panels { display: grid; grid-template-columns: repeat(auto-fit, minmax(300px, 1fr)); gap: 8px 16px; }
+table.data { border-collapse: collapse; width: 100%; font-size: 14px; margin: 8px 0; }
+table.data th { text-align: left; font-weight: 600; font-size: 12px; text-transform: uppercase; letter-spacing: 0.04em; color: var(--muted); border-bottom: 2px solid var(--line); padding: 6px 8px; white-space: nowrap; }
+table.data td { border-bottom: 1px solid var(--line); padding: 6px 8px; vertical-align: top; }
+table.data td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+table.data td.na { color: #98a2b3; }
+table.data.compact td, table.data.compact th { padding: 4px 8px; }
+table.data tr.sel td { background: #f0f7ff; }
+table.data tr.baseline td { background: #fafafa; }
+td.msg { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size: 12.5px; color: #9b2c1c; max-width: 360px; word-break: break-word; }
+td.prog { min-width: 180px; } td.prog .codewrap { max-width: min(380px, 40vw); }
+.programs details.code { border-bottom: 1px solid var(--line); padding: 6px 0; }
+a.prog-link, a.prog-link:visited { color: var(--accent); text-decoration: none; } a.prog-link:hover { text-decoration: underline; }
+.programs .rank { font-weight: 700; display: inline-block; min-width: 2.2em; }
+:target > summary { background: #fff6d6; }
+.flex { font-size: 12px; } td.path { font-family: ui-monospace, monospace; font-size: 12px; word-break: break-all; max-width: 200px; }
+.scroll { overflow-x: auto; }
+.muted { color: var(--muted); }
+.chip { color: #fff; border-radius: 10px; padding: 1px 8px; font-size: 12px; white-space: nowrap; }
+.swatch { display: inline-block; width: 10px; height: 10px; border-radius: 2px; margin-right: 6px; }
+details > summary { cursor: pointer; color: var(--accent); }
+details.code > summary { color: var(--fg); }
+.codewrap { position: relative; margin-top: 6px; }
+pre { background: #0f172a; color: #e2e8f0; border-radius: 8px; padding: 12px 14px; overflow: auto; max-height: 420px; font: 12.5px/1.45 ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; margin: 6px 0; }
+button.copy { position: absolute; top: 6px; right: 6px; font-size: 12px; border: 1px solid #475467; background: #1e293b; color: #e2e8f0; border-radius: 6px; padding: 2px 10px; cursor: pointer; }
+button.copy:hover { background: #334155; }
+code { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size: 0.92em; }
+footer { max-width: 1040px; margin: 0 auto; padding: 8px 24px 40px; color: var(--muted); font-size: 13px; }
+@media (max-width: 760px) { .headline { grid-template-columns: 1fr; } section { padding: 14px; } }
+`;
+
+// Constant script: copy buttons read the code block's text content (never interpreted as HTML).
+const SCRIPT = `
+document.addEventListener('click', function (ev) {
+  var link = ev.target instanceof Element ? ev.target.closest('a.prog-link') : null;
+  if (link) {
+    var target = document.getElementById((link.getAttribute('href') || '').slice(1));
+    if (target && target.tagName === 'DETAILS') target.open = true;
+    return;
+  }
+  var b = ev.target;
+  if (!(b instanceof HTMLElement) || !b.classList.contains('copy')) return;
+  var code = b.parentElement && b.parentElement.querySelector('code');
+  if (!code) return;
+  var text = code.textContent || '';
+  function done(ok) { b.textContent = ok ? 'Copied' : 'Select + Ctrl-C'; setTimeout(function () { b.textContent = 'Copy'; }, 1500); }
+  function fallback() {
+    try {
+      var r = document.createRange(); r.selectNodeContents(code);
+      var s = window.getSelection(); s.removeAllRanges(); s.addRange(r);
+      done(document.execCommand('copy'));
+    } catch (e) { done(false); }
+  }
+  if (navigator.clipboard && window.isSecureContext) navigator.clipboard.writeText(text).then(function () { done(true); }, fallback);
+  else fallback();
+});
+`;
