@@ -11,5 +11,10 @@ export const COMMANDS: Array<{ name: string; summary: string; load: () => Promis
   { name: 'train', summary: 'Train or fine-tune a tiny Llama from a JSON/YAML config.', load: async () => (await import('./train.ts')).command },
   { name: 'dpo', summary: 'DPO-train a model on preference pairs (TRL JSONL).', load: async () => (await import('./dpo.ts')).command },
   { name: 'generate', summary: 'Generate text with a model folder (batched, KV cache).', load: async () => (await import('./generate.ts')).command },
+  { name: 'eval', summary: 'Evaluate a model (folder or OpenAI-compatible endpoint) on tiny-world or GSM8k problems.', load: async () => (await import('./eval.ts')).command },
+  { name: 'serve', summary: 'Serve a model folder over an OpenAI-compatible HTTP API.', load: async () => (await import('./serve.ts')).command },
+  { name: 'export-gguf', summary: 'Export a Llama model folder to a GGUF file for llama.cpp.', load: async () => (await import('./export-gguf.ts')).command },
+  { name: 'check-algorithm', summary: 'Validate a merge algorithm (JS/TS contract) in the sandbox and print the verdict.', load: async () => (await import('./check-algorithm.ts')).command },
+  { name: 'report', summary: "Write a run's self-contained report.html from its database.", load: async () => (await import('./report.ts')).command },
   { name: 'demo', summary: 'Run the embedded end-to-end default (what `npm start` runs).', load: async () => (await import('./demo.ts')).command },
 ];

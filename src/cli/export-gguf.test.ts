@@ -1,0 +1,64 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { command } from './export-gguf.ts';
+import { UsageError } from './command.ts';
+import { makeLlamaCheckpoint, makeTempDir } from '../io/testing.ts';
+import { readGguf, ggufGet } from '../io/gguf.ts';
+
+function tokenizerJson(): string {
+  // bytes only (no merges): ids 3..258 are the GPT-2 byte characters; ASCII 0x21..0x7e map to themselves
+  const vocab: Record<string, number> = { '<pad>': 0, '<s>': 1, '</s>': 2 };
+  let extra = 0;
+  for (let b = 0; b < 256; b++) {
+    const printable = (b >= 0x21 && b <= 0x7e) || (b >= 0xa1 && b <= 0xac) || (b >= 0xae && b <= 0xff);
+    vocab[String.fromCodePoint(printable ? b : 256 + extra++)] = 3 + b;
+  }
+  const sp = (id: number, content: string) => ({ id, content, special: true, single_word: false, lstrip: false, rstrip: false, normalized: false });
+  return JSON.stringify({ added_tokens: [sp(0, '<pad>'), sp(1, '<s>'), sp(2, '</s>')], model: { type: 'BPE', vocab, merges: [] } });
+}
+
+test('selfdev export-gguf writes an f16 GGUF and reports it; bad usage is a UsageError', async () => {
+  const tmp = makeTempDir();
+  try {
+    const dir = join(tmp.path, 'm');
+    makeLlamaCheckpoint(dir, { layers: 1, hidden: 32, intermediate: 48, vocab: 260, heads: 2, kvHeads: 1, dtype: 'BF16', seed: 1 });
+    writeFileSync(join(dir, 'tokenizer.json'), tokenizerJson());
+    const out = join(tmp.path, 'm.gguf');
+    const logs: string[] = [];
+    const orig = console.log;
+    console.log = (...a: unknown[]) => void logs.push(a.join(' '));
+    let code: number;
+    try {
+      code = await command.run([dir, out, '--dtype', 'f16', '--name', 'tiny-m']);
+    } finally {
+      console.log = orig;
+    }
+    assert.equal(code, 0);
+    assert.match(logs.join('\n'), /wrote .*m\.gguf: 12 tensors, .* MB of f16 weights, vocab 260/);
+    const f = readGguf(out);
+    assert.equal(ggufGet(f, 'general.name'), 'tiny-m');
+    assert.equal(ggufGet(f, 'general.file_type'), 1);
+    assert.equal((ggufGet(f, 'tokenizer.ggml.tokens') as string[])[259], '[PAD259]');
+    // --verify: llama.cpp on the f32 export agrees with the reference forward
+    logs.length = 0;
+    console.log = (...a: unknown[]) => void logs.push(a.join(' '));
+    try {
+      code = await command.run([dir, join(tmp.path, 'v.gguf'), '--verify']);
+    } finally {
+      console.log = orig;
+    }
+    assert.equal(code, 0);
+    const m = /verified with llama\.cpp: (\d+)\/(\d+) greedy tokens equal the reference .* difference (\S+)/.exec(logs.join('\n'));
+    assert.ok(m, logs.join('\n'));
+    assert.equal(m[1], m[2]);
+    assert.ok(Number(m[2]) >= 1);
+    assert.ok(Number(m[3]) < 1e-3, `probability difference ${m[3]}`);
+    await assert.rejects(command.run([dir]), (e: Error) => e instanceof UsageError && /expected MODEL_DIR and OUT\.gguf/.test(e.message));
+    await assert.rejects(command.run([dir, out, '--dtype', 'q4']), (e: Error) => e instanceof UsageError && /--dtype must be f32 or f16, got 'q4'/.test(e.message));
+    await assert.rejects(command.run([dir, out, '--bogus']), UsageError);
+  } finally {
+    tmp.cleanup();
+  }
+});
