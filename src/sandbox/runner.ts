@@ -1,0 +1,24 @@
+/**
+ * Child-process entry of the sandbox (forked by sandbox.ts with tsx). Receives one request at a
+ * time over IPC, runs it in a fresh isolate and answers. Any uncaught failure ends the process;
+ * the parent reports `crash` and forks a new one.
+ */
+import { execute, prewarm } from './execute.ts';
+import type { RunRequest, RunResponse } from './types.ts';
+
+if (!process.send) throw new Error('sandbox runner must be started with child_process.fork');
+
+process.on('message', (req: RunRequest) => {
+  let res: RunResponse;
+  try {
+    res = { id: req.id, ...execute(req) };
+  } catch (e) {
+    res = { id: req.id, ok: false, category: 'crash', message: `sandbox runner error: ${e instanceof Error ? e.message : String(e)}` };
+  }
+  process.send!(res);
+  // get the next isolate ready while the parent is busy with this result
+  const mb = req.limits.memoryMb;
+  setImmediate(() => prewarm(mb));
+});
+process.on('disconnect', () => process.exit(0));
+process.send({ type: 'ready' });
