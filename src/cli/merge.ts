@@ -3,6 +3,7 @@ import { UsageError, type Command } from './command.ts';
 import { ProgressBar, formatBytes } from './progress.ts';
 import { loadMergeConfig } from '../merge/config.ts';
 import { runMerge } from '../merge/engine.ts';
+import { loadCustomAlgorithm } from '../merge/custom.ts';
 import { parseSize } from '../io/checkpoint.ts';
 import { setThreads } from '../tensor/kernels.ts';
 
@@ -17,6 +18,9 @@ Options:
   --out-shard-size S    largest output shard, e.g. 5GB (default), 500MB
   --overwrite           replace OUT_DIR if it exists
   --json                print the summary as JSON
+
+merge_method: custom runs a merge algorithm program (docs/algorithm-contract.md), e.g. one that
+\`selfdev run\` discovered, in the sandbox: \`algorithm: path/to/algorithm.js\` in the config.
 
 Example:
   selfdev merge examples/ties.yml ./merged --seed 1`;
@@ -61,14 +65,21 @@ export const command: Command = {
       }
     }
     const config = loadMergeConfig(configPath);
+    const custom = config.method === 'custom' ? await loadCustomAlgorithm(config, { seed }) : null;
     const bar = new ProgressBar('merge');
-    const summary = await runMerge(config, outDir, {
-      seed,
-      maxShardBytes,
-      overwrite: v.overwrite ?? false,
-      onProgress: (p) => bar.update(p.done, p.total, `${formatBytes((p.bytesRead + p.bytesWritten) / Math.max(p.seconds, 1e-9))}/s`),
-    });
-    bar.done();
+    let summary;
+    try {
+      summary = await runMerge(config, outDir, {
+        seed,
+        maxShardBytes,
+        overwrite: v.overwrite ?? false,
+        custom: custom?.custom,
+        onProgress: (p) => bar.update(p.done, p.total, `${formatBytes((p.bytesRead + p.bytesWritten) / Math.max(p.seconds, 1e-9))}/s`),
+      });
+    } finally {
+      bar.done();
+      custom?.close();
+    }
     if (v.json) console.log(JSON.stringify({ ...summary, maxRssBytes: process.resourceUsage().maxRSS * 1024 }));
     else
       console.log(

@@ -212,13 +212,14 @@ export async function executeMerge(plan: MergePlan, outDir: string, config: Merg
     const tvbSlot = plan.taskVectorBase ? slot() : null;
     const shiftSlot = plan.taskVectorBase ? slot() : null;
     const modelSlots = plan.models.map(slot);
-    const raw = new Uint8Array(Math.max(maxBytes, maxNumel * 4));
-    const encoded = new Uint8Array(maxNumel * 4);
+    const raw = new Uint8Array(maxBytes);
+    const outSlot = slot();
+    const encoded = new Uint8Array(maxNumel * Math.max(...plan.tensors.map((t) => DTYPE_BYTES[t.outDtype]), config.dtype ? DTYPE_BYTES[config.dtype] : 0));
     const readF32 = (c: Checkpoint, name: string, into: Float32Array): Float32Array => {
       const info = c.info(name);
-      const bytes = c.readBytes(name, raw.subarray(0, info.byteLength));
-      bytesRead += bytes.byteLength;
-      const x = decodeToF32(bytes, info.dtype, into.subarray(0, bytes.byteLength / DTYPE_BYTES[info.dtype]));
+      bytesRead += info.byteLength;
+      // F32 is read straight into the slot; bf16/f16 through `raw`, decoded by the native kernels
+      const x = c.readF32(name, into.subarray(0, info.byteLength / DTYPE_BYTES[info.dtype]), raw);
       // `dtype:` in the config: inputs are rounded to it on load (the arithmetic stays float32)
       if (config.dtype && config.dtype !== info.dtype && config.dtype !== 'F32') {
         const tmp = encodeFromF32(x, config.dtype, encoded.subarray(0, x.length * DTYPE_BYTES[config.dtype]));
@@ -259,6 +260,7 @@ export async function executeMerge(plan: MergePlan, outDir: string, config: Merg
           layer: t.layer,
           numLayers: plan.numLayers,
           seed: t.seed,
+          out: outSlot.subarray(0, n),
         };
         out = await plan.merge(input);
         if (!(out instanceof Float32Array) || out.length !== n)

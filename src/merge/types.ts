@@ -32,6 +32,11 @@ export interface MergeTensorInput {
   numLayers: number;
   /** A 32-bit seed for this tensor, derived from the run seed and the tensor name. */
   seed: number;
+  /**
+   * Optional scratch array of the tensor's length, owned by the engine and reused across tensors:
+   * a method may write its result into it and return it instead of allocating (bounded memory).
+   */
+  out?: Float32Array;
 }
 
 export interface MergeMethod {

@@ -7,6 +7,9 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { DEFAULT_LIMITS, type MergeContext, type ModelStats, type RunOutcome, type RunRequest, type RunResponse, type SandboxLimits } from './types.ts';
 
+/** tsx's loader as an absolute URL, so the child starts whatever the current directory is. */
+const TSX_LOADER = import.meta.resolve('tsx');
+
 const RUNNER = fileURLToPath(new URL('./runner.ts', import.meta.url));
 const BOOT_TIMEOUT_MS = 60_000;
 
@@ -86,7 +89,7 @@ export class Sandbox {
   private spawn(): Promise<ChildProcess> {
     if (this.ready) return this.ready;
     this.spawns++;
-    const child = fork(RUNNER, [], { execArgv: ['--import', 'tsx'], serialization: 'advanced', stdio: ['ignore', 'ignore', 'pipe', 'ipc'] });
+    const child = fork(RUNNER, [], { execArgv: ['--import', TSX_LOADER], serialization: 'advanced', stdio: ['ignore', 'ignore', 'pipe', 'ipc'] });
     this.child = child;
     this.stderrTail = '';
     child.stderr?.on('data', (d: Buffer) => {

@@ -60,10 +60,12 @@ export interface GtaInput {
   seed?: number;
   /** Error message prefix. */
   where?: string;
+  /** Optional array (of the tensor's length) to write the result into, instead of allocating. */
+  out?: Float32Array;
 }
 
 /**
- * Runs generalized task arithmetic on one tensor and returns a new array. Inputs are not modified.
+ * Runs generalized task arithmetic on one tensor and returns the result (in `input.out` when given). Inputs are not modified.
  * Throws on bad densities / gamma / epsilon or length mismatch before any heavy work.
  */
 export function gtaMerge(input: GtaInput, options: GtaOptions): Float32Array {
@@ -92,7 +94,7 @@ export function gtaMerge(input: GtaInput, options: GtaOptions): Float32Array {
     }
   });
 
-  const out = new Float32Array(n);
+  const out = input.out && input.out.length === n ? input.out.fill(0) : new Float32Array(n);
   if (models.length === 0) {
     out.set(base);
     return out;
@@ -283,7 +285,7 @@ export function makeGtaMethod(spec: GtaMethodSpec): MergeMethod {
         };
       });
       return gtaMerge(
-        { base: input.base!, models: input.models, params, shape: input.shape, seed: input.seed, where: wh },
+        { base: input.base!, models: input.models, params, shape: input.shape, seed: input.seed, where: wh, out: input.out },
         { sparsification: spec.sparsification, consensus: spec.consensus, normalize, rescale: rescale ? 'l1' : null, lambda },
       );
     },

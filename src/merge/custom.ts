@@ -1,0 +1,106 @@
+/**
+ * `merge_method: custom` — a merge algorithm written in the contract of docs/algorithm-contract.md
+ * (typically one the Self-Developing loop discovered), run per tensor in the sandbox: the engine
+ * hands it the task vectors (model − base) of one tensor, the program returns the merged task
+ * vector, and the engine adds it to the base. The program is validated (parse + smoke cascade)
+ * before any tensor is read, and never trusted: limits apply to every call.
+ */
+import { readFileSync } from 'node:fs';
+import { extname } from 'node:path';
+import { Sandbox, validateAlgorithm, makeMergeFunction, transpileIfTypeScript, tensorKind, DEFAULT_LIMITS, type ModelStats, type SandboxLimits } from '../sandbox/index.ts';
+import { Checkpoint } from '../io/checkpoint.ts';
+import { axpy, dot, sub } from '../tensor/kernels.ts';
+import type { MergeConfig } from './config.ts';
+import type { MergeOptions } from './engine.ts';
+import { layerOf } from './params.ts';
+
+export interface CustomAlgorithm {
+  custom: NonNullable<MergeOptions['custom']>;
+  close(): void;
+}
+
+/** Limits for real merges: the element budget scales with the largest tensor. */
+function limitsFor(maxNumel: number, models: number): Partial<SandboxLimits> {
+  return {
+    maxElements: Math.max(DEFAULT_LIMITS.maxElements, maxNumel * (models + 8) * 4),
+    timeoutMs: Math.max(DEFAULT_LIMITS.timeoutMs, Math.ceil(maxNumel / 2e4)),
+    wallMs: Math.max(DEFAULT_LIMITS.wallMs, Math.ceil(maxNumel / 5e3)),
+    memoryMb: 64,
+  };
+}
+
+/**
+ * Whole-model statistics for a program's prepare(stats): per tensor, the norm of each task vector
+ * and their pairwise cosines. Streams over the checkpoints one tensor at a time.
+ */
+function streamStats(base: Checkpoint, models: Checkpoint[], names: string[]): ModelStats {
+  const stats: ModelStats = {};
+  for (const name of names) {
+    const b = base.readF32(name);
+    const taus = models.map((m) => {
+      const t = m.readF32(name);
+      sub(t, t, b);
+      return t;
+    });
+    const norms = taus.map((t) => Math.sqrt(dot(t, t)));
+    const cosine = taus.map((a, i) => taus.map((c, j) => (norms[i]! > 0 && norms[j]! > 0 ? dot(a, c) / (norms[i]! * norms[j]!) : 0)));
+    stats[name] = { shape: [...base.info(name).shape], layer: layerOf(name), kind: tensorKind(name), norms, cosine };
+  }
+  return stats;
+}
+
+/** Loads, validates and prepares the algorithm of a `merge_method: custom` config. */
+export async function loadCustomAlgorithm(config: MergeConfig, opts: { seed?: number } = {}): Promise<CustomAlgorithm> {
+  const file = config.algorithm!;
+  const source = readFileSync(file, 'utf8');
+  if (!config.base) throw new Error('merge_method: custom needs base_model (task vectors are taken relative to it)');
+  const language = extname(file) === '.ts' ? 'ts' : 'js';
+  const sandbox = new Sandbox();
+  try {
+    const verdict = await validateAlgorithm(source, { sandbox, language, seed: opts.seed ?? 0 });
+    if (!verdict.ok) throw new Error(`algorithm ${file} rejected at the ${verdict.stage} stage (${verdict.category}): ${verdict.message}`);
+
+    const base = Checkpoint.open(config.base.path);
+    const models = config.models.filter((m) => m.path !== config.base!.path).map((m) => Checkpoint.open(m.path));
+    let stats: ModelStats | undefined;
+    let maxNumel = 0;
+    try {
+      const names = base.tensorNames();
+      for (const n of names) maxNumel = Math.max(maxNumel, base.info(n).shape.reduce((a, b) => a * b, 1));
+      if (verdict.hasPrepare) stats = streamStats(base, models, names.filter((n) => models.every((m) => m.has(n))));
+    } finally {
+      base.close();
+      models.forEach((m) => m.close());
+    }
+    const limits = limitsFor(maxNumel, models.length);
+    const js = transpileIfTypeScript(source, language);
+    if (!js.ok) throw new Error(`algorithm ${file}: ${js.message}`);
+    const mergeFn = makeMergeFunction(js.source, sandbox, {
+      stats,
+      seed: opts.seed ?? 0,
+      limits,
+    });
+    return {
+      custom: {
+        method: { name: 'custom', summary: `custom algorithm ${file}`, base: 'required', minModels: 1, globalParams: [], modelParams: [] },
+        merge: async (input) => {
+          const base = input.base!;
+          const taus = input.models.map((m) => {
+            const t = new Float32Array(m.length);
+            sub(t, m, base);
+            return t;
+          });
+          const merged = await mergeFn(taus, { name: input.name, layer: input.layer, numLayers: input.numLayers, shape: [...input.shape], seed: input.seed });
+          const out = input.out && input.out.length === base.length ? input.out : new Float32Array(base.length);
+          out.set(merged);
+          axpy(out, 1, base);
+          return out;
+        },
+      },
+      close: () => sandbox.close(),
+    };
+  } catch (e) {
+    sandbox.close();
+    throw e;
+  }
+}
