@@ -91,13 +91,20 @@ function inMemory(): Record<string, number> {
   const out: Record<string, number> = { inmem_params: params };
   for (const spec of METHODS) {
     const method = getMethod(spec.name);
+    // working buffers allocated once and reused, as the engine does
+    const maxN = Math.max(...sample.map((t) => t.b.byteLength / 2));
+    const slots = [0, 1, 2, 3].map(() => new Float32Array(maxN));
+    const encoded = new Uint8Array(maxN * 2);
     const run = () => {
       for (const t of sample) {
+        const n = t.b.byteLength / 2;
         const merged = method.merge({
-          name: t.name, shape: t.shape, base: decodeToF32(t.b, 'BF16'), models: t.xs.map((x) => decodeToF32(x, 'BF16')),
+          name: t.name, shape: t.shape, base: decodeToF32(t.b, 'BF16', slots[0]!.subarray(0, n)),
+          models: t.xs.map((x, i) => decodeToF32(x, 'BF16', slots[i + 1]!.subarray(0, n))),
           modelParams: t.xs.map(() => ({ ...spec.model })), params: { ...spec.global }, layer: null, numLayers: layers, seed: tensorSeed(0, t.name),
+          out: slots[3]!.subarray(0, n),
         });
-        encodeFromF32(merged, 'BF16');
+        encodeFromF32(merged, 'BF16', encoded.subarray(0, n * 2));
       }
     };
     run(); // warm-up

@@ -156,3 +156,15 @@ test('a YAML config file runs end to end through loadMergeConfig', async () => {
   assert.ok(c.tensorNames().every((n) => c.info(n).dtype === 'F16'));
   c.close();
 });
+
+test('the raw-bytes fast path gives the same bytes as the float32 path', async () => {
+  // task_vector_base = base forces the general float32 path with identical semantics
+  for (const method of ['task_arithmetic', 'ties', 'dare_ties', 'dare_linear']) {
+    const models = [{ model: 'm1', parameters: { weight: 0.7, density: 0.5 } }, { model: 'm2', parameters: { weight: 0.4, density: 0.5 } }];
+    const spec = method === 'task_arithmetic' ? models.map((m) => ({ model: m.model, parameters: { weight: m.parameters.weight } })) : models;
+    const [a, b] = [out(), out()];
+    await runMerge(config({ merge_method: method, base_model: 'base', models: spec }), a, { seed: 3 });
+    await runMerge(config({ merge_method: method, base_model: 'base', task_vector_base: 'base', models: spec }), b, { seed: 3 });
+    assert.deepEqual(tensors(a), tensors(b), method);
+  }
+});

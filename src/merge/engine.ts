@@ -8,12 +8,12 @@
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { Checkpoint, CheckpointWriter, type PlannedTensor } from '../io/checkpoint.ts';
-import { DTYPE_BYTES, decodeToF32, encodeFromF32, isFloatDType, torchDTypeName, type FloatDType } from '../tensor/dtype.ts';
+import { DTYPE_BYTES, decodeToF32, encodeFromF32, isFloatDType, torchDTypeName, type DType, type FloatDType } from '../tensor/dtype.ts';
 import { sub, axpy } from '../tensor/kernels.ts';
 import { matchesPattern, type MergeConfig, type ModelEntry, ConfigError } from './config.ts';
 import { layerOf, resolveParams, tensorSeed } from './params.ts';
 import { getMethod } from './registry.ts';
-import type { MergeMethod, MergeTensorInput, ParamSpec, ParamValue } from './types.ts';
+import type { MergeMethod, MergeTensorInput, ParamSpec, ParamValue, RawTensor } from './types.ts';
 
 /** Parameters mergekit accepts that change nothing numerically here (memory layout hints). */
 const NO_OP_PARAMS = new Set(['int8_mask']);
@@ -199,29 +199,32 @@ export async function executeMerge(plan: MergePlan, outDir: string, config: Merg
   try {
     const planned: PlannedTensor[] = plan.tensors.map((t) => ({ name: t.name, dtype: t.outDtype, shape: t.shape }));
     writer.plan(planned);
-    // Working memory is allocated once, sized to the largest tensor, and reused for every tensor:
-    // one float32 slot per input plus one raw-bytes buffer for reads and one for the encoded output.
+    // Working memory is allocated once, sized to the largest tensor, and reused for every tensor.
+    // Methods with a raw fast path (task_arithmetic, ties, dare_*) merge straight from the stored
+    // bytes into the encoded output: one bytes slot per input and one for the output. The float32
+    // slots of the general path are allocated only when a tensor needs them.
     let maxNumel = 0;
     let maxBytes = 0;
     for (const t of plan.tensors) {
       maxNumel = Math.max(maxNumel, t.shape.reduce((a, b) => a * b, 1));
-      maxBytes = Math.max(maxBytes, plan.reference.info(t.name).byteLength);
+      for (const c of [plan.reference, ...plan.models]) maxBytes = Math.max(maxBytes, c.info(t.name).byteLength);
     }
-    const slot = () => new Float32Array(maxNumel);
-    const baseSlot = plan.base ? slot() : null;
-    const tvbSlot = plan.taskVectorBase ? slot() : null;
-    const shiftSlot = plan.taskVectorBase ? slot() : null;
-    const modelSlots = plan.models.map(slot);
-    const raw = new Uint8Array(maxBytes);
-    const outSlot = slot();
+    const inputs: Checkpoint[] = [...(plan.base ? [plan.base] : []), ...plan.models];
+    const rawSlots = inputs.map(() => new Uint8Array(maxBytes));
     const encoded = new Uint8Array(maxNumel * Math.max(...plan.tensors.map((t) => DTYPE_BYTES[t.outDtype]), config.dtype ? DTYPE_BYTES[config.dtype] : 0));
-    const readF32 = (c: Checkpoint, name: string, into: Float32Array): Float32Array => {
-      const info = c.info(name);
-      bytesRead += info.byteLength;
-      // F32 is read straight into the slot; bf16/f16 through `raw`, decoded by the native kernels
-      const x = c.readF32(name, into.subarray(0, info.byteLength / DTYPE_BYTES[info.dtype]), raw);
-      // `dtype:` in the config: inputs are rounded to it on load (the arithmetic stays float32)
-      if (config.dtype && config.dtype !== info.dtype && config.dtype !== 'F32') {
+    let f32: { inputs: Float32Array[]; tvb: Float32Array | null; shift: Float32Array | null; out: Float32Array } | null = null;
+    const f32Slots = () =>
+      (f32 ??= {
+        inputs: inputs.map(() => new Float32Array(maxNumel)),
+        tvb: plan.taskVectorBase ? new Float32Array(maxNumel) : null,
+        shift: plan.taskVectorBase ? new Float32Array(maxNumel) : null,
+        out: new Float32Array(maxNumel),
+      });
+    const mergeRaw = plan.method.mergeRaw?.bind(plan.method);
+    /** Decodes raw bytes to float32, rounding to the config's `dtype:` first when it asks for that. */
+    const toF32 = (bytes: Uint8Array, dtype: DType, into: Float32Array): Float32Array => {
+      const x = decodeToF32(bytes, dtype, into.subarray(0, bytes.byteLength / DTYPE_BYTES[dtype]));
+      if (config.dtype && config.dtype !== dtype && config.dtype !== 'F32') {
         const tmp = encodeFromF32(x, config.dtype, encoded.subarray(0, x.length * DTYPE_BYTES[config.dtype]));
         decodeToF32(tmp, config.dtype, x);
       }
@@ -232,51 +235,62 @@ export async function executeMerge(plan: MergePlan, outDir: string, config: Merg
       done++;
       opts.onProgress?.({ done, total: plan.tensors.length, bytesRead, bytesWritten, seconds: (performance.now() - t0) / 1000, tensor: name });
     };
+    const write = (name: string, bytes: Uint8Array) => {
+      writer.write(name, bytes);
+      bytesWritten += bytes.byteLength;
+      progress(name);
+    };
     for (const t of plan.tensors) {
-      let out: Float32Array;
+      const n = t.shape.reduce((a, b) => a * b, 1);
+      const outBytes = encoded.subarray(0, n * DTYPE_BYTES[t.outDtype]);
       if (t.modelParams === null) {
         const info = plan.reference.info(t.name);
-        const bytes = plan.reference.readBytes(t.name, raw.subarray(0, info.byteLength));
+        const bytes = plan.reference.readBytes(t.name, rawSlots[0]!);
         bytesRead += bytes.byteLength;
-        if (info.dtype === t.outDtype) {
-          writer.write(t.name, bytes);
-          bytesWritten += bytes.byteLength;
-          progress(t.name);
+        if (info.dtype === t.outDtype) write(t.name, bytes);
+        else write(t.name, encodeFromF32(decodeToF32(bytes, info.dtype, f32Slots().out.subarray(0, n)), t.outDtype, outBytes));
+        continue;
+      }
+      const raws = inputs.map((c, i) => {
+        const b = c.readBytes(t.name, rawSlots[i]!);
+        bytesRead += b.byteLength;
+        return { bytes: b, dtype: c.info(t.name).dtype };
+      });
+      const rawOk =
+        mergeRaw !== undefined && !plan.taskVectorBase &&
+        raws.every((r) => isFloatDType(r.dtype) && (config.dtype === null || config.dtype === 'F32' || config.dtype === r.dtype));
+      const common = { name: t.name, shape: t.shape, modelParams: t.modelParams, params: t.params, layer: t.layer, numLayers: plan.numLayers, seed: t.seed };
+      if (rawOk) {
+        const rt = raws as RawTensor[];
+        const ok = mergeRaw!({ ...common, base: plan.base ? rt[0]! : null, models: plan.base ? rt.slice(1) : rt, out: { bytes: outBytes, dtype: t.outDtype } });
+        if (ok) {
+          merged++;
+          write(t.name, outBytes);
           continue;
         }
-        out = decodeToF32(bytes, info.dtype, (modelSlots[0] ?? slot()).subarray(0, bytes.byteLength / DTYPE_BYTES[info.dtype]));
-      } else {
-        const base = plan.base ? readF32(plan.base, t.name, baseSlot!) : null;
-        const tvb = plan.taskVectorBase ? readF32(plan.taskVectorBase, t.name, tvbSlot!) : null;
-        const models = plan.models.map((c, i) => readF32(c, t.name, modelSlots[i]!));
-        const n = models[0]!.length;
-        const input: MergeTensorInput = {
-          name: t.name,
-          shape: t.shape,
-          base: tvb ?? base,
-          models,
-          modelParams: t.modelParams,
-          params: t.params,
-          layer: t.layer,
-          numLayers: plan.numLayers,
-          seed: t.seed,
-          out: outSlot.subarray(0, n),
-        };
-        out = await plan.merge(input);
-        if (!(out instanceof Float32Array) || out.length !== n)
-          throw new Error(`merge method ${config.method} returned ${out instanceof Float32Array ? out.length + ' values' : typeof out} for tensor ${t.name} of ${n} elements`);
-        if (tvb && base) {
-          // task vectors were taken relative to task_vector_base R: result = B + f(W − R) = f-result + (B − R)
-          const shift = shiftSlot!.subarray(0, n);
-          sub(shift, base, tvb);
-          axpy(out, 1, shift);
-        }
-        merged++;
       }
-      const bytes = encodeFromF32(out, t.outDtype, encoded.subarray(0, out.length * DTYPE_BYTES[t.outDtype]));
-      writer.write(t.name, bytes);
-      bytesWritten += bytes.byteLength;
-      progress(t.name);
+      const slots = f32Slots();
+      const xs = raws.map((r, i) => toF32(r.bytes, r.dtype, slots.inputs[i]!));
+      const base = plan.base ? xs[0]! : null;
+      let tvb: Float32Array | null = null;
+      if (plan.taskVectorBase) {
+        const info = plan.taskVectorBase.info(t.name);
+        const b = plan.taskVectorBase.readBytes(t.name, encoded.subarray(0, info.byteLength));
+        bytesRead += b.byteLength;
+        tvb = toF32(b, info.dtype, slots.tvb!);
+      }
+      const models = plan.base ? xs.slice(1) : xs;
+      const out = await plan.merge({ ...common, base: tvb ?? base, models, out: slots.out.subarray(0, n) });
+      if (!(out instanceof Float32Array) || out.length !== n)
+        throw new Error(`merge method ${config.method} returned ${out instanceof Float32Array ? out.length + ' values' : typeof out} for tensor ${t.name} of ${n} elements`);
+      if (tvb && base) {
+        // task vectors were taken relative to task_vector_base R: result = B + f(W − R) = f-result + (B − R)
+        const shift = slots.shift!.subarray(0, n);
+        sub(shift, base, tvb);
+        axpy(out, 1, shift);
+      }
+      merged++;
+      write(t.name, encodeFromF32(out, t.outDtype, outBytes));
     }
 
     // carry config, generation config and tokenizer files

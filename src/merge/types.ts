@@ -39,6 +39,19 @@ export interface MergeTensorInput {
   out?: Float32Array;
 }
 
+/** A tensor as raw little-endian bytes of a float dtype (what the checkpoint stores). */
+export interface RawTensor {
+  bytes: Uint8Array;
+  dtype: 'F32' | 'F16' | 'BF16';
+}
+
+/** The input of `mergeRaw`: like MergeTensorInput, with raw tensors and a raw output to fill. */
+export interface RawMergeInput extends Omit<MergeTensorInput, 'base' | 'models' | 'out'> {
+  base: RawTensor | null;
+  models: RawTensor[];
+  out: RawTensor;
+}
+
 export interface MergeMethod {
   name: string;
   /** One line for docs and `--help`. */
@@ -60,4 +73,10 @@ export interface MergeMethod {
    * after returning). Throws an Error with a clear message on bad input.
    */
   merge(input: MergeTensorInput): Float32Array;
+  /**
+   * Optional fast path on raw bytes (decoding fused into the kernel, no float32 copies): writes the
+   * merged tensor into `input.out` and returns true, or returns false without side effects when
+   * this input needs the general path (then the engine calls `merge`). Same results as `merge`.
+   */
+  mergeRaw?(input: RawMergeInput): boolean;
 }

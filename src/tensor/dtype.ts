@@ -1,7 +1,15 @@
 /**
  * safetensors dtypes and conversion to/from float32 (the compute type of merging).
  * f32 -> bf16/f16 rounds to nearest, ties to even; NaN becomes a quiet NaN (PyTorch's choice).
+ * `decodeToF32` / `encodeFromF32` use the native addon (SIMD, threads; see ./native.ts) for long
+ * BF16/F16 arrays and a plain copy for F32; results are bit-identical to the `...Reference`
+ * versions except NaN payloads (always a NaN, sign kept by encoders).
  */
+import { native, NATIVE_DT } from './native.ts';
+
+const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+/** Arrays at least this long use the addon when it is loaded. */
+const NATIVE_MIN = 1024;
 
 export const DTYPE_BYTES = {
   BOOL: 1, U8: 1, I8: 1, F8_E5M2: 1, F8_E4M3: 1,
@@ -85,6 +93,26 @@ export function decodeToF32(bytes: Uint8Array, dtype: DType, out?: Float32Array)
   const size = DTYPE_BYTES[dtype];
   if (bytes.byteLength % size !== 0) throw new Error(`${bytes.byteLength} bytes is not a whole number of ${dtype} values`);
   const n = bytes.byteLength / size;
+  if (LITTLE_ENDIAN && (dtype === 'F32' || dtype === 'BF16' || dtype === 'F16') && bytes.byteOffset % size === 0) {
+    const res = out ?? new Float32Array(n);
+    if (res.length !== n) throw new Error(`decode: output has ${res.length} elements, expected ${n}`);
+    if (dtype === 'F32') {
+      res.set(new Float32Array(bytes.buffer, bytes.byteOffset, n));
+      return res;
+    }
+    if (native && n >= NATIVE_MIN) {
+      native.decode(NATIVE_DT[dtype], bytes, res);
+      return res;
+    }
+  }
+  return decodeToF32Reference(bytes, dtype, out);
+}
+
+/** Plain-JS `decodeToF32` (the reference semantics). */
+export function decodeToF32Reference(bytes: Uint8Array, dtype: DType, out?: Float32Array): Float32Array {
+  const size = DTYPE_BYTES[dtype];
+  if (bytes.byteLength % size !== 0) throw new Error(`${bytes.byteLength} bytes is not a whole number of ${dtype} values`);
+  const n = bytes.byteLength / size;
   const res = out ?? new Float32Array(n);
   if (res.length !== n) throw new Error(`decode: output has ${res.length} elements, expected ${n}`);
   const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
@@ -109,6 +137,24 @@ export function decodeToF32(bytes: Uint8Array, dtype: DType, out?: Float32Array)
 
 /** Encodes float32 values as little-endian bytes of a float dtype (round to nearest even). */
 export function encodeFromF32(x: Float32Array, dtype: FloatDType, out?: Uint8Array): Uint8Array {
+  const size = DTYPE_BYTES[dtype];
+  if (LITTLE_ENDIAN && (out === undefined || out.byteOffset % size === 0)) {
+    const res = out ?? new Uint8Array(x.length * size);
+    if (res.byteLength !== x.length * size) throw new Error(`encode: output has ${res.byteLength} bytes, expected ${x.length * size}`);
+    if (dtype === 'F32') {
+      res.set(new Uint8Array(x.buffer, x.byteOffset, x.byteLength));
+      return res;
+    }
+    if (native && x.length >= NATIVE_MIN) {
+      native.encode(NATIVE_DT[dtype], x, res);
+      return res;
+    }
+  }
+  return encodeFromF32Reference(x, dtype, out);
+}
+
+/** Plain-JS `encodeFromF32` (the reference semantics). */
+export function encodeFromF32Reference(x: Float32Array, dtype: FloatDType, out?: Uint8Array): Uint8Array {
   const size = DTYPE_BYTES[dtype];
   const res = out ?? new Uint8Array(x.length * size);
   if (res.byteLength !== x.length * size) throw new Error(`encode: output has ${res.byteLength} bytes, expected ${x.length * size}`);

@@ -12,7 +12,7 @@
  *   D = Σ_i w_i, |D| < 1e-8 → 1. Division happens only if `normalize`; λ is applied after it.
  */
 import { axpy, gtaMerge as gtaKernel, scale, sub } from '../../tensor/kernels.ts';
-import type { MergeMethod, MergeTensorInput, ParamSpec } from '../types.ts';
+import type { MergeMethod, MergeTensorInput, ParamSpec, RawMergeInput, RawTensor } from '../types.ts';
 import { boolParam, checkInput, numParam, subSeed, where } from './common.ts';
 import { checkDensity, SPARSIFY_METHODS, sparsifyInPlace } from './sparsify.ts';
 import type { RescaleNorm, SparsifyMethod } from './sparsify.ts';
@@ -77,22 +77,7 @@ export function gtaMerge(input: GtaInput, options: GtaOptions): Float32Array {
   models.forEach((m, i) => {
     if (m.length !== n) throw new Error(`${w}: model ${i} has ${m.length} elements, base has ${n} (shape mismatch)`);
   });
-  const lambda = opts.lambda ?? 1;
-  if (!Number.isFinite(lambda)) throw new Error(`${w}: lambda must be finite, got ${lambda}`);
-  params.forEach((p, i) => {
-    if (!Number.isFinite(p.weight)) throw new Error(`${w}: model ${i}: weight must be finite, got ${p.weight}`);
-    if (opts.sparsification) {
-      const d = p.density ?? 1;
-      checkDensity(d, `${w}: model ${i}`);
-      if (opts.sparsification === 'magnitude' && d < 1 && Math.floor(d * n) <= 0)
-        throw new Error(`${w}: model ${i}: density ${d} too small for a tensor of ${n} elements (it would keep 0)`);
-      const eps = p.epsilon ?? 0.15;
-      if (opts.sparsification === 'della_magprune' && d < 1 && d > 0 && !(d - eps > 0 && d + eps < 1))
-        throw new Error(`${w}: model ${i}: density ± epsilon must lie in (0, 1), got density=${d}, epsilon=${eps}`);
-      const g = p.gamma ?? 0.01;
-      if (opts.sparsification === 'magnitude_outliers' && !(g >= 0 && g < 1)) throw new Error(`${w}: model ${i}: gamma must be in [0, 1), got ${g}`);
-    }
-  });
+  const lambda = validateGta(n, params, opts, w);
 
   const out = input.out && input.out.length === n ? input.out.fill(0) : new Float32Array(n);
   if (models.length === 0) {
@@ -107,19 +92,13 @@ export function gtaMerge(input: GtaInput, options: GtaOptions): Float32Array {
   // Whole merge in one fused kernel call: sparsifier none/magnitude/random with one density for all
   // models, rescale none/L1, consensus none/sum (task_arithmetic, ties, dare_linear, dare_ties).
   const densities = params.map((p) => (opts.sparsification ? (p.density ?? 1) : 1));
-  if (
-    fused &&
-    (opts.sparsification === null || opts.sparsification === 'magnitude' || opts.sparsification === 'random') &&
-    densities.every((d) => d === densities[0]) &&
-    (opts.rescale === null || opts.rescale === 'l1') &&
-    opts.consensus !== 'count'
-  ) {
+  if (fused && fusedEligible(opts, densities)) {
     gtaKernel(out, base, models, {
       weights,
-      sparsify: opts.sparsification ?? 'none',
+      sparsify: (opts.sparsification ?? 'none') as 'none' | 'magnitude' | 'random',
       density: densities[0]!,
       seeds,
-      consensus: opts.consensus ?? 'none',
+      consensus: (opts.consensus ?? 'none') as 'none' | 'sum',
       normalize,
       rescale: opts.rescale === 'l1',
       lambda,
@@ -150,7 +129,7 @@ export function gtaMerge(input: GtaInput, options: GtaOptions): Float32Array {
 
   if (fused && opts.consensus !== 'count') {
     // mix (+ election) of the sparsified deltas in the fused kernel (base null → merged delta · λ)
-    gtaKernel(out, null, deltas, { weights, consensus: opts.consensus ?? 'none', normalize, lambda });
+    gtaKernel(out, null, deltas, { weights, consensus: (opts.consensus ?? 'none') as 'none' | 'sum', normalize, lambda });
   } else if (!opts.consensus) {
     for (let i = 0; i < deltas.length; i++) axpy(out, weights[i]!, deltas[i]!);
     let divisor = weights.reduce((a, b) => a + b, 0);
@@ -164,6 +143,63 @@ export function gtaMerge(input: GtaInput, options: GtaOptions): Float32Array {
   // + base
   axpy(out, 1, base);
   return out;
+}
+
+/** Checks λ, weights and each model's density / ε / γ before any work; returns λ. */
+function validateGta(n: number, params: GtaModelParams[], opts: GtaOptions, w: string): number {
+  const lambda = opts.lambda ?? 1;
+  if (!Number.isFinite(lambda)) throw new Error(`${w}: lambda must be finite, got ${lambda}`);
+  params.forEach((p, i) => {
+    if (!Number.isFinite(p.weight)) throw new Error(`${w}: model ${i}: weight must be finite, got ${p.weight}`);
+    if (opts.sparsification) {
+      const d = p.density ?? 1;
+      checkDensity(d, `${w}: model ${i}`);
+      if (opts.sparsification === 'magnitude' && d < 1 && Math.floor(d * n) <= 0)
+        throw new Error(`${w}: model ${i}: density ${d} too small for a tensor of ${n} elements (it would keep 0)`);
+      const eps = p.epsilon ?? 0.15;
+      if (opts.sparsification === 'della_magprune' && d < 1 && d > 0 && !(d - eps > 0 && d + eps < 1))
+        throw new Error(`${w}: model ${i}: density ± epsilon must lie in (0, 1), got density=${d}, epsilon=${eps}`);
+      const g = p.gamma ?? 0.01;
+      if (opts.sparsification === 'magnitude_outliers' && !(g >= 0 && g < 1)) throw new Error(`${w}: model ${i}: gamma must be in [0, 1), got ${g}`);
+    }
+  });
+
+  return lambda;
+}
+
+/** True when the fused kernel implements these options exactly (one density, L1 or no rescale, no 'count'). */
+function fusedEligible(opts: GtaOptions, densities: number[]): boolean {
+  return (
+    (opts.sparsification === null || opts.sparsification === 'magnitude' || opts.sparsification === 'random') &&
+    densities.every((d) => d === densities[0]) &&
+    (opts.rescale === null || opts.rescale === 'l1') &&
+    opts.consensus !== 'count'
+  );
+}
+
+/**
+ * The fused kernel on raw bytes (bf16/f16/f32 in and out, decoding inside the kernel): returns
+ * false, doing nothing, when the options need the general path of gtaMerge.
+ */
+export function gtaMergeRaw(input: Omit<RawMergeInput, 'modelParams' | 'params'> & { base: RawTensor; params: GtaModelParams[]; where?: string }, options: GtaOptions): boolean {
+  const w = input.where ?? 'task arithmetic';
+  const opts = checkOptions(options, w);
+  const n = input.out.bytes.byteLength / (input.out.dtype === 'F32' ? 4 : 2);
+  if (input.params.length !== input.models.length) throw new Error(`${w}: ${input.params.length} parameter sets for ${input.models.length} models`);
+  const densities = input.params.map((p) => (opts.sparsification ? (p.density ?? 1) : 1));
+  if (input.models.length === 0 || !fusedEligible(opts, densities)) return false;
+  const lambda = validateGta(n, input.params, opts, w);
+  gtaKernel(input.out, input.base, input.models, {
+    weights: input.params.map((p) => p.weight),
+    sparsify: (opts.sparsification ?? 'none') as 'none' | 'magnitude' | 'random',
+    density: densities[0]!,
+    seeds: input.models.map((_, i) => subSeed(input.seed ?? 0, i)),
+    consensus: (opts.consensus ?? 'none') as 'none' | 'sum',
+    normalize: opts.normalize,
+    rescale: opts.rescale === 'l1',
+    lambda,
+  });
+  return true;
 }
 
 /** Validates the option names (the engine is callable from generated code) and fills defaults. */
@@ -271,23 +307,30 @@ export function makeGtaMethod(spec: GtaMethodSpec): MergeMethod {
     random: spec.sparsification === 'random' || spec.sparsification === 'della_magprune',
     merge(input: MergeTensorInput): Float32Array {
       checkInput(spec.name, input, { base: 'required', min: 1 });
-      const wh = where(spec.name, input);
-      const normalize = boolParam(input.params, 'normalize', spec.defaultNormalize, wh);
-      const rescale = boolParam(input.params, 'rescale', spec.defaultRescale, wh);
-      const lambda = numParam(input.params, 'lambda', 1, wh);
-      const params = input.modelParams.map((p, i): GtaModelParams => {
-        const mw = `${wh}, model ${i}`;
-        return {
-          weight: numParam(p, 'weight', undefined, mw),
-          density: numParam(p, 'density', 1, mw),
-          gamma: numParam(p, 'gamma', 0.01, mw),
-          epsilon: numParam(p, 'epsilon', 0.15, mw),
-        };
-      });
-      return gtaMerge(
-        { base: input.base!, models: input.models, params, shape: input.shape, seed: input.seed, where: wh, out: input.out },
-        { sparsification: spec.sparsification, consensus: spec.consensus, normalize, rescale: rescale ? 'l1' : null, lambda },
-      );
+      const { wh, options, params } = readParams(spec, input);
+      return gtaMerge({ base: input.base!, models: input.models, params, shape: input.shape, seed: input.seed, where: wh, out: input.out }, options);
+    },
+    mergeRaw(input: RawMergeInput): boolean {
+      if (!input.base || input.models.length === 0) return false;
+      const { wh, options, params } = readParams(spec, input);
+      return gtaMergeRaw({ ...input, base: input.base, params, where: wh }, options);
     },
   };
+}
+
+function readParams(spec: GtaMethodSpec, input: Pick<MergeTensorInput, 'name' | 'params' | 'modelParams' | 'layer'>): { wh: string; options: GtaOptions; params: GtaModelParams[] } {
+  const wh = where(spec.name, input as MergeTensorInput);
+  const normalize = boolParam(input.params, 'normalize', spec.defaultNormalize, wh);
+  const rescale = boolParam(input.params, 'rescale', spec.defaultRescale, wh);
+  const lambda = numParam(input.params, 'lambda', 1, wh);
+  const params = input.modelParams.map((p, i): GtaModelParams => {
+    const mw = `${wh}, model ${i}`;
+    return {
+      weight: numParam(p, 'weight', undefined, mw),
+      density: numParam(p, 'density', 1, mw),
+      gamma: numParam(p, 'gamma', 0.01, mw),
+      epsilon: numParam(p, 'epsilon', 0.15, mw),
+    };
+  });
+  return { wh, options: { sparsification: spec.sparsification, consensus: spec.consensus, normalize, rescale: rescale ? 'l1' : null, lambda }, params };
 }

@@ -1,0 +1,60 @@
+/**
+ * Loader for the optional native kernels addon (native/*.cc, built by `npm install` through
+ * scripts/build-native.mjs into build/Release/selfdev_native.node). `native` is null when the file
+ * is missing or fails to load, or when SELFDEV_NO_NATIVE=1; kernels.ts and dtype.ts then use their
+ * JS implementations. Nothing outside src/tensor should import this module.
+ */
+import { createRequire } from 'node:module';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { dirname, join } from 'node:path';
+
+/** dtype codes understood by the addon */
+export const NATIVE_DT = { F32: 0, BF16: 1, F16: 2 } as const;
+
+/** Raw addon surface (argument checks live in kernels.ts / dtype.ts). */
+export interface NativeKernels {
+  setThreads(n: number): number;
+  /** Negative arguments leave a setting unchanged. spawnPerCall: 1 = fresh threads per call instead of the pool (benchmark only). */
+  config(parMin: number, useAvx2: number, spawnPerCall: number): { avx2Available: boolean; avx2: boolean; threads: number; parallelMin: number; spawnPerCall: boolean };
+  decode(dt: number, bytes: Uint8Array, out: Float32Array): void;
+  encode(dt: number, x: Float32Array, out: Uint8Array): void;
+  axpy(y: Float32Array, a: number, x: Float32Array): void;
+  scale(x: Float32Array, a: number): void;
+  sub(out: Float32Array, a: Float32Array, b: Float32Array): void;
+  deltaAxpy(acc: Float32Array, w: number, x: Float32Array, base: Float32Array): void;
+  /** kind: 0 l1, 1 l2sq, 2 dot, 3 absMax */
+  reduce(kind: number, a: Float32Array, b: Float32Array | null): number;
+  bernoulli(x: Float32Array, c: number, seed: number, wantL1: number): [number, number] | undefined;
+  topk(x: Float32Array, k: number): void;
+  kthAbs(x: Float32Array, k: number): number;
+  gta(
+    out: Uint8Array | Float32Array, outDt: number,
+    base: Uint8Array | Float32Array | null, baseDt: number,
+    models: Array<Uint8Array | Float32Array>, modelDts: number[], weights: number[],
+    sparsify: number, k: number, c: number, seeds: number[],
+    consensus: number, normalize: number, rescale: number, lambda: number,
+  ): void;
+}
+
+function load(): NativeKernels | null {
+  if (process.env.SELFDEV_NO_NATIVE === '1') return null;
+  const here = dirname(fileURLToPath(import.meta.url));
+  const file = join(here, '..', '..', 'build', 'Release', 'selfdev_native.node');
+  if (!existsSync(file)) return null;
+  try {
+    const require = createRequire(import.meta.url);
+    return require(file) as NativeKernels;
+  } catch (e) {
+    process.emitWarning(`selfdev: native kernels at ${file} failed to load (${(e as Error).message}); using JS kernels`);
+    return null;
+  }
+}
+
+/** The loaded addon, or null (JS kernels only). */
+export const native: NativeKernels | null = load();
+
+/** True when the native addon is loaded (kernels may run natively). */
+export function nativeAvailable(): boolean {
+  return native !== null;
+}
