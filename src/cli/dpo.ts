@@ -27,7 +27,7 @@ export const command: Command = {
   summary: 'DPO-train a model on preference pairs (TRL JSONL).',
   usage,
   async run(args) {
-    const { values, positionals } = parseArgs({
+    const { values, positionals } = parseCli(() => parseArgs({
       args,
       options: {
         model: { type: 'string' }, data: { type: 'string' }, out: { type: 'string' },
@@ -36,7 +36,7 @@ export const command: Command = {
         'weight-decay': { type: 'string' }, 'max-len': { type: 'string' }, seed: { type: 'string' },
       },
       allowPositionals: true,
-    });
+    }));
     if (positionals.length) throw new UsageError(`unexpected argument '${positionals[0]}'`);
     for (const k of ['model', 'data', 'out'] as const) if (!values[k]) throw new UsageError(`--${k} is required`);
     if (!existsSync(values.data!)) throw new UsageError(`data file not found: ${values.data}`);
@@ -49,6 +49,13 @@ export const command: Command = {
     };
     const loss = values.loss ?? 'sigmoid';
     if (loss !== 'sigmoid' && loss !== 'ipo') throw new UsageError(`--loss must be sigmoid or ipo, got '${loss}'`);
+    const dpoOpts = {
+      steps: num('steps', 100, true)!, lr: num('lr', 1e-5)!, batchSize: num('batch', 8, true)!, beta: num('beta', 0.1),
+      lossType: loss as 'sigmoid' | 'ipo', nllAlpha: num('nll-alpha', 0), warmup: num('warmup', undefined, true), weightDecay: num('weight-decay', 0),
+      maxLen: num('max-len', undefined, true), seed: num('seed', 0, true),
+    };
+    if (!(dpoOpts.beta! > 0)) throw new UsageError('--beta must be > 0');
+    if (dpoOpts.batchSize < 1) throw new UsageError('--batch must be at least 1');
     const O = await import('../nn/ops.ts');
     const { loadModel, saveModel } = await import('../nn/checkpoint.ts');
     const { dpoTrain, readPairs } = await import('../nn/dpo.ts');
@@ -56,13 +63,18 @@ export const command: Command = {
     await O.initBackend();
     const { model, tokenizer } = loadModel(values.model!);
     if (!tokenizer) throw new UsageError(`${values.model}: no tokenizer.json`);
-    const logs = dpoTrain(model, tokenizer, pairs, {
-      steps: num('steps', 100, true)!, lr: num('lr', 1e-5)!, batchSize: num('batch', 8, true)!, beta: num('beta', 0.1),
-      lossType: loss, nllAlpha: num('nll-alpha', 0), warmup: num('warmup', undefined, true), weightDecay: num('weight-decay', 0),
-      maxLen: num('max-len', undefined, true), seed: num('seed', 0, true),
-    });
+    const logs = dpoTrain(model, tokenizer, pairs, dpoOpts);
     saveModel(values.out!, model, tokenizer, { extraJson: { 'dpo_log.json': logs } });
     console.log(JSON.stringify({ out: values.out, pairs: pairs.length, ...logs[logs.length - 1] }));
     return 0;
   },
 };
+
+/** parseArgs errors (unknown option, missing value) as usage errors. */
+function parseCli<T>(f: () => T): T {
+  try {
+    return f();
+  } catch (e) {
+    throw new UsageError((e as Error).message.split('\n')[0]);
+  }
+}

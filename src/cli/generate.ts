@@ -20,7 +20,7 @@ export const command: Command = {
   summary: 'Generate text with a model folder (batched, KV cache).',
   usage,
   async run(args) {
-    const { values, positionals } = parseArgs({
+    const { values, positionals } = parseCli(() => parseArgs({
       args,
       options: {
         model: { type: 'string' }, prompt: { type: 'string', multiple: true }, prompts: { type: 'string' },
@@ -28,7 +28,7 @@ export const command: Command = {
         seed: { type: 'string' }, stop: { type: 'string', multiple: true }, batch: { type: 'string' },
       },
       allowPositionals: true,
-    });
+    }));
     if (positionals.length) throw new UsageError(`unexpected argument '${positionals[0]}'`);
     if (!values.model) throw new UsageError('--model is required');
     if (!values.prompt && !values.prompts) throw new UsageError('give --prompt TEXT or --prompts FILE.jsonl');
@@ -48,17 +48,28 @@ export const command: Command = {
         return r.prompt as string;
       }));
     }
+    const genOpts = {
+      maxTokens: num('max-tokens', 128, true), temperature: num('temperature', 0), topP: num('top-p', 1),
+      seed: num('seed', 0, true), stop: values.stop, batchSize: num('batch', 32, true),
+    };
+    if (genOpts.topP > 1) throw new UsageError(`--top-p must be in (0, 1], got ${genOpts.topP}`);
     const O = await import('../nn/ops.ts');
     const { loadModel } = await import('../nn/checkpoint.ts');
     const { generate } = await import('../nn/generate.ts');
     await O.initBackend();
     const { model, tokenizer } = loadModel(values.model);
     if (!tokenizer) throw new UsageError(`${values.model}: no tokenizer.json`);
-    const out = generate(model, tokenizer, prompts, {
-      maxTokens: num('max-tokens', 128, true), temperature: num('temperature', 0), topP: num('top-p', 1),
-      seed: num('seed', 0, true), stop: values.stop, batchSize: num('batch', 32, true),
-    });
+    const out = generate(model, tokenizer, prompts, genOpts);
     out.forEach((g, i) => console.log(JSON.stringify({ prompt: prompts[i], text: g.text, finish: g.finish })));
     return 0;
   },
 };
+
+/** parseArgs errors (unknown option, missing value) as usage errors. */
+function parseCli<T>(f: () => T): T {
+  try {
+    return f();
+  } catch (e) {
+    throw new UsageError((e as Error).message.split('\n')[0]);
+  }
+}

@@ -12,8 +12,9 @@ model.safetensors, tokenizer files) plus trainer_state.json and optimizer.safete
 
 CONFIG fields (snake_case; defaults in brackets):
   out               output folder (required)
-  data              training data (required): .jsonl of {prompt, completion[, mask_spans]} or {text},
-                    or a plain-text file (documents separated by blank lines, packed)
+  data              training data (required), one path or a list: .jsonl of
+                    {prompt, completion[, mask_spans]} or {text}, or plain text (documents
+                    separated by blank lines, packed to seq_len + 1 tokens)
   init_from         HF folder to fine-tune from (its config and tokenizer are used)
   model             new model: {hidden_size, num_hidden_layers, num_attention_heads,
                     num_key_value_heads, intermediate_size, head_dim, max_position_embeddings [512],
@@ -45,15 +46,16 @@ export const command: Command = {
   summary: 'Train or fine-tune a tiny Llama from a JSON/YAML config.',
   usage,
   async run(args) {
-    const { values, positionals } = parseArgs({ args, options: { resume: { type: 'boolean' } }, allowPositionals: true });
+    const { values, positionals } = parseCli(() => parseArgs({ args, options: { resume: { type: 'boolean' } }, allowPositionals: true }));
     if (positionals.length !== 1) throw new UsageError('expected exactly one CONFIG file');
     const path = positionals[0];
     const c = readConfigFile(path);
     const known = new Set(['out', 'data', 'init_from', 'model', 'tokenizer', 'steps', 'lr', 'batch_size', 'seq_len', 'warmup', 'min_lr_frac', 'weight_decay', 'clip', 'seed', 'init_seed', 'completion_only', 'save_every', 'dtype']);
     for (const k of Object.keys(c)) if (!known.has(k)) throw new UsageError(`${path}: unknown field '${k}'`);
     if (typeof c.out !== 'string') throw new UsageError(`${path}: 'out' (output folder) is required`);
-    if (typeof c.data !== 'string') throw new UsageError(`${path}: 'data' (training data file) is required`);
-    if (!existsSync(c.data)) throw new UsageError(`${path}: data file not found: ${c.data}`);
+    const dataPaths: string[] = typeof c.data === 'string' ? [c.data] : c.data;
+    if (!Array.isArray(dataPaths) || dataPaths.length === 0 || dataPaths.some((d) => typeof d !== 'string')) throw new UsageError(`${path}: 'data' (a training data file or a list of them) is required`);
+    for (const d of dataPaths) if (!existsSync(d)) throw new UsageError(`${path}: data file not found: ${d}`);
     if (c.init_from !== undefined && c.model !== undefined) throw new UsageError(`${path}: give either 'init_from' or 'model', not both`);
     const num = (k: string, d: number, int = false): number => {
       const v = c[k] ?? d;
@@ -63,6 +65,9 @@ export const command: Command = {
     const steps = num('steps', 1000, true);
     const seqLen = num('seq_len', 256, true);
     const seed = num('seed', 0, true);
+    const batchSize = num('batch_size', 32, true);
+    if (batchSize < 1) throw new UsageError(`${path}: 'batch_size' must be at least 1`);
+    if (seqLen < 1) throw new UsageError(`${path}: 'seq_len' must be at least 1`);
 
     const O = await import('../nn/ops.ts');
     const { Llama, makeConfig, numParams } = await import('../nn/model.ts');
@@ -86,9 +91,9 @@ export const command: Command = {
       else if (typeof t?.merges === 'number') {
         if (t.merges === 0) tok = new Tokenizer();
         else {
-          const texts = c.data.endsWith('.jsonl')
-            ? readJsonl(c.data).map((r) => (typeof r.text === 'string' ? r.text : `${r.prompt ?? ''}${r.completion ?? ''}`))
-            : [readFileSync(c.data, 'utf8')];
+          const texts = dataPaths.flatMap((d) => (d.endsWith('.jsonl')
+            ? readJsonl(d).map((r) => (typeof r.text === 'string' ? r.text : `${r.prompt ?? ''}${r.completion ?? ''}`))
+            : [readFileSync(d, 'utf8')]));
           tok = trainBpe(texts, t.merges);
         }
       } else throw new UsageError(`${path}: 'tokenizer' must be {merges: N} or a folder`);
@@ -102,15 +107,25 @@ export const command: Command = {
       }
       model = Llama.init(cfg, num('init_seed', seed, true));
     }
-    const examples = loadExamples(c.data, tok, seqLen, { completionOnly: c.completion_only ?? true });
+    const examples = dataPaths.flatMap((d) => loadExamples(d, tok, seqLen, { completionOnly: c.completion_only ?? true }));
     console.error(`model ${numParams(model.config)} parameters, vocab ${tok.vocabSize}; ${examples.length} examples`);
     const r = train(model, tok, examples, {
-      steps, lr: num('lr', 1e-3), batchSize: num('batch_size', 32, true), seqLen, seed,
+      steps, lr: num('lr', 1e-3), batchSize, seqLen, seed,
       warmup: c.warmup, minLrFrac: c.min_lr_frac, weightDecay: c.weight_decay, clip: c.clip,
       outDir: c.out, saveEvery: c.save_every, resume: values.resume ?? false,
       dtype: c.dtype ? parseDTypeName(c.dtype) : undefined,
     });
-    console.log(JSON.stringify({ out: c.out, steps: r.steps, loss: r.loss, tokens: r.tokens, seconds: Math.round(r.seconds * 10) / 10 }));
+    model.dispose();
+    console.log(JSON.stringify({ out: c.out, steps: r.steps, loss: r.loss, tokens: r.tokens, truncated_examples: r.truncated, seconds: Math.round(r.seconds * 10) / 10 }));
     return 0;
   },
 };
+
+/** parseArgs errors (unknown option, missing value) as usage errors. */
+function parseCli<T>(f: () => T): T {
+  try {
+    return f();
+  } catch (e) {
+    throw new UsageError((e as Error).message.split('\n')[0]);
+  }
+}

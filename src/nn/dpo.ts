@@ -1,0 +1,166 @@
+/**
+ * Direct Preference Optimization of a policy against a frozen reference whose completion log-probs
+ * are computed once before training (or taken from the data). Loss per pair, with
+ * ρ(y) = log π_θ(y|x) − log π_ref(y|x) summed over completion tokens (+ eos):
+ *   sigmoid: −log σ(β·(ρ⁺ − ρ⁻))             ipo: (ρ̄⁺ − ρ̄⁻ − 1/(2β))², ρ̄ = ρ / tokens
+ * plus optionally α · (−log π_θ(y⁺|x) / |y⁺|) (length-normalised NLL of the chosen completion).
+ */
+import * as O from './ops.ts';
+import type { Llama } from './model.ts';
+import type { Tokenizer } from './tokenizer.ts';
+import { batchLogprobs, encodePair, makeBatch, readJsonl, rowCounts } from './data.ts';
+import type { Example } from './data.ts';
+import { exampleLogprobs } from './generate.ts';
+import { AdamW, lrAt } from './train.ts';
+import { Rng } from './rng.ts';
+import { saveModel } from './checkpoint.ts';
+
+export interface PreferencePair {
+  prompt: string;
+  chosen: string;
+  rejected: string;
+  ref_chosen_logps?: number;
+  ref_rejected_logps?: number;
+}
+
+export interface DpoOptions {
+  steps: number;
+  lr: number;
+  /** Pairs per step. */
+  batchSize: number;
+  beta?: number;
+  lossType?: 'sigmoid' | 'ipo';
+  /** Weight of the length-normalised NLL on chosen (0 = off). */
+  nllAlpha?: number;
+  warmup?: number;
+  minLrFrac?: number;
+  weightDecay?: number;
+  clip?: number;
+  seed?: number;
+  /** Max tokens per sequence (prompt + completion; the end is cut). */
+  maxLen?: number;
+  outDir?: string;
+  onStep?: (s: DpoStepLog) => void;
+  progress?: boolean;
+}
+
+export interface DpoStepLog {
+  step: number;
+  loss: number;
+  'rewards/chosen': number;
+  'rewards/rejected': number;
+  'rewards/margins': number;
+  'rewards/accuracies': number;
+  'logps/chosen': number;
+  'logps/rejected': number;
+  lr: number;
+  gradNorm: number;
+}
+
+/** Read TRL-style preference JSONL {prompt, chosen, rejected[, ref_chosen_logps, ref_rejected_logps]}. */
+export function readPairs(path: string): PreferencePair[] {
+  return readJsonl(path).map((r, i) => {
+    for (const k of ['prompt', 'chosen', 'rejected']) {
+      if (typeof r?.[k] !== 'string') throw new Error(`${path}: row ${i + 1}: field "${k}" must be a string (conversational format is not supported)`);
+    }
+    return r as PreferencePair;
+  });
+}
+
+function tokenizePair(tok: Tokenizer, p: PreferencePair): [Example, Example] {
+  return [encodePair(tok, p.prompt, p.chosen), encodePair(tok, p.prompt, p.rejected)];
+}
+
+/** Reference log-probs of chosen and rejected for every pair (from the data when present). */
+export function referenceLogps(ref: Llama, tok: Tokenizer, pairs: PreferencePair[], maxLen?: number): Array<[number, number]> {
+  const need = pairs.map((p, i) => [p, i] as const).filter(([p]) => p.ref_chosen_logps === undefined || p.ref_rejected_logps === undefined);
+  const ex: Example[] = [];
+  for (const [p] of need) ex.push(...tokenizePair(tok, p));
+  const lp = exampleLogprobs(ref, ex, { maxLen });
+  const out = pairs.map((p) => [p.ref_chosen_logps ?? NaN, p.ref_rejected_logps ?? NaN] as [number, number]);
+  need.forEach(([, i], k) => (out[i] = [lp[2 * k].logprob, lp[2 * k + 1].logprob]));
+  return out;
+}
+
+/** Train `policy` in place by DPO. `ref` defaults to the policy itself before training. */
+export function dpoTrain(policy: Llama, tok: Tokenizer, pairs: PreferencePair[], o: DpoOptions, ref?: Llama): DpoStepLog[] {
+  if (pairs.length === 0) throw new Error('dpo: no pairs');
+  const beta = o.beta ?? 0.1;
+  const lossType = o.lossType ?? 'sigmoid';
+  const alpha = o.nllAlpha ?? 0;
+  const seed = o.seed ?? 0;
+  const maxLen = o.maxLen ?? policy.config.max_position_embeddings;
+  if (!(beta > 0)) throw new Error(`dpo: beta must be > 0, got ${beta}`);
+  const refLp = referenceLogps(ref ?? policy, tok, pairs, maxLen);
+  const tokPairs = pairs.map((p) => tokenizePair(tok, p));
+  const opt = new AdamW(policy, { weightDecay: o.weightDecay ?? 0 });
+  const warmup = o.warmup ?? Math.min(10, Math.floor(o.steps / 10));
+  const vars = [...policy.params.values()];
+  const logs: DpoStepLog[] = [];
+  const tty = (o.progress ?? true) && process.stderr.isTTY;
+  let order: number[] = [];
+  let cursor = 0;
+  let epoch = 0;
+  for (let it = 0; it < o.steps; it++) {
+    const idx: number[] = [];
+    while (idx.length < Math.min(o.batchSize, pairs.length)) {
+      if (cursor >= order.length) {
+        order = new Rng(seed * 1_000_003 + epoch++).shuffle([...pairs.keys()]);
+        cursor = 0;
+      }
+      idx.push(order[cursor++]);
+    }
+    const P = idx.length;
+    const batch = makeBatch([...idx.map((i) => tokPairs[i][0]), ...idx.map((i) => tokPairs[i][1])], policy.config.pad_token_id, maxLen);
+    const counts = rowCounts(batch);
+    const refC = Float32Array.from(idx.map((i) => refLp[i][0]));
+    const refR = Float32Array.from(idx.map((i) => refLp[i][1]));
+    const nC = Float32Array.from(counts.slice(0, P));
+    const nR = Float32Array.from(counts.slice(P));
+    const kept: { lp: O.Tensor | null } = { lp: null };
+    const { value, grads } = O.valueAndGrads(() => {
+      const lp = batchLogprobs(policy.forward(O.intTensor(batch.inputs, [batch.B, batch.T])).logits, batch);
+      kept.lp = O.keep(lp);
+      const lpc = O.slice(lp, [0], [P]);
+      const lpr = O.slice(lp, [P], [P]);
+      const rc = O.sub(lpc, O.tensor(refC, [P]));
+      const rr = O.sub(lpr, O.tensor(refR, [P]));
+      let loss: O.Tensor;
+      if (lossType === 'ipo') {
+        const d = O.sub(O.div(rc, O.tensor(nC, [P])), O.div(rr, O.tensor(nR, [P])));
+        loss = O.mean(O.square(O.addScalar(d, -1 / (2 * beta))));
+      } else {
+        loss = O.neg(O.mean(O.logSigmoid(O.mulScalar(O.sub(rc, rr), beta))));
+      }
+      if (alpha > 0) loss = O.add(loss, O.mulScalar(O.mean(O.div(lpc, O.tensor(nC, [P]))), -alpha));
+      return loss;
+    }, vars);
+    const loss = O.read(value)[0];
+    const lp = O.read(kept.lp!).slice();
+    const g = grads.map((t) => O.read(t));
+    O.dispose([value, ...grads, kept.lp!]);
+    const lr = lrAt(it, o.lr, o.steps, warmup, o.minLrFrac ?? 0.1);
+    const gradNorm = opt.step(g, lr, o.clip ?? 1);
+    let rcs = 0, rrs = 0, acc = 0, lc = 0, lr_ = 0;
+    for (let k = 0; k < P; k++) {
+      const rc = beta * (lp[k] - refC[k]);
+      const rr = beta * (lp[P + k] - refR[k]);
+      rcs += rc;
+      rrs += rr;
+      acc += rc > rr ? 1 : 0;
+      lc += lp[k];
+      lr_ += lp[P + k];
+    }
+    const log: DpoStepLog = {
+      step: it + 1, loss,
+      'rewards/chosen': rcs / P, 'rewards/rejected': rrs / P, 'rewards/margins': (rcs - rrs) / P, 'rewards/accuracies': acc / P,
+      'logps/chosen': lc / P, 'logps/rejected': lr_ / P, lr, gradNorm,
+    };
+    logs.push(log);
+    o.onStep?.(log);
+    if (tty) process.stderr.write(`\rdpo step ${it + 1}/${o.steps} loss ${loss.toFixed(4)} margin ${log['rewards/margins'].toFixed(3)} acc ${log['rewards/accuracies'].toFixed(2)}   `);
+  }
+  if (tty) process.stderr.write('\n');
+  if (o.outDir) saveModel(o.outDir, policy, tok);
+  return logs;
+}
