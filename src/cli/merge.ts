@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { UsageError, type Command } from './command.ts';
 import { ProgressBar, formatBytes } from './progress.ts';
@@ -80,7 +81,7 @@ export const command: Command = {
       bar.done();
       custom?.close();
     }
-    if (v.json) console.log(JSON.stringify({ ...summary, maxRssBytes: process.resourceUsage().maxRSS * 1024 }));
+    if (v.json) console.log(JSON.stringify({ ...summary, maxRssBytes: peakRssBytes() }));
     else
       console.log(
         `merged ${summary.tensors} tensors (${summary.merged} merged, ${summary.copied} copied), ${(summary.parameters / 1e6).toFixed(2)}M parameters, ` +
@@ -89,3 +90,18 @@ export const command: Command = {
     return 0;
   },
 };
+
+/**
+ * Peak resident memory of this process. On Linux, VmHWM of /proc/self/status (the high-water mark
+ * of this program's own address space: getrusage's maxRSS also counts the parent's memory at fork
+ * time); elsewhere getrusage.
+ */
+function peakRssBytes(): number {
+  try {
+    const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync('/proc/self/status', 'utf8'));
+    if (m) return Number(m[1]) * 1024;
+  } catch {
+    // not Linux
+  }
+  return process.resourceUsage().maxRSS * 1024;
+}
