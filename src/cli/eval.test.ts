@@ -1,0 +1,101 @@
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { main } from './main.ts';
+import { makeRandomModel } from '../serve/testing.ts';
+import { loadProblems } from '../eval/evaluate.ts';
+
+const root = mkdtempSync(join(tmpdir(), 'selfdev-eval-cli-'));
+const model = join(root, 'rand');
+
+before(async () => {
+  await makeRandomModel(model, { max_position_embeddings: 256 });
+});
+after(() => rmSync(root, { recursive: true, force: true }));
+
+async function run(args: string[]): Promise<{ code: number; out: string; err: string }> {
+  const out: string[] = [];
+  const err: string[] = [];
+  const [log, error] = [console.log, console.error];
+  console.log = (...a: unknown[]) => void out.push(a.join(' '));
+  console.error = (...a: unknown[]) => void err.push(a.join(' '));
+  try {
+    const code = await main(['eval', ...args]);
+    return { code, out: out.join('\n'), err: err.join('\n') };
+  } finally {
+    console.log = log;
+    console.error = error;
+  }
+}
+
+test('eval: clear usage errors', async () => {
+  const cases: Array<[string[], RegExp]> = [
+    [['--model', join(root, 'nope')], /model folder not found: .*nope/],
+    [['--model', model, '--bench', 'gsm9k:x'], /bad bench spec 'gsm9k:x'/],
+    [['--model', model, '--bench', 'gsm8k:/no/such.jsonl'], /GSM8k file not found: \/no\/such.jsonl/],
+    [['--model', model, '--split', 'train'], /--split must be dev, test or all/],
+    [[], /give --model DIR or --endpoint/],
+    [['--endpoint', 'http://127.0.0.1:9'], /--model-name/],
+    [['--model', model, '--shots', '3'], /zero-shot/],
+    [['--model', model, '--calculator', '--no-calculator'], /not both/],
+    [['--model', model, '--limit', '-1'], /--limit/],
+  ];
+  for (const [args, re] of cases) {
+    const r = await run(args);
+    assert.notEqual(r.code, 0, args.join(' '));
+    assert.match(r.err, re, args.join(' '));
+  }
+});
+
+test('eval: unreachable endpoint fails after retries, naming the URL', async () => {
+  // a port that was free a moment ago
+  const s = createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
+  const port = (s.address() as AddressInfo).port;
+  await new Promise((r) => s.close(r));
+  const r = await run(['--endpoint', `http://127.0.0.1:${port}/v1`, '--model-name', 'x', '--limit', '1', '--retries', '1']);
+  assert.equal(r.code, 1);
+  assert.match(r.err, new RegExp(`http://127\\.0\\.0\\.1:${port}/v1/completions: unreachable after 2 attempts`));
+});
+
+test('eval: tiny world with a random model — text and JSON summaries, records file, per family', async () => {
+  const out = join(root, 'sub', 'rec.jsonl');
+  const r = await run(['--model', model, '--limit', '6', '--max-tokens', '8', '--out', out]);
+  assert.equal(r.code, 0, r.err);
+  assert.match(r.out, /^tiny dev: n=6 {2}strict \d+\.\d% {2}flexible \d+\.\d% .*calculator on, zero-shot/);
+  const recs = readFileSync(out, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  const probs = loadProblems({ kind: 'tiny' }, 'dev').slice(0, 6);
+  assert.deepEqual(recs.map((x) => x.question), probs.map((p) => p.question));
+  assert.deepEqual(recs.map((x) => x.family), probs.map((p) => p.family));
+  for (const x of recs) {
+    assert.ok(['eos', 'stop', 'length'].includes(x.finish));
+    for (const k of ['generation', 'reference', 'strict_extracted', 'flexible_extracted']) assert.equal(typeof x[k], 'string');
+  }
+  const j = await run(['--model', model, '--limit', '6', '--max-tokens', '8', '--json', '--no-calculator']);
+  const s = JSON.parse(j.out.split('\n').pop()!);
+  assert.equal(s.n, 6);
+  assert.equal(s.settings.calculator, false);
+  const fams = [...new Set(probs.map((p) => p.family!))].sort();
+  assert.deepEqual(Object.keys(s.perFamily), fams);
+  assert.equal(Object.values(s.perFamily as Record<string, { n: number }>).reduce((a, f) => a + f.n, 0), 6);
+});
+
+test('eval: real GSM8k file with few-shot prompts from train.jsonl beside it', { skip: !existsSync('../shared/data/gsm8k/test.jsonl') }, async () => {
+  const out = join(root, 'g.jsonl');
+  const r = await run(['--model', model, '--bench', 'gsm8k:../shared/data/gsm8k/test.jsonl', '--split', 'test', '--limit', '2', '--shots', '2', '--max-tokens', '6', '--json', '--out', out]);
+  assert.equal(r.code, 0, r.err);
+  const s = JSON.parse(r.out);
+  assert.equal(s.n, 2);
+  assert.match(r.err, /warning: 2 prompt\(s\) were left-truncated/, '2-shot GSM8k prompts exceed 256 byte tokens');
+  assert.equal(s.settings.shots, 2);
+  assert.equal(s.settings.shotSeed, 1234);
+  assert.equal(s.settings.calculator, false);
+  const recs = readFileSync(out, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  const test = loadProblems({ kind: 'gsm8k', path: '../shared/data/gsm8k/test.jsonl' }, 'test').slice(0, 2);
+  assert.deepEqual(recs.map((x) => [x.index, x.question]), test.map((p) => [p.index, p.question]));
+  assert.deepEqual(recs.map((x) => x.reference), test.map((p) => p.answer.slice(p.answer.lastIndexOf('#### ') + 5).trim()));
+});

@@ -1,0 +1,133 @@
+import { existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { UsageError, type Command } from './command.ts';
+import { ProgressBar } from './progress.ts';
+
+const usage = `selfdev eval (--model DIR | --endpoint URL --model-name NAME) [options]
+
+Greedy evaluation on a GSM8k-format benchmark, scored like lm-evaluation-harness gsm8k
+(strict-match and flexible-extract exact match). Prints both accuracies (and per family for the
+tiny world); --out writes one JSON record per question.
+
+Options:
+  --bench B            tiny | gsm8k:PATH (a GSM8k JSONL file)   [tiny]
+  --split S            dev | test | all. tiny: world/bench/{dev,test}.jsonl; gsm8k: dev = 100
+                       problems carved with seed 0, test = the rest                [dev]
+  --limit N            only the first N problems of the split
+  --shots K            few-shot examples for gsm8k, drawn per problem from the train file
+                       (seeded by --seed and the problem's index; tiny is zero-shot) [5]
+  --train PATH         shot pool [train.jsonl beside the bench file]
+  --seed N             shot seed [1234]
+  --calculator         calculator-augmented decoding (<<EXPR= → VALUE>> forced) [on for tiny]
+  --no-calculator      turn it off                                              [off for gsm8k]
+  --max-tokens N       new tokens per question [tiny 128, gsm8k 256]
+  --batch N            builtin: rows per forward batch [32]
+  --endpoint URL       an OpenAI-compatible server (…/v1), with --model-name NAME
+  --concurrency N      endpoint: requests in flight [4]
+  --timeout S          endpoint: seconds per request [120]
+  --retries N          endpoint: retries on 429/5xx/network errors [4]
+  --out FILE.jsonl     per-question records
+  --json               print one JSON object (summary) instead of text`;
+
+function posInt(v: string | undefined, name: string, def: number, min = 1): number {
+  if (v === undefined) return def;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < min) throw new UsageError(`--${name} must be an integer >= ${min}, got '${v}'`);
+  return n;
+}
+
+export const command: Command = {
+  name: 'eval',
+  summary: 'Evaluate a model (folder or OpenAI-compatible endpoint) on tiny-world or GSM8k problems.',
+  usage,
+  async run(args) {
+    const { values, positionals } = parseArgs({
+      args,
+      options: {
+        model: { type: 'string' }, bench: { type: 'string' }, split: { type: 'string' }, limit: { type: 'string' },
+        shots: { type: 'string' }, train: { type: 'string' }, seed: { type: 'string' },
+        calculator: { type: 'boolean' }, 'no-calculator': { type: 'boolean' }, 'max-tokens': { type: 'string' },
+        batch: { type: 'string' }, endpoint: { type: 'string' }, 'model-name': { type: 'string' },
+        concurrency: { type: 'string' }, timeout: { type: 'string' }, retries: { type: 'string' },
+        out: { type: 'string' }, json: { type: 'boolean' },
+      },
+      allowPositionals: true,
+    });
+    if (positionals.length) throw new UsageError(`unexpected argument '${positionals[0]}'`);
+    const ev = await import('../eval/evaluate.ts');
+    let spec: ReturnType<typeof ev.parseBenchSpec>;
+    try {
+      spec = ev.parseBenchSpec(values.bench ?? 'tiny');
+    } catch (e) {
+      throw new UsageError((e as Error).message);
+    }
+    const split = values.split ?? 'dev';
+    if (split !== 'dev' && split !== 'test' && split !== 'all') throw new UsageError(`--split must be dev, test or all, got '${split}'`);
+    if (values.calculator && values['no-calculator']) throw new UsageError('give --calculator or --no-calculator, not both');
+    if (values.endpoint && values.model) throw new UsageError('give --model DIR (builtin engine) or --endpoint URL, not both');
+    if (!values.endpoint && !values.model) throw new UsageError('give --model DIR or --endpoint URL --model-name NAME');
+    if (values.endpoint && !values['model-name']) throw new UsageError('--endpoint needs --model-name NAME');
+    if (values.model && !existsSync(values.model)) throw new UsageError(`model folder not found: ${values.model}`);
+    const tiny = spec.kind === 'tiny';
+    const shotsK = posInt(values.shots, 'shots', tiny ? 0 : 5, 0);
+    if (tiny && shotsK > 0) throw new UsageError('the tiny world is evaluated zero-shot; --shots applies to gsm8k:PATH');
+    const seed = posInt(values.seed, 'seed', 1234, 0);
+    const calculator = values.calculator ? true : values['no-calculator'] ? false : tiny;
+    const maxTokens = posInt(values['max-tokens'], 'max-tokens', tiny ? 128 : 256);
+    const limit = values.limit === undefined ? undefined : posInt(values.limit, 'limit', 0);
+
+    let problems = ev.loadProblems(spec, split);
+    if (limit !== undefined) problems = problems.slice(0, limit);
+    let shots: { pool: Array<{ question: string; answer: string }>; k: number; seed: number } | undefined;
+    if (spec.kind === 'gsm8k' && shotsK > 0) {
+      const trainPath = values.train ?? join(dirname(spec.path), 'train.jsonl');
+      if (!existsSync(trainPath)) throw new UsageError(`shot pool not found: ${trainPath} (give --train PATH or --shots 0)`);
+      const { loadGsm8k } = await import('../eval/gsm8k.ts');
+      shots = { pool: loadGsm8k(trainPath), k: shotsK, seed };
+    }
+
+    const be = await import('../eval/backends.ts');
+    const backend = values.endpoint
+      ? new be.OpenAIBackend({
+          endpoint: values.endpoint, modelName: values['model-name']!,
+          concurrency: posInt(values.concurrency, 'concurrency', 4), timeoutMs: posInt(values.timeout, 'timeout', 120) * 1000,
+          retries: posInt(values.retries, 'retries', 4, 0),
+        })
+      : await be.BuiltinBackend.load(values.model!, { batchSize: posInt(values.batch, 'batch', 32) });
+    const bar = new ProgressBar('eval');
+    let res;
+    try {
+      res = await ev.evaluate(backend, problems, {
+        shots, maxTokens, calculator, chunk: values.endpoint ? 50 : Math.max(posInt(values.batch, 'batch', 32), 50),
+        onProgress: (d, t) => bar.update(d, t),
+      });
+    } finally {
+      bar.done();
+      await backend.close();
+    }
+    if (backend instanceof be.BuiltinBackend && backend.truncatedPrompts > 0) {
+      console.error(`warning: ${backend.truncatedPrompts} prompt(s) were left-truncated to fit the model's context (max_position_embeddings − max-tokens)`);
+    }
+    if (values.out) {
+      const out = resolve(values.out);
+      mkdirSync(dirname(out), { recursive: true });
+      const tmp = `${out}.tmp-${process.pid}`;
+      writeFileSync(tmp, res.records.map((r) => JSON.stringify(r)).join('\n') + (res.records.length ? '\n' : ''));
+      renameSync(tmp, out);
+    }
+    const bench = spec.kind === 'tiny' ? 'tiny' : `gsm8k:${spec.path}`;
+    if (values.json) {
+      console.log(JSON.stringify({ bench, split, n: res.n, strict: res.strict, flexible: res.flexible, perFamily: res.perFamily, seconds: res.seconds, settings: res.settings }));
+    } else {
+      const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
+      console.log(`${bench} ${split}: n=${res.n}  strict ${pct(res.strict)}  flexible ${pct(res.flexible)}  (${res.settings.backend}, calculator ${calculator ? 'on' : 'off'}, ${shots ? `${shots.k}-shot seed ${seed}` : 'zero-shot'}, ${res.seconds.toFixed(1)}s)`);
+      const fams = Object.entries(res.perFamily);
+      if (fams.length) {
+        const w = Math.max(...fams.map(([f]) => f.length));
+        for (const [f, a] of fams) console.log(`  ${f.padEnd(w)}  n=${String(a.n).padStart(4)}  strict ${pct(a.strict).padStart(6)}  flexible ${pct(a.flexible).padStart(6)}`);
+      }
+    }
+    return 0;
+  },
+};
