@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { UsageError, type Command } from './command.ts';
+import { UsageError, type Command, parseCli } from './command.ts';
 import { uniformAt } from '../tensor/kernels.ts';
 import { Sandbox } from '../sandbox/sandbox.ts';
 import { validateAlgorithm, type TensorCase } from '../sandbox/validate.ts';
@@ -63,12 +63,7 @@ export const command: Command = {
   summary: 'Validate a merge algorithm (JS/TS contract) in the sandbox and print the verdict.',
   usage: USAGE,
   async run(args) {
-    let parsed;
-    try {
-      parsed = parseArgs({ args, allowPositionals: true, options: { json: { type: 'boolean' }, seed: { type: 'string' }, 'timeout-ms': { type: 'string' }, 'memory-mb': { type: 'string' } } });
-    } catch (e) {
-      throw new UsageError((e as Error).message);
-    }
+    const parsed = parseCli(() => parseArgs({ args, allowPositionals: true, options: { json: { type: 'boolean' }, seed: { type: 'string' }, 'timeout-ms': { type: 'string' }, 'memory-mb': { type: 'string' } } }));
     const { values, positionals } = parsed;
     if (positionals.length !== 1) throw new UsageError(`expects exactly one FILE, got ${positionals.length}\n\n${USAGE}`);
     const file = positionals[0]!;

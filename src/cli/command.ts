@@ -12,3 +12,12 @@ export interface Command {
 export class UsageError extends Error {
   override name = 'UsageError';
 }
+
+/** Runs an argument parser (typically `node:util` parseArgs), turning its errors into UsageErrors. */
+export function parseCli<T>(parse: () => T): T {
+  try {
+    return parse();
+  } catch (e) {
+    throw new UsageError((e as Error).message.split('\n')[0]);
+  }
+}

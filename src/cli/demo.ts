@@ -2,7 +2,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { UsageError, type Command } from './command.ts';
+import { parseCli, type Command } from './command.ts';
 import { makeLlamaCheckpoint } from '../io/testing.ts';
 import { Checkpoint } from '../io/checkpoint.ts';
 import { loadMergeConfig } from '../merge/config.ts';
@@ -64,12 +64,7 @@ export const command: Command = {
   summary: 'Run the embedded end-to-end default (what `npm start` runs).',
   usage,
   async run(args) {
-    let values;
-    try {
-      ({ values } = parseArgs({ args, options: { out: { type: 'string' }, keep: { type: 'boolean' } } }));
-    } catch (e) {
-      throw new UsageError((e as Error).message);
-    }
+    const { values } = parseCli(() => parseArgs({ args, options: { out: { type: 'string' }, keep: { type: 'boolean' } } }));
     const work = values.out ? resolve(values.out) : mkdtempSync(join(tmpdir(), 'selfdev-demo-'));
     mkdirSync(work, { recursive: true });
     const keep = values.keep || values.out !== undefined;

@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import { UsageError, type Command } from './command.ts';
+import { UsageError, type Command, parseCli } from './command.ts';
 import { ProgressBar } from './progress.ts';
 
 const usage = `selfdev export-gguf MODEL_DIR OUT.gguf [--dtype f32|f16] [--name NAME] [--verify]
@@ -25,12 +25,7 @@ export const command: Command = {
   summary: 'Export a Llama model folder to a GGUF file for llama.cpp.',
   usage,
   async run(args) {
-    let parsed;
-    try {
-      parsed = parseArgs({ args, allowPositionals: true, options: { dtype: { type: 'string' }, name: { type: 'string' }, verify: { type: 'boolean' } } });
-    } catch (e) {
-      throw new UsageError((e as Error).message);
-    }
+    const parsed = parseCli(() => parseArgs({ args, allowPositionals: true, options: { dtype: { type: 'string' }, name: { type: 'string' }, verify: { type: 'boolean' } } }));
     const [dir, out, ...extra] = parsed.positionals;
     if (!dir || !out || extra.length > 0) throw new UsageError(`expected MODEL_DIR and OUT.gguf\n\n${usage}`);
     const dtype = parsed.values.dtype ?? 'f32';

@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { UsageError, type Command } from './command.ts';
+import { UsageError, type Command, parseCli } from './command.ts';
 
 const usage = `selfdev generate --model DIR (--prompt TEXT ... | --prompts FILE.jsonl) [options]
 
@@ -65,11 +65,3 @@ export const command: Command = {
   },
 };
 
-/** parseArgs errors (unknown option, missing value) as usage errors. */
-function parseCli<T>(f: () => T): T {
-  try {
-    return f();
-  } catch (e) {
-    throw new UsageError((e as Error).message.split('\n')[0]);
-  }
-}

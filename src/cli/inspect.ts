@@ -1,6 +1,6 @@
 import { parseArgs } from 'node:util';
 import { basename } from 'node:path';
-import { UsageError, type Command } from './command.ts';
+import { UsageError, type Command, parseCli } from './command.ts';
 import { Checkpoint } from '../io/checkpoint.ts';
 import { CheckpointError } from '../io/errors.ts';
 import { numelOf } from '../io/safetensors.ts';
@@ -244,12 +244,7 @@ export const command: Command = {
   summary: "List a checkpoint's tensors, dtypes, shapes and parameter count, and validate it.",
   usage,
   async run(args) {
-    let parsed;
-    try {
-      parsed = parseArgs({ args, allowPositionals: true, options: { json: { type: 'boolean' }, stats: { type: 'boolean' } } });
-    } catch (e) {
-      throw new UsageError((e as Error).message);
-    }
+    const parsed = parseCli(() => parseArgs({ args, allowPositionals: true, options: { json: { type: 'boolean' }, stats: { type: 'boolean' } } }));
     const [dir, ...extra] = parsed.positionals;
     if (!dir || extra.length > 0) throw new UsageError(`expected exactly one MODEL_DIR\n\n${usage}`);
     let report: InspectReport;

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { UsageError, type Command } from './command.ts';
+import { UsageError, type Command, parseCli } from './command.ts';
 import { ProgressBar, formatBytes } from './progress.ts';
 import { loadMergeConfig } from '../merge/config.ts';
 import { runMerge } from '../merge/engine.ts';
@@ -31,9 +31,7 @@ export const command: Command = {
   summary: 'Merge checkpoints from a mergekit YAML config (every mergekit method).',
   usage,
   async run(args) {
-    let parsed;
-    try {
-      parsed = parseArgs({
+    const parsed = parseCli(() => parseArgs({
         args,
         allowPositionals: true,
         options: {
@@ -43,10 +41,7 @@ export const command: Command = {
           overwrite: { type: 'boolean' },
           json: { type: 'boolean' },
         },
-      });
-    } catch (e) {
-      throw new UsageError((e as Error).message);
-    }
+      }));
     const [configPath, outDir, ...extra] = parsed.positionals;
     if (!configPath || !outDir || extra.length > 0) throw new UsageError(`expected CONFIG.yml OUT_DIR\n\n${usage}`);
     const v = parsed.values;

@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { UsageError, type Command } from './command.ts';
+import { UsageError, type Command, parseCli } from './command.ts';
 import { RunStore } from '../store/store.ts';
 import { writeReport } from '../report/report.ts';
 
@@ -15,12 +15,7 @@ export const command: Command = {
   summary: "Write a run's self-contained report.html from its database.",
   usage,
   async run(args) {
-    let parsed;
-    try {
-      parsed = parseArgs({ args, allowPositionals: true, options: { out: { type: 'string' } } });
-    } catch (e) {
-      throw new UsageError((e as Error).message);
-    }
+    const parsed = parseCli(() => parseArgs({ args, allowPositionals: true, options: { out: { type: 'string' } } }));
     const [dir, ...extra] = parsed.positionals;
     if (!dir || extra.length > 0) throw new UsageError(`expected RUN_DIR\n\n${usage}`);
     const runDir = resolve(dir);

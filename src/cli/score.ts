@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { UsageError, type Command } from './command.ts';
+import { UsageError, type Command, parseCli } from './command.ts';
 import { scoreResponse, type Variant } from '../eval/scoring.ts';
 import { cutAtStop } from '../eval/prompt.ts';
 
@@ -74,12 +74,7 @@ export const command: Command = {
   summary: 'Score GSM8k-format completions (lm-eval strict and flexible exact match).',
   usage,
   async run(args) {
-    let parsed;
-    try {
-      parsed = parseArgs({ args, allowPositionals: true, options: { json: { type: 'boolean' }, cut: { type: 'boolean' }, variant: { type: 'string' } } });
-    } catch (e) {
-      throw new UsageError((e as Error).message);
-    }
+    const parsed = parseCli(() => parseArgs({ args, allowPositionals: true, options: { json: { type: 'boolean' }, cut: { type: 'boolean' }, variant: { type: 'string' } } }));
     const [file, ...extra] = parsed.positionals;
     if (file === undefined || extra.length > 0) throw new UsageError(`expected exactly one COMPLETIONS.jsonl\n\n${usage}`);
     const variant = (parsed.values.variant ?? 'gsm8k') as Variant;

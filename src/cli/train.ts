@@ -1,7 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import YAML from 'yaml';
-import { UsageError, type Command } from './command.ts';
+import { UsageError, type Command, parseCli } from './command.ts';
 import type { Llama as LlamaT } from '../nn/model.ts';
 import type { Tokenizer as TokenizerT } from '../nn/tokenizer.ts';
 
@@ -121,11 +121,3 @@ export const command: Command = {
   },
 };
 
-/** parseArgs errors (unknown option, missing value) as usage errors. */
-function parseCli<T>(f: () => T): T {
-  try {
-    return f();
-  } catch (e) {
-    throw new UsageError((e as Error).message.split('\n')[0]);
-  }
-}
