@@ -238,7 +238,16 @@ export function kthLargestAbs(x: Float32Array, k: number): number {
   return native!.kthAbs(x, k);
 }
 
-function quickselect(a: Float32Array, target: number): number {
+/**
+ * The k-th smallest value (0-based) of `a`, which is reordered in place: quickselect with a fixed
+ * pseudo-random pivot sequence, expected linear time. Repeated calls on the same array stay correct.
+ */
+export function kthSmallestInPlace(a: Float32Array | Float64Array, k: number): number {
+  if (!Number.isInteger(k) || k < 0 || k >= a.length) throw new Error(`kthSmallest: k=${k} out of range 0..${a.length - 1}`);
+  return quickselect(a, k);
+}
+
+function quickselect(a: Float32Array | Float64Array, target: number): number {
   let lo = 0;
   let hi = a.length - 1;
   let seed = 0x9e3779b9;

@@ -113,38 +113,5 @@ export function rowsOf(shape: readonly number[]): { rows: number; rowLen: number
   return { rows, rowLen: rows === 0 ? 0 : n / rows };
 }
 
-/**
- * The k-th smallest value (0-based) of `a`, which is reordered in place (quickselect with a fixed
- * pseudo-random pivot sequence, expected linear time). Several calls on the same array stay correct.
- * kernel candidate (selection without the |x| of kthLargestAbs).
- */
-export function kthSmallestInPlace(a: Float64Array | Float32Array, k: number): number {
-  if (k < 0 || k >= a.length) throw new Error(`kthSmallest: k=${k} out of range 0..${a.length - 1}`);
-  let lo = 0;
-  let hi = a.length - 1;
-  let s = 0x2545f491;
-  while (lo < hi) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    const pivot = a[lo + (s % (hi - lo + 1))]!;
-    let i = lo;
-    let lt = lo;
-    let gt = hi;
-    while (i <= gt) {
-      const v = a[i]!;
-      if (v < pivot) {
-        a[i] = a[lt]!;
-        a[lt] = v;
-        lt++;
-        i++;
-      } else if (v > pivot) {
-        a[i] = a[gt]!;
-        a[gt] = v;
-        gt--;
-      } else i++;
-    }
-    if (k < lt) hi = lt - 1;
-    else if (k > gt) lo = gt + 1;
-    else return pivot;
-  }
-  return a[lo]!;
-}
+/** Selection without |x| (used for quantiles); lives with the other kernels. */
+export { kthSmallestInPlace } from '../../tensor/kernels.ts';
