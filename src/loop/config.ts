@@ -1,0 +1,103 @@
+/** Loop configuration: defaults (the paper's numbers, scaled to the tiny world) and validation. */
+export type FactoryConfig =
+  | { kind: 'corpus' }
+  | { kind: 'builtin'; dir: string; batchSize?: number; maxTokens?: number; maxPromptTokens?: number }
+  | { kind: 'openai'; url: string; model: string; maxTokens?: number }
+  | { kind: 'llamacpp'; path: string; maxTokens?: number };
+
+export interface LoopConfig {
+  name: string;
+  seed: number;
+  iterations: number;
+  samplesPerIteration: number;
+  /** T_t = t1 / (1 + decay·(t − 1)). */
+  temperature: { t1: number; decay: number };
+  pWin: number;
+  pLose: number;
+  /** Top programs of each earlier iteration carried forward as chosen. */
+  carryTopK: number;
+  /** Use programs that failed the cascade as rejected too. */
+  failedAsRejected: boolean;
+  tensorFilter: string;
+  eval: { devSubset: number; promoteTopFraction: number; maxTokens: number; calculator: boolean; batchSize: number };
+  topKTest: number;
+  dpo: { beta: number; lr: number; epochs: number; nllAlpha: number; batchSize: number; maxLen?: number; command?: string };
+  factory: FactoryConfig;
+  world: { seedModel: string; experts: string[]; oodExperts: string[]; dev: string; test: string; algorithms: string; example: string };
+  baselines: { lambdas: number[] };
+}
+
+export const DEFAULT_CONFIG: LoopConfig = {
+  name: 'selfdev',
+  seed: 0,
+  iterations: 3,
+  samplesPerIteration: 100,
+  temperature: { t1: 1.2, decay: 0.2 },
+  pWin: 0.03,
+  pLose: 0.1,
+  carryTopK: 3,
+  failedAsRejected: false,
+  tensorFilter: 'mlp',
+  eval: { devSubset: 40, promoteTopFraction: 0.25, maxTokens: 64, calculator: true, batchSize: 32 },
+  topKTest: 15,
+  dpo: { beta: 0.01, lr: 1e-5, epochs: 2, nllAlpha: 0, batchSize: 4 },
+  factory: { kind: 'corpus' },
+  world: { seedModel: '', experts: [], oodExperts: [], dev: 'world/bench/dev.jsonl', test: 'world/bench/test.jsonl', algorithms: 'algorithms', example: 'algorithms/task_arithmetic.js' },
+  baselines: { lambdas: [0.2, 0.4, 0.6, 0.8, 1.0] },
+};
+
+export function temperatureAt(cfg: LoopConfig, t: number): number {
+  return cfg.temperature.t1 / (1 + cfg.temperature.decay * (t - 1));
+}
+
+function isObj(x: unknown): x is Record<string, unknown> {
+  return typeof x === 'object' && x !== null && !Array.isArray(x);
+}
+
+/** Deep-merges `user` over the defaults and validates. Unknown keys are errors (typos). */
+export function resolveConfig(user: unknown, where = 'config'): LoopConfig {
+  if (!isObj(user)) throw new Error(`${where}: expected a mapping at the top level`);
+  const merge = (def: unknown, u: unknown, path: string): unknown => {
+    if (u === undefined) return def;
+    if (isObj(def) && path !== 'factory') {
+      if (!isObj(u)) throw new Error(`${where}: ${path} must be a mapping`);
+      for (const k of Object.keys(u)) if (!(k in def) && !(path === 'dpo' && (k === 'maxLen' || k === 'command'))) throw new Error(`${where}: unknown key ${path ? path + '.' : ''}${k}`);
+      const out: Record<string, unknown> = { ...def };
+      for (const k of Object.keys(u)) out[k] = merge(def[k], u[k], path ? `${path}.${k}` : k);
+      return out;
+    }
+    return u;
+  };
+  const c = merge(DEFAULT_CONFIG, user, '') as LoopConfig;
+  const posInt = (v: unknown, n: string) => {
+    if (!Number.isInteger(v) || (v as number) < 1) throw new Error(`${where}: ${n} must be a positive integer, got ${JSON.stringify(v)}`);
+  };
+  const frac = (v: unknown, n: string) => {
+    if (typeof v !== 'number' || !(v > 0 && v <= 1)) throw new Error(`${where}: ${n} must be in (0, 1], got ${JSON.stringify(v)}`);
+  };
+  posInt(c.iterations, 'iterations');
+  posInt(c.samplesPerIteration, 'samplesPerIteration');
+  posInt(c.topKTest, 'topKTest');
+  posInt(c.eval.devSubset, 'eval.devSubset');
+  posInt(c.eval.maxTokens, 'eval.maxTokens');
+  posInt(c.eval.batchSize, 'eval.batchSize');
+  posInt(c.dpo.batchSize, 'dpo.batchSize');
+  posInt(c.dpo.epochs, 'dpo.epochs');
+  if (!Number.isInteger(c.seed)) throw new Error(`${where}: seed must be an integer`);
+  if (!Number.isInteger(c.carryTopK) || c.carryTopK < 0) throw new Error(`${where}: carryTopK must be a non-negative integer`);
+  frac(c.pWin, 'pWin');
+  frac(c.pLose, 'pLose');
+  frac(c.eval.promoteTopFraction, 'eval.promoteTopFraction');
+  if (!(c.temperature.t1 >= 0) || !(c.temperature.decay >= 0)) throw new Error(`${where}: temperature.t1 and temperature.decay must be >= 0`);
+  if (!(c.dpo.beta > 0) || !(c.dpo.lr > 0) || !(c.dpo.nllAlpha >= 0)) throw new Error(`${where}: dpo.beta and dpo.lr must be > 0, dpo.nllAlpha >= 0`);
+  if (!c.world.seedModel) throw new Error(`${where}: world.seedModel is required`);
+  if (!Array.isArray(c.world.experts) || c.world.experts.length === 0) throw new Error(`${where}: world.experts must list at least one model folder`);
+  if (!Array.isArray(c.world.oodExperts)) throw new Error(`${where}: world.oodExperts must be a list`);
+  if (!Array.isArray(c.baselines.lambdas) || c.baselines.lambdas.length === 0 || c.baselines.lambdas.some((x) => typeof x !== 'number')) throw new Error(`${where}: baselines.lambdas must be a non-empty list of numbers`);
+  const f = c.factory as { kind?: unknown };
+  if (!isObj(f) || !['corpus', 'builtin', 'openai', 'llamacpp'].includes(f.kind as string)) throw new Error(`${where}: factory.kind must be corpus, builtin, openai or llamacpp`);
+  if (c.factory.kind === 'builtin' && !c.factory.dir) throw new Error(`${where}: factory.dir is required for the builtin factory`);
+  if (c.factory.kind === 'openai' && (!c.factory.url || !c.factory.model)) throw new Error(`${where}: factory.url and factory.model are required for openai`);
+  if (c.factory.kind === 'llamacpp' && !c.factory.path) throw new Error(`${where}: factory.path is required for llamacpp`);
+  return c;
+}

@@ -1,0 +1,442 @@
+/**
+ * The Self-Developing controller. Split (OpenEvolve-style): this file schedules; the store
+ * (src/store) holds every result as soon as it exists; `ProgramEvaluator` (below) runs the cascade +
+ * in-memory merge + dev scoring; the factory prompt comes from src/factory.
+ *
+ * Resumability: the sample batch of an iteration is written before evaluation starts; each
+ * evaluation is recorded as it finishes; pairs, DPO steps, factory checkpoints, baselines and
+ * transfers are each recorded once. A restart on the same folder reloads the stored config and
+ * continues with the pending work. All randomness derives from the run seed.
+ *
+ * External DPO trainer (factory kind openai/llamacpp): `dpo.command` is run by `sh -c` with
+ * PAIRS (the TRL JSONL path), OUT (an output folder to create) and ITER in the environment. A TRL
+ * recipe (LoRA-DPO as in the paper):
+ *
+ *   python - <<'PY'
+ *   import os; from datasets import load_dataset; from trl import DPOConfig, DPOTrainer
+ *   from peft import LoraConfig; from transformers import AutoModelForCausalLM, AutoTokenizer
+ *   name = os.environ["BASE"]; tok = AutoTokenizer.from_pretrained(name)
+ *   model = AutoModelForCausalLM.from_pretrained(name)
+ *   ds = load_dataset("json", data_files=os.environ["PAIRS"], split="train")
+ *   args = DPOConfig(output_dir=os.environ["OUT"], beta=0.01, learning_rate=1e-6, num_train_epochs=1)
+ *   DPOTrainer(model=model, args=args, train_dataset=ds, processing_class=tok,
+ *              peft_config=LoraConfig(r=256, lora_alpha=256, task_type="CAUSAL_LM")).train()
+ *   PY
+ *
+ * then serve the merged adapter and point the factory at it for the next iteration.
+ */
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { stringify as yamlStringify } from 'yaml';
+import { RunStore, writeFileAtomic, type EvaluationRecord, type LeaderboardRow } from '../store/store.ts';
+import { Sandbox, validateAlgorithm, makeMergeFunction, AlgorithmRejected, type MergeFunction } from '../sandbox/index.ts';
+import { initBackend, loadModel, saveModel, dpoTrain, readJsonl } from '../nn/index.ts';
+import { evaluate, type EvalProblem } from '../eval/evaluate.ts';
+import { BuiltinBackend } from '../eval/backends.ts';
+import { buildPrompt, loadPromptFiles, openFactory, type AlgorithmFactory, type FactoryPrompt } from '../factory/index.ts';
+import { writeReport } from '../report/report.ts';
+import { MergeWorld } from './merger.ts';
+import { CorpusSampler } from './arms.ts';
+import { resolveConfig, temperatureAt, type LoopConfig } from './config.ts';
+
+export type LoopEvent =
+  | { type: 'iteration'; t: number; temperature: number }
+  | { type: 'sampled'; t: number; n: number }
+  | { type: 'evaluated'; t: number; hash: string; done: number; total: number; verdict: string; score: number | null; cached: boolean }
+  | { type: 'phase'; t: number | null; phase: string }
+  | { type: 'done'; best: LeaderboardRow | null };
+
+export interface LoopOptions {
+  signal?: AbortSignal;
+  onEvent?: (e: LoopEvent) => void;
+  /** Repository root (for docs/algorithm-contract.md and relative world paths); default cwd. */
+  root?: string;
+}
+
+export interface LoopResult {
+  runDir: string;
+  leaderboard: LeaderboardRow[];
+  best: LeaderboardRow | null;
+  baselines: { name: string; devStrict: number | null; testStrict: number | null }[];
+  reportPath: string;
+}
+
+/** 32-bit seed derived from (seed, key) by FNV-1a. */
+export function deriveSeed(seed: number, key: string): number {
+  let h = (0x811c9dc5 ^ (seed >>> 0)) >>> 0;
+  for (let i = 0; i < key.length; i++) h = Math.imul(h ^ key.charCodeAt(i), 0x01000193) >>> 0;
+  return h >>> 0;
+}
+
+class Aborted extends Error {}
+
+/** The evaluator: cascade → in-memory merge → greedy dev scoring. */
+export class ProgramEvaluator {
+  constructor(
+    readonly world: MergeWorld,
+    readonly sandbox: Sandbox,
+    readonly cfg: LoopConfig,
+  ) {}
+
+  async mergeFunction(code: string, seed: number): Promise<{ fn: MergeFunction } | { verdict: string; message: string; ms: number }> {
+    const t0 = performance.now();
+    const v = await validateAlgorithm(code, { sandbox: this.sandbox, seed });
+    if (!v.ok) return { verdict: v.category ?? 'runtime', message: `${v.stage}: ${v.message ?? ''}`, ms: performance.now() - t0 };
+    return { fn: makeMergeFunction(code, this.sandbox, { stats: v.hasPrepare ? this.world.stats() : undefined, seed, limits: this.world.limits() }) };
+  }
+
+  async score(weights: Map<string, Float32Array>, problems: EvalProblem[]): Promise<{ strict: number; flexible: number; families: Record<string, number> }> {
+    const model = this.world.model(weights);
+    try {
+      const be = BuiltinBackend.fromModel(model, this.world.tokenizer, { batchSize: this.cfg.eval.batchSize });
+      const r = await evaluate(be, problems, { maxTokens: this.cfg.eval.maxTokens, calculator: this.cfg.eval.calculator });
+      return { strict: r.strict, flexible: r.flexible, families: Object.fromEntries(Object.entries(r.perFamily).map(([k, a]) => [k, a.strict])) };
+    } finally {
+      model.dispose();
+    }
+  }
+
+  /** Merge with a program; returns weights or a failure. */
+  async mergeProgram(code: string, seed: number): Promise<{ weights: Map<string, Float32Array>; sandboxMs: number; mergeMs: number } | { verdict: string; message: string; sandboxMs: number }> {
+    const t0 = performance.now();
+    const m = await this.mergeFunction(code, seed);
+    const sandboxMs = performance.now() - t0;
+    if (!('fn' in m)) return { verdict: m.verdict, message: m.message, sandboxMs };
+    const t1 = performance.now();
+    try {
+      const weights = await this.world.merge(m.fn, seed);
+      return { weights, sandboxMs, mergeMs: performance.now() - t1 };
+    } catch (e) {
+      if (e instanceof AlgorithmRejected) return { verdict: e.category, message: `merge: ${e.message}`, sandboxMs };
+      const msg = (e as Error).message;
+      return { verdict: /non-finite/.test(msg) ? 'non-finite' : 'runtime', message: `merge: ${msg}`, sandboxMs };
+    }
+  }
+}
+
+function screenScore(e: EvaluationRecord | undefined): number | null {
+  if (!e || e.verdict !== 'ok') return null;
+  return e.devStrict ?? e.devSubset;
+}
+
+function byScoreThenHash(a: { hash: string; score: number }, b: { hash: string; score: number }): number {
+  return b.score - a.score || (a.hash < b.hash ? -1 : a.hash > b.hash ? 1 : 0);
+}
+
+function loadProblems(path: string): EvalProblem[] {
+  return (readJsonl(path) as EvalProblem[]).map((p, i) => ({ ...p, index: i }));
+}
+
+/** Runs (or resumes) the loop in `runDir`. `config` is required for a new run and ignored on resume (the stored one wins). */
+export async function runLoop(config: unknown, runDir: string, opts: LoopOptions = {}): Promise<LoopResult> {
+  const root = resolve(opts.root ?? process.cwd());
+  mkdirSync(runDir, { recursive: true });
+  const store = RunStore.open(runDir);
+  const emit = (e: LoopEvent) => opts.onEvent?.(e);
+  const check = () => {
+    if (opts.signal?.aborted) throw new Aborted('aborted');
+  };
+  const disposers: (() => void | Promise<void>)[] = [() => store.close()];
+  try {
+    let run = store.getRun();
+    let cfg: LoopConfig;
+    if (!run) {
+      if (config === undefined || config === null) throw new Error(`${runDir}: no run here yet; a config is required to start one`);
+      cfg = resolveConfig(config);
+      run = store.createRun({ name: cfg.name, config: cfg, seed: cfg.seed, evalConfig: { dev: cfg.world.dev, test: cfg.world.test, devSubset: cfg.eval.devSubset, maxTokens: cfg.eval.maxTokens, calculator: cfg.eval.calculator, tensorFilter: cfg.tensorFilter, experts: cfg.world.experts, seedModel: cfg.world.seedModel } });
+    } else {
+      cfg = resolveConfig(run.config, `${runDir} stored config`);
+      store.setRunStatus('running');
+    }
+    const p = (x: string) => resolve(root, x);
+    await initBackend();
+    const dev = loadProblems(p(cfg.world.dev));
+    const test = loadProblems(p(cfg.world.test));
+    const devSubset = dev.slice(0, Math.min(cfg.eval.devSubset, dev.length));
+    const subsetIsFull = devSubset.length === dev.length;
+    const world = MergeWorld.load(p(cfg.world.seedModel), cfg.world.experts.map(p), cfg.tensorFilter);
+    const sandbox = new Sandbox();
+    disposers.push(() => sandbox.close());
+    const ev = new ProgramEvaluator(world, sandbox, cfg);
+    const files = loadPromptFiles(root, p(cfg.world.example));
+    const prompt: FactoryPrompt = buildPrompt({ apiReference: files.apiReference, example: files.example });
+    const seedOf = (hash: string) => deriveSeed(cfg.seed, `program:${hash}`);
+
+    // --------------------------------------------------------------- iterations
+    for (let t = 1; t <= cfg.iterations; t++) {
+      check();
+      const temperature = temperatureAt(cfg, t);
+      const it = store.startIteration({ t, arm: 'dpo', temperature, nTarget: cfg.samplesPerIteration });
+      if (it.status === 'done') continue;
+      emit({ type: 'iteration', t, temperature });
+      const timings: Record<string, number> = { ...it.timings };
+
+      // (1) sample — stored before any evaluation
+      if (store.samples(it.id).length === 0) {
+        const t0 = performance.now();
+        const factory = await openLoopFactory(cfg, root, runDir, t, store);
+        try {
+          const cands = await factory.sample(prompt, cfg.samplesPerIteration, { temperature, seed: deriveSeed(cfg.seed, `sample:${t}`), maxTokens: factoryMaxTokens(cfg) });
+          const res = store.addSamples(cands.map((c) => ({ iterationId: it.id, code: c.code ?? `/* no program extracted: ${c.error ?? 'unknown'} */\n${c.raw}`, origin: 'factory' as const })));
+          cands.forEach((c, i) => {
+            const hash = res[i]!.hash;
+            if (c.code === null && !store.evaluationFor(hash)) store.recordEvaluation({ hash, verdict: 'extract', message: c.error ?? 'no program extracted' });
+          });
+        } finally {
+          await factory.close();
+        }
+        timings.sample = performance.now() - t0;
+        store.updateIteration(it.id, { status: 'evaluating', timings });
+      }
+      const samples = store.samples(it.id);
+      emit({ type: 'sampled', t, n: samples.length });
+
+      // (2) cascade + merge + dev subset, each recorded as it finishes
+      const t1 = performance.now();
+      const distinct = [...new Set(samples.map((s) => s.hash))];
+      let done = 0;
+      for (const hash of distinct) {
+        check();
+        let e = store.evaluationFor(hash);
+        const cached = e !== undefined;
+        if (!e) {
+          const code = store.programByHash(hash)!.code;
+          const seed = seedOf(hash);
+          const m = await ev.mergeProgram(code, seed);
+          if (!('weights' in m)) {
+            e = store.recordEvaluation({ hash, verdict: m.verdict, message: m.message, sandboxMs: m.sandboxMs });
+          } else {
+            const t2 = performance.now();
+            const s = await ev.score(m.weights, devSubset);
+            e = store.recordEvaluation({ hash, verdict: 'ok', devSubset: s.strict, ...(subsetIsFull ? { devStrict: s.strict, devFlex: s.flexible, families: s.families } : {}), sandboxMs: m.sandboxMs, mergeMs: m.mergeMs, evalMs: performance.now() - t2 });
+          }
+        }
+        done++;
+        emit({ type: 'evaluated', t, hash, done, total: distinct.length, verdict: e.verdict, score: screenScore(e), cached });
+      }
+      // promotion: the top fraction by subset score gets the full dev set
+      const valid = distinct.flatMap((h) => {
+        const e = store.evaluationFor(h);
+        return e && e.verdict === 'ok' && e.devSubset !== null ? [{ hash: h, score: e.devSubset, e }] : [];
+      });
+      valid.sort(byScoreThenHash);
+      const nPromote = Math.max(1, Math.ceil(valid.length * cfg.eval.promoteTopFraction));
+      for (const v of valid.slice(0, nPromote)) {
+        check();
+        if (v.e.devStrict !== null) continue;
+        const m = await ev.mergeProgram(store.programByHash(v.hash)!.code, seedOf(v.hash));
+        if (!('weights' in m)) {
+          // e.g. a time limit hit under load: the program leaves the valid set, the run goes on
+          store.recordEvaluation({ hash: v.hash, verdict: m.verdict, message: `failed on re-merge for full dev: ${m.message}` });
+          continue;
+        }
+        const s = await ev.score(m.weights, dev);
+        store.recordEvaluation({ hash: v.hash, devStrict: s.strict, devFlex: s.flexible, families: s.families });
+      }
+      timings.evaluate = (timings.evaluate ?? 0) + (performance.now() - t1);
+      store.updateIteration(it.id, { status: 'training', timings });
+
+      // (3) preference pairs
+      check();
+      if (store.pairs(it.id).length === 0) {
+        const ranked = distinct.flatMap((h) => {
+          const s = screenScore(store.evaluationFor(h));
+          return s === null ? [] : [{ hash: h, score: s }];
+        }).sort(byScoreThenHash);
+        const nWin = ranked.length ? Math.max(1, Math.round(ranked.length * cfg.pWin)) : 0;
+        const nLose = ranked.length > 1 ? Math.max(1, Math.round(ranked.length * cfg.pLose)) : 0;
+        const chosen: { hash: string; score: number; source: 'current' | 'carried' }[] = ranked.slice(0, nWin).map((r) => ({ ...r, source: 'current' as const }));
+        const rejected = ranked.slice(Math.max(nWin, ranked.length - nLose));
+        if (cfg.failedAsRejected) for (const h of distinct) if (screenScore(store.evaluationFor(h)) === null) rejected.push({ hash: h, score: 0 });
+        for (let u = 1; u < t; u++) {
+          const prev = store.iteration(u, 'dpo');
+          if (!prev) continue;
+          const prevRanked = store.iterationPrograms(prev.id).flatMap((r) => (r.verdict === 'ok' ? [{ hash: r.hash, score: r.devStrict ?? r.devSubset ?? 0 }] : [])).sort(byScoreThenHash);
+          for (const c of prevRanked.slice(0, cfg.carryTopK)) if (!chosen.some((x) => x.hash === c.hash)) chosen.push({ ...c, source: 'carried' as const });
+        }
+        const pairs = chosen.flatMap((c) => rejected.filter((r) => r.hash !== c.hash && r.score < c.score).map((r) => ({ chosenHash: c.hash, rejectedHash: r.hash, chosenScore: c.score, rejectedScore: r.score, source: c.source })));
+        if (pairs.length) store.addPairs(it.id, prompt.text, pairs);
+      }
+
+      // (4) DPO on the factory
+      check();
+      const t3 = performance.now();
+      const ckpt = await trainFactory(cfg, root, runDir, t, it.id, store, prompt);
+      timings.dpo = performance.now() - t3;
+      store.updateIteration(it.id, { status: 'done', factoryCheckpoint: ckpt.checkpoint, timings: { ...timings, ...ckpt.timings } });
+    }
+
+    // --------------------------------------------------------------- final stage
+    emit({ type: 'phase', t: null, phase: 'test' });
+    // a loop, not one pass: a program that fails on re-merge drops out and the next one enters the top-k
+    for (let a = store.pendingWork({ topK: cfg.topKTest, arm: 'dpo' }).awaitingTest[0]; a; a = store.pendingWork({ topK: cfg.topKTest, arm: 'dpo' }).awaitingTest[0]) {
+      check();
+      const m = await ev.mergeProgram(store.programByHash(a.hash)!.code, seedOf(a.hash));
+      if (!('weights' in m)) {
+        store.recordEvaluation({ hash: a.hash, verdict: m.verdict, message: `failed on re-merge for test: ${m.message}` });
+        continue;
+      }
+      const s = await ev.score(m.weights, test);
+      store.recordEvaluation({ hash: a.hash, testStrict: s.strict, testFlex: s.flexible });
+    }
+
+    emit({ type: 'phase', t: null, phase: 'baselines' });
+    await runBaselines(store, world, ev, dev, test, 'in-domain', cfg, check);
+    const top = store.leaderboard(cfg.topKTest, { arm: 'dpo' });
+    if (cfg.world.oodExperts.length) {
+      emit({ type: 'phase', t: null, phase: 'transfer' });
+      const ood = MergeWorld.load(p(cfg.world.seedModel), cfg.world.oodExperts.map(p), cfg.tensorFilter);
+      const oev = new ProgramEvaluator(ood, sandbox, cfg);
+      const have = new Set(store.transfers().map((r) => r.hash));
+      for (const [i, row] of top.slice(0, 3).entries()) {
+        check();
+        if (have.has(row.hash)) continue;
+        const m = await oev.mergeProgram(row.code, seedOf(row.hash));
+        if (!('weights' in m)) {
+          store.addTransfer({ hash: row.hash, sourceRank: i + 1, expertSet: 'ood' });
+          continue;
+        }
+        const d = await oev.score(m.weights, dev);
+        const s = await oev.score(m.weights, test);
+        store.addTransfer({ hash: row.hash, sourceRank: i + 1, expertSet: 'ood', devStrict: d.strict, devFlex: d.flexible, testStrict: s.strict, testFlex: s.flexible });
+      }
+      await runBaselines(store, ood, oev, dev, test, 'ood', cfg, check);
+    }
+
+    // exports
+    const best = top.find((r) => r.testStrict !== null) ?? top[0] ?? null;
+    const bestByTest = [...top].filter((r) => r.testStrict !== null).sort((a, b) => b.testStrict! - a.testStrict! || a.rank - b.rank)[0] ?? best;
+    if (bestByTest) {
+      writeFileAtomic(join(runDir, 'best-algorithm.js'), exportableProgram(bestByTest.code, cfg.tensorFilter, seedOf(bestByTest.hash), bestByTest));
+      const yml = yamlStringify({ merge_method: 'custom', algorithm: 'best-algorithm.js', base_model: resolve(p(cfg.world.seedModel)), models: cfg.world.experts.map((e) => ({ model: resolve(p(e)) })), dtype: 'float32' });
+      writeFileAtomic(join(runDir, 'best-merge.yml'), yml);
+    }
+    const reportPath = join(runDir, 'report.html');
+    writeReport(store, reportPath);
+    store.setRunStatus('done');
+    emit({ type: 'done', best: bestByTest });
+    return {
+      runDir,
+      leaderboard: store.leaderboard(cfg.topKTest, { arm: 'dpo' }),
+      best: bestByTest,
+      baselines: store.baselines({ selectedOnly: true }).map((b) => ({ name: `${b.name} (${b.expertSet})`, devStrict: b.devStrict, testStrict: b.testStrict })),
+      reportPath,
+    };
+  } catch (e) {
+    if (e instanceof Aborted) {
+      try {
+        store.setRunStatus('interrupted');
+      } catch {
+        /* closing anyway */
+      }
+    }
+    throw e;
+  } finally {
+    for (const d of disposers.reverse()) await d();
+  }
+}
+
+/**
+ * The program as `selfdev merge` (merge_method: custom) should run it: the loop merged only the
+ * tensors of its tensor filter, so unless the filter is 'all' the program's merge is renamed and
+ * wrapped to return a zero task vector (= keep the seed) for the other tensors.
+ */
+export function exportableProgram(code: string, filter: string, seed: number, row: { hash: string; devStrict: number | null; testStrict: number | null }): string {
+  const header = `// Discovered by selfdev run (program ${row.hash}; dev ${row.devStrict ?? '-'}, test ${row.testStrict ?? '-'}).\n// The loop merged with ctx.seed = ${seed} and tensor filter ${JSON.stringify(filter)}.\n`;
+  if (filter === 'all') return header + code;
+  const re = /\bfunction\s+merge\s*\(/;
+  if (!re.test(code)) return header + code;
+  const test = filter.startsWith('re:') ? `new RegExp(${JSON.stringify(filter.slice(3))}).test(ctx.name)` : `${JSON.stringify(filter.split(',').map((k) => k.trim()))}.includes(ctx.kind)`;
+  return `${header}${code.replace(re, 'function discoveredMerge(')}\n// tensor filter of the loop: other tensors keep the seed\nfunction merge(taskVectors, ctx) {\n  if (!(${test})) return taskVectors[0].mul(0);\n  return discoveredMerge(taskVectors, ctx);\n}\n`;
+}
+
+async function runBaselines(store: RunStore, world: MergeWorld, ev: ProgramEvaluator, dev: EvalProblem[], test: EvalProblem[], expertSet: 'in-domain' | 'ood', cfg: LoopConfig, check: () => void): Promise<void> {
+  const have = store.baselines({ expertSet });
+  const find = (name: string, params: unknown) => have.find((b) => b.name === name && JSON.stringify(b.params) === JSON.stringify(params));
+  if (!find('seed', {})) {
+    const d = await ev.score(world.seed, dev);
+    const s = await ev.score(world.seed, test);
+    store.addBaseline({ name: 'seed', method: 'none', params: {}, expertSet, selected: true, devStrict: d.strict, devFlex: d.flexible, testStrict: s.strict, testFlex: s.flexible });
+  }
+  const grid: { lambda: number; dev: number }[] = [];
+  for (const lambda of cfg.baselines.lambdas) {
+    check();
+    const prev = find('task_arithmetic', { lambda });
+    if (prev) {
+      grid.push({ lambda, dev: prev.devStrict ?? 0 });
+      continue;
+    }
+    const d = await ev.score(world.taskArithmetic(lambda), dev);
+    store.addBaseline({ name: 'task_arithmetic', method: 'task_arithmetic', params: { lambda }, expertSet, selected: false, devStrict: d.strict, devFlex: d.flexible });
+    grid.push({ lambda, dev: d.strict });
+  }
+  const bestL = [...grid].sort((a, b) => b.dev - a.dev || a.lambda - b.lambda)[0]!;
+  const sel = find('task_arithmetic', { lambda: bestL.lambda });
+  if (!sel || sel.testStrict === null || !sel.selected) {
+    const s = await ev.score(world.taskArithmetic(bestL.lambda), test);
+    store.addBaseline({ name: 'task_arithmetic', method: 'task_arithmetic', params: { lambda: bestL.lambda }, expertSet, selected: true, devStrict: bestL.dev, testStrict: s.strict, testFlex: s.flexible });
+  }
+}
+
+function factoryMaxTokens(cfg: LoopConfig): number | undefined {
+  return cfg.factory.kind === 'corpus' ? undefined : cfg.factory.maxTokens;
+}
+
+/** The factory for iteration t: the corpus arm, or the trained checkpoint of iteration t−1 (builtin), or the configured endpoint. */
+async function openLoopFactory(cfg: LoopConfig, root: string, runDir: string, t: number, store: RunStore): Promise<AlgorithmFactory> {
+  const f = cfg.factory;
+  switch (f.kind) {
+    case 'corpus':
+      return new CorpusSampler(resolve(root, cfg.world.algorithms));
+    case 'builtin': {
+      const prev = t > 1 ? store.iteration(t - 1, 'dpo')?.factoryCheckpoint : null;
+      const dir = prev ? resolve(runDir, prev) : resolve(root, f.dir);
+      return openFactory({ kind: 'builtin', dir, batchSize: f.batchSize, defaultMaxTokens: f.maxTokens, maxPromptTokens: f.maxPromptTokens });
+    }
+    case 'openai':
+      return openFactory({ kind: 'openai', baseURL: f.url, model: f.model, mode: 'chat', defaultMaxTokens: f.maxTokens });
+    case 'llamacpp':
+      return openFactory({ kind: 'llamacpp', path: f.path, defaultMaxTokens: f.maxTokens });
+  }
+}
+
+/** Step (4). Returns the factory checkpoint (relative to runDir) or null, plus timing flags. */
+export async function trainFactory(cfg: LoopConfig, root: string, runDir: string, t: number, iterationId: number, store: RunStore, prompt: FactoryPrompt): Promise<{ checkpoint: string | null; timings: Record<string, number> }> {
+  const pairsPath = join(runDir, 'pairs', `iter-${t}.jsonl`);
+  const nPairs = store.exportPairsJsonl(iterationId, pairsPath);
+  const f = cfg.factory;
+  if (nPairs === 0) return { checkpoint: store.iteration(t - 1, 'dpo')?.factoryCheckpoint ?? null, timings: { dpoSkipped: 1, pairs: 0 } };
+  if (f.kind === 'builtin') {
+    const rel = join('factory', `iter-${t}`);
+    const out = join(runDir, rel);
+    if (existsSync(join(out, 'config.json')) && store.dpoSteps(iterationId).length > 0) return { checkpoint: rel, timings: { pairs: nPairs } };
+    const prev = t > 1 ? store.iteration(t - 1, 'dpo')?.factoryCheckpoint : null;
+    const src = prev ? resolve(runDir, prev) : resolve(root, f.dir);
+    const pol = loadModel(src);
+    const ref = loadModel(src);
+    if (!pol.tokenizer) throw new Error(`${src}: factory has no tokenizer.json`);
+    try {
+      // the builtin factory sees only the last maxPromptTokens of the prompt: train on the same text
+      const ids = pol.tokenizer.encode(prompt.text);
+      const promptText = f.maxPromptTokens && ids.length > f.maxPromptTokens ? pol.tokenizer.decode(ids.slice(-f.maxPromptTokens)) : prompt.text;
+      const pairs = store.pairs(iterationId).map((r) => ({ prompt: promptText, chosen: store.programByHash(r.chosenHash)!.code, rejected: store.programByHash(r.rejectedHash)!.code }));
+      const steps = Math.max(1, Math.ceil((pairs.length * cfg.dpo.epochs) / cfg.dpo.batchSize));
+      const log = dpoTrain(pol.model, pol.tokenizer, pairs, { steps, lr: cfg.dpo.lr, batchSize: cfg.dpo.batchSize, beta: cfg.dpo.beta, nllAlpha: cfg.dpo.nllAlpha, seed: deriveSeed(cfg.seed, `dpo:${t}`), maxLen: cfg.dpo.maxLen }, ref.model);
+      saveModel(out, pol.model, pol.tokenizer);
+      store.addDpoSteps(iterationId, log.map((s) => ({ step: s.step, loss: s.loss, rewardsChosen: s['rewards/chosen'], rewardsRejected: s['rewards/rejected'], margin: s['rewards/margins'], accuracy: s['rewards/accuracies'], logpsChosen: s['logps/chosen'], logpsRejected: s['logps/rejected'], lr: s.lr })));
+    } finally {
+      pol.model.dispose();
+      ref.model.dispose();
+    }
+    return { checkpoint: rel, timings: { pairs: nPairs } };
+  }
+  if ((f.kind === 'openai' || f.kind === 'llamacpp') && cfg.dpo.command) {
+    const rel = join('factory', `iter-${t}`);
+    execFileSync('sh', ['-c', cfg.dpo.command], { stdio: 'inherit', env: { ...process.env, PAIRS: pairsPath, OUT: join(runDir, rel), ITER: String(t) } });
+    return { checkpoint: rel, timings: { pairs: nPairs } };
+  }
+  // corpus arm, or no trainer configured: nothing to train (recorded as skipped)
+  writeFileSync(join(runDir, 'pairs', `iter-${t}.skipped`), `no trainer for factory kind ${f.kind}\n`);
+  return { checkpoint: null, timings: { dpoSkipped: 1, pairs: nPairs } };
+}
