@@ -189,13 +189,29 @@ export function canonicalJson(v: unknown): string {
  */
 export function stageHashes(r: Recipe): Map<string, string> {
   const out = new Map<string, string>();
-  for (const s of r.stages) {
-    const { note: _note, maxFinalLoss: _check, ...rest } = s;
-    const parent = s.initFrom === null ? null : out.get(s.initFrom)!;
-    const h = createHash('sha256').update(canonicalJson({ v: TRAINER_VERSION, model: r.model, dtype: r.dtype, stage: rest, parent })).digest('hex');
-    out.set(s.name, h);
-  }
+  for (const s of r.stages) out.set(s.name, hashLink(r, s, s.initFrom === null ? null : out.get(s.initFrom)!));
   return out;
+}
+
+function hashLink(r: Pick<Recipe, 'model' | 'dtype'>, s: Stage, parent: string | null): string {
+  const { note: _note, maxFinalLoss: _check, ...rest } = s;
+  return createHash('sha256').update(canonicalJson({ v: TRAINER_VERSION, model: r.model, dtype: r.dtype, stage: rest, parent })).digest('hex');
+}
+
+/**
+ * Cache key of one stage given its ancestors (root first, ending with its parent; empty for a
+ * random-init stage) and the recipe's model dims and dtype: the same value `stageHashes` gives.
+ */
+export function recipeHash(stage: Stage, ancestors: readonly Stage[], r: Pick<Recipe, 'model' | 'dtype'>): string {
+  let parent: string | null = null;
+  for (const [i, a] of ancestors.entries()) {
+    const expected = i === 0 ? null : ancestors[i - 1].name;
+    if (a.initFrom !== expected) throw new RecipeError(`recipeHash: ancestor '${a.name}' has initFrom ${JSON.stringify(a.initFrom)}, expected ${JSON.stringify(expected)} (pass ancestors root first)`);
+    parent = hashLink(r, a, parent);
+  }
+  const last = ancestors.length === 0 ? null : ancestors[ancestors.length - 1].name;
+  if (stage.initFrom !== last) throw new RecipeError(`recipeHash: stage '${stage.name}' has initFrom ${JSON.stringify(stage.initFrom)} but the last ancestor is ${JSON.stringify(last)}`);
+  return hashLink(r, stage, parent);
 }
 
 /** The stage and all its ancestors, root first. */

@@ -7,7 +7,7 @@ import { loadModel } from '../nn/checkpoint.ts';
 import { Checkpoint } from '../io/checkpoint.ts';
 import { Tokenizer } from '../nn/tokenizer.ts';
 import { decodeToF32 } from '../tensor/dtype.ts';
-import { DEFAULT_RECIPE, RecipeError, stageHashes, validateRecipe } from './recipe.ts';
+import { DEFAULT_RECIPE, RecipeError, lineage, recipeHash, stageHashes, validateRecipe } from './recipe.ts';
 import type { Recipe } from './recipe.ts';
 import { encodeProblem, formatProblem, stageProblems, taskVectorRatio, trainWorld } from './train-world.ts';
 import type { WorldEvent } from './train-world.ts';
@@ -67,6 +67,11 @@ test('stage hashes cover ancestors: changing M0 changes its descendants, not the
   r.stages[2].note = 'x';
   r.stages[2] = Object.fromEntries(Object.entries(r.stages[2]).reverse()) as never;
   assert.equal(stageHashes(r).get('E1'), a.get('E1'));
+  // recipeHash(stage, ancestors) agrees with the whole-recipe hashes and checks the chain
+  const m = micro();
+  for (const s of m.stages) assert.equal(recipeHash(s, lineage(m, s.name).slice(0, -1), m), a.get(s.name), s.name);
+  assert.throws(() => recipeHash(m.stages[2], [], m), /initFrom "M0" but the last ancestor is null/);
+  assert.throws(() => recipeHash(m.stages[2], [m.stages[1]], m), /ancestor 'M0' has initFrom "base", expected null/);
 });
 
 test('stage data: fresh, benchmark-disjoint, hinted as asked, calculator outputs masked', () => {
