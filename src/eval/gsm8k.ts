@@ -5,6 +5,7 @@
  * tiny world's `family`) are kept.
  */
 import { readFileSync } from 'node:fs';
+import { mulberry32 } from '../tensor/random.ts';
 
 export interface GsmDoc {
   question: string;
@@ -79,16 +80,7 @@ export function finalAnswer(answer: string): string {
 }
 
 /** mulberry32 stream (the same generator as the tiny world's, independent instance). */
-export function mulberry32(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { mulberry32 } from '../tensor/random.ts';
 
 /** A seeded permutation of 0..n-1 (Fisher–Yates over mulberry32). */
 export function seededPermutation(n: number, seed: number): number[] {

@@ -1,16 +1,10 @@
 // Small statistics helpers for the report: mean, median, quantiles, bootstrap confidence intervals.
 // Every random step takes a seed.
+import { mulberry32 } from '../tensor/random.ts';
 
 /** Seeded uniform generator in [0, 1) (mulberry32). */
 export function seededRandom(seed: number): () => number {
-  let s = (Math.floor(seed) ^ 0x6d2b79f5) >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  return mulberry32((Math.floor(seed) ^ 0x6d2b79f5) >>> 0);
 }
 
 function finite(xs: readonly number[], what: string): void {

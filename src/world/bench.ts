@@ -21,22 +21,16 @@
  * benchmark problem with other names or objects; it always differs in template or numbers.
  */
 import { ACTIVITIES, CONTAINERS, FEMALE_NAMES, MALE_NAMES, OBJECTS, PLACES, PRODUCTS } from './names.ts';
+import { mulberry32 } from '../tensor/random.ts';
 
 // ------------------------------------------------------------------------------------------ PRNG
 
 /** mulberry32; the seed is any 32-bit integer. */
 export class BenchRng {
-  private s: number;
-  constructor(seed: number) {
-    this.s = seed >>> 0;
-  }
   /** Uniform in [0, 1). */
-  next(): number {
-    this.s = (this.s + 0x6d2b79f5) >>> 0;
-    let t = this.s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  readonly next: () => number;
+  constructor(seed: number) {
+    this.next = mulberry32(seed);
   }
   /** Integer in [lo, hi] (inclusive). */
   int(lo: number, hi: number): number {
