@@ -298,7 +298,7 @@ export async function executeMerge(plan: MergePlan, outDir: string, config: Merg
     const dtypes = new Set(plan.tensors.map((t) => t.outDtype));
     for (const f of MODEL_FILES) {
       const src = join(modelDir, f);
-      if (!plan.reference.auxFiles().includes(f) && !existsFile(src)) continue;
+      if (!existsFile(src)) continue;
       if (f === 'config.json' && plan.reference.config) {
         const cfg = { ...plan.reference.config } as Record<string, unknown>;
         if (dtypes.size === 1) {
@@ -307,7 +307,7 @@ export async function executeMerge(plan: MergePlan, outDir: string, config: Merg
           cfg.torch_dtype = name;
         }
         writer.writeJson('config.json', cfg);
-      } else if (existsFile(src)) writer.copyFile(src, f);
+      } else writer.copyFile(src, f);
     }
     for (const f of TOKENIZER_FILES) {
       const src = join(plan.tokenizerDir, f);
