@@ -12,19 +12,8 @@ import { breadcrumbs } from './breadcrumbs.ts';
 import { breadcrumbsTies } from './breadcrumbs_ties.ts';
 import { della } from './della.ts';
 import { dellaLinear } from './della_linear.ts';
+import { randArray, assertClose } from './testing.ts';
 
-// ---------- test data ----------
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    return s / 4294967296;
-  };
-}
-function randArray(n: number, seed: number, scaleBy = 1): Float32Array {
-  const r = rng(seed);
-  return Float32Array.from({ length: n }, () => (r() * 2 - 1) * scaleBy);
-}
 function input(
   base: Float32Array,
   models: Float32Array[],
@@ -34,14 +23,6 @@ function input(
   seed = 1234,
 ): MergeTensorInput {
   return { name: 'model.layers.0.mlp.up_proj.weight', shape, base, models, modelParams, params, layer: 0, numLayers: 1, seed };
-}
-function assertClose(actual: ArrayLike<number>, expected: ArrayLike<number>, tol = 1e-5, msg = ''): void {
-  assert.equal(actual.length, expected.length, `${msg} length`);
-  for (let i = 0; i < actual.length; i++) {
-    const a = actual[i]!;
-    const e = expected[i]!;
-    if (!(Math.abs(a - e) <= tol * Math.max(1, Math.abs(e)))) assert.fail(`${msg} index ${i}: got ${a}, expected ${e}`);
-  }
 }
 
 // ---------- naive reference (plain arrays, real sorts) ----------

@@ -5,18 +5,8 @@ import { slerp } from './slerp.ts';
 import { nuslerp } from './nuslerp.ts';
 import { multislerp } from './multislerp.ts';
 import { karcher } from './karcher.ts';
+import { randArray, assertClose } from './testing.ts';
 
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    return s / 4294967296;
-  };
-}
-function randArray(n: number, seed: number): Float32Array {
-  const r = rng(seed);
-  return Float32Array.from({ length: n }, () => r() * 2 - 1);
-}
 function input(
   base: Float32Array | null,
   models: Float32Array[],
@@ -25,14 +15,6 @@ function input(
   shape: number[],
 ): MergeTensorInput {
   return { name: 't', shape, base, models, modelParams, params, layer: null, numLayers: 2, seed: 0 };
-}
-function assertClose(actual: ArrayLike<number>, expected: ArrayLike<number>, tol = 1e-5, msg = ''): void {
-  assert.equal(actual.length, expected.length, `${msg} length`);
-  for (let i = 0; i < actual.length; i++) {
-    const a = actual[i]!;
-    const e = expected[i]!;
-    if (!(Math.abs(a - e) <= tol * Math.max(1, Math.abs(e)))) assert.fail(`${msg} index ${i}: got ${a}, expected ${e}`);
-  }
 }
 const norm = (v: number[]) => Math.sqrt(v.reduce((s, x) => s + x * x, 0));
 const dotp = (a: number[], b: number[]) => a.reduce((s, x, i) => s + x * b[i]!, 0);

@@ -10,18 +10,8 @@ import { arceeFusion } from './arcee_fusion.ts';
 import { sce } from './sce.ts';
 import { ram } from './ram.ts';
 import { ramplusTl } from './ramplus_tl.ts';
+import { rng, randArray, assertClose } from './testing.ts';
 
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    return s / 4294967296;
-  };
-}
-function randArray(n: number, seed: number, scale = 1): Float32Array {
-  const r = rng(seed);
-  return Float32Array.from({ length: n }, () => (r() * 2 - 1) * scale);
-}
 function input(
   base: Float32Array | null,
   models: Float32Array[],
@@ -30,14 +20,6 @@ function input(
   shape: number[],
 ): MergeTensorInput {
   return { name: 'x.weight', shape, base, models, modelParams, params, layer: null, numLayers: 2, seed: 0 };
-}
-function assertClose(actual: ArrayLike<number>, expected: ArrayLike<number>, tol = 1e-5, msg = ''): void {
-  assert.equal(actual.length, expected.length, `${msg} length`);
-  for (let i = 0; i < actual.length; i++) {
-    const a = actual[i]!;
-    const e = expected[i]!;
-    if (!(Math.abs(a - e) <= tol * Math.max(1, Math.abs(e)))) assert.fail(`${msg} index ${i}: got ${a}, expected ${e}`);
-  }
 }
 const empty = (n: number) => Array.from({ length: n }, () => ({}));
 

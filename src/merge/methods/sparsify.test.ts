@@ -1,18 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { sparsifyInPlace } from './sparsify.ts';
+import { rng, randArray } from './testing.ts';
 
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    return s / 4294967296;
-  };
-}
-function randArray(n: number, seed: number): Float32Array {
-  const r = rng(seed);
-  return Float32Array.from({ length: n }, () => r() * 2 - 1);
-}
 
 test('magnitude: keeps exactly ⌊density·n⌋ largest |x| over the whole tensor, ties to the lower index', () => {
   const x = new Float32Array([0.5, -2, 2, 1, -1, 0.1, 3, -0.5]);
