@@ -4,8 +4,11 @@ import { parseArgs } from 'node:util';
 import { parse as parseYaml } from 'yaml';
 import { UsageError, parseCli, type Command } from './command.ts';
 import { formatSeconds } from './progress.ts';
+import type { LoopEvent } from '../loop/controller.ts';
+import type { Arm } from '../loop/config.ts';
 
 const usage = `selfdev run [CONFIG.yml] --out DIR [--resume]
+selfdev run [CONFIG.yml] --out DIR --arms dpo,random,evolution --repeats R
 
 Runs the Self-Developing loop (sample merge programs → sandbox cascade → in-memory merge onto the
 seed → dev scoring → preference pairs → DPO on the factory), then scores the top-k on test,
@@ -15,14 +18,27 @@ experts, and writes DIR/report.html, DIR/best-algorithm.js and DIR/best-merge.ym
 Every finished step is stored in DIR/run.sqlite: after an interruption, rerun with --resume (the
 stored config is used; the config argument may be omitted).
 
+Experiment (with --arms and/or --repeats): each (arm, repeat) is its own resumable run in
+DIR/<arm>/r<k>/ with seed derive(seed, k) — the same per repeat in every arm — with the same budget.
+Arms: dpo (the loop), random (the untrained factory every iteration, no DPO), evolution (iteration 1
+as random, then mutations/recombinations of the best programs so far by dev, no DPO). Then
+DIR/summary.json and DIR/report.html compare the arms: test accuracy of the best-by-dev program,
+mean over repeats with a bootstrap 95% interval (and the paper's best-by-test among the top-k,
+labelled), median dev per iteration. Rerunning the same command continues unfinished runs and
+skips finished ones (no --resume needed; the stored DIR/experiment.json config is used).
+
 Options:
   --out DIR     run folder (required)
   --resume      continue the run in DIR
   --json        print the final result as one JSON object
+  --arms LIST   experiment arms, comma-separated: dpo, random, evolution (default dpo)
+  --repeats R   experiment repeats with different seeds (default 1)
 
 Config (YAML; paths relative to the current directory; every key but world.* optional):
   name: my-run
   seed: 0
+  arm: dpo                                    # dpo | random | evolution (single run; experiments set it per arm)
+  workers: 2                                  # evaluation worker processes (1 = in the loop's own process)
   iterations: 3
   samplesPerIteration: 100
   temperature: { t1: 1.2, decay: 0.2 }        # T_t = t1 / (1 + decay (t - 1))
@@ -54,11 +70,12 @@ export const command: Command = {
   usage,
   async run(args) {
     const { values, positionals } = parseCli(() =>
-      parseArgs({ args, options: { out: { type: 'string' }, resume: { type: 'boolean' }, json: { type: 'boolean' } }, allowPositionals: true }),
+      parseArgs({ args, options: { out: { type: 'string' }, resume: { type: 'boolean' }, json: { type: 'boolean' }, arms: { type: 'string' }, repeats: { type: 'string' } }, allowPositionals: true }),
     );
     if (positionals.length > 1) throw new UsageError(`unexpected argument '${positionals[1]}'`);
     if (!values.out) throw new UsageError('--out DIR is required');
     const out = resolve(values.out);
+    if (values.arms !== undefined || values.repeats !== undefined) return runExperimentCli(positionals[0], out, values);
     const exists = existsSync(join(out, 'run.sqlite'));
     if (exists && !values.resume) throw new UsageError(`${values.out} already holds a run; pass --resume to continue it (or choose another --out)`);
     if (!exists && values.resume && positionals.length === 0) throw new UsageError(`${values.out} holds no run to resume; give a CONFIG.yml to start one`);
@@ -85,27 +102,7 @@ export const command: Command = {
 
     const { runLoop } = await import('../loop/controller.ts');
     const tty = process.stderr.isTTY === true;
-    const start = performance.now();
-    let t = 0;
-    let total = 0;
-    let done = 0;
-    let nFresh = 0;
-    let freshMs = 0;
-    let lastFresh = performance.now();
-    let valid = 0;
-    let evaluated = 0;
-    const scores: number[] = [];
-    let phase = '';
-    const draw = () => {
-      if (!tty) return;
-      const sorted = [...scores].sort((a, b) => a - b);
-      const best = sorted.length ? (100 * sorted[sorted.length - 1]!).toFixed(1) : '-';
-      const med = sorted.length ? (100 * sorted[Math.floor((sorted.length - 1) / 2)]!).toFixed(1) : '-';
-      const eta = nFresh > 0 && total > done ? formatSeconds(((freshMs / nFresh) * (total - done)) / 1000) : '?';
-      const rate = evaluated ? ((100 * valid) / evaluated).toFixed(0) + '%' : '-';
-      const line = phase ? `final: ${phase}  elapsed ${formatSeconds((performance.now() - start) / 1000)}` : `iter ${t}  ${done}/${total}  pass ${rate}  dev best ${best} median ${med}  iteration ETA ${eta}`;
-      process.stderr.write(`\r\x1b[K${line.slice(0, (process.stderr.columns ?? 100) - 1)}`);
-    };
+    const progress = makeProgress(tty);
     const ac = new AbortController();
     const onSig = () => ac.abort();
     process.once('SIGINT', onSig);
@@ -113,29 +110,7 @@ export const command: Command = {
     try {
       result = await runLoop(config, out, {
         signal: ac.signal,
-        onEvent: (e) => {
-          if (e.type === 'iteration') {
-            t = e.t;
-            done = 0;
-            total = 0;
-            nFresh = 0;
-            freshMs = 0;
-          } else if (e.type === 'sampled') total = e.n;
-          else if (e.type === 'evaluated') {
-            total = e.total;
-            done = e.done;
-            evaluated++;
-            if (e.verdict === 'ok') valid++;
-            if (e.score !== null) scores.push(e.score);
-            const now = performance.now();
-            if (!e.cached) {
-              nFresh++;
-              freshMs += now - lastFresh;
-            }
-            lastFresh = now;
-          } else if (e.type === 'phase') phase = e.phase;
-          draw();
-        },
+        onEvent: progress.onEvent,
       });
     } catch (e) {
       if (ac.signal.aborted) {
@@ -160,3 +135,138 @@ export const command: Command = {
     return 0;
   },
 };
+
+/** The TTY progress line of a run: iteration, evaluations done, pass rate, dev best/median, ETA. */
+function makeProgress(tty: boolean): { onEvent: (e: LoopEvent) => void; prefix: string; reset: () => void } {
+  const start = performance.now();
+  let t = 0;
+  let total = 0;
+  let done = 0;
+  let nFresh = 0;
+  let freshMs = 0;
+  let lastFresh = performance.now();
+  let valid = 0;
+  let evaluated = 0;
+  let scores: number[] = [];
+  let phase = '';
+  const self = {
+    prefix: '',
+    reset: () => {
+      t = total = done = nFresh = freshMs = valid = evaluated = 0;
+      scores = [];
+      phase = '';
+      lastFresh = performance.now();
+    },
+    onEvent: (e: LoopEvent) => {
+      if (e.type === 'iteration') {
+        t = e.t;
+        done = 0;
+        total = 0;
+        nFresh = 0;
+        freshMs = 0;
+        phase = '';
+      } else if (e.type === 'sampled') total = e.n;
+      else if (e.type === 'evaluated') {
+        total = e.total;
+        done = e.done;
+        evaluated++;
+        if (e.verdict === 'ok') valid++;
+        if (e.score !== null) scores.push(e.score);
+        const now = performance.now();
+        if (!e.cached) {
+          nFresh++;
+          freshMs += now - lastFresh;
+        }
+        lastFresh = now;
+      } else if (e.type === 'phase') phase = e.phase;
+      if (!tty) return;
+      const sorted = [...scores].sort((a, b) => a - b);
+      const best = sorted.length ? (100 * sorted[sorted.length - 1]!).toFixed(1) : '-';
+      const med = sorted.length ? (100 * sorted[Math.floor((sorted.length - 1) / 2)]!).toFixed(1) : '-';
+      const eta = nFresh > 0 && total > done ? formatSeconds(((freshMs / nFresh) * (total - done)) / 1000) : '?';
+      const rate = evaluated ? ((100 * valid) / evaluated).toFixed(0) + '%' : '-';
+      const line = self.prefix + (phase ? `final: ${phase}  elapsed ${formatSeconds((performance.now() - start) / 1000)}` : `iter ${t}  ${done}/${total}  pass ${rate}  dev best ${best} median ${med}  iteration ETA ${eta}`);
+      process.stderr.write(`\r\x1b[K${line.slice(0, (process.stderr.columns ?? 100) - 1)}`);
+    },
+  };
+  return self;
+}
+
+/** `selfdev run --arms … --repeats …`: every (arm, repeat) as its own run, then the comparison. */
+async function runExperimentCli(configFile: string | undefined, out: string, values: { out?: string; json?: boolean; arms?: string; repeats?: string }): Promise<number> {
+  const { parseArms, runExperiment } = await import('../loop/experiment.ts');
+  let arms: Arm[];
+  try {
+    arms = parseArms(values.arms ?? 'dpo');
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+  const repeats = values.repeats === undefined ? 1 : Number(values.repeats);
+  if (!/^\d+$/.test(values.repeats ?? '1') || !Number.isInteger(repeats) || repeats < 1) throw new UsageError(`--repeats must be a positive integer, got '${values.repeats}'`);
+  const stored = existsSync(join(out, 'experiment.json'));
+  if (!stored && existsSync(join(out, 'run.sqlite'))) throw new UsageError(`${values.out} holds a single run, not an experiment; choose another --out`);
+  let config: unknown;
+  if (configFile) {
+    if (!existsSync(configFile)) throw new UsageError(`config file not found: ${configFile}`);
+    try {
+      config = parseYaml(readFileSync(configFile, 'utf8'));
+    } catch (e) {
+      throw new UsageError(`${configFile}: not valid YAML: ${(e as Error).message.split('\n')[0]}`);
+    }
+    const { resolveConfig } = await import('../loop/config.ts');
+    try {
+      resolveConfig(config, configFile);
+    } catch (e) {
+      throw new UsageError((e as Error).message);
+    }
+  } else if (!stored) throw new UsageError('a CONFIG.yml is required to start an experiment');
+  const { experimentConfig } = await import('../loop/experiment.ts');
+  try {
+    const cfg = experimentConfig(config, out); // checks (or records) the experiment's config before any run starts
+    if (cfg.factory.kind === 'corpus' && arms.includes('dpo') && arms.length > 1) process.stderr.write('note: the corpus factory has no trainer, so the dpo arm samples exactly like the random arm\n');
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+  const tty = process.stderr.isTTY === true;
+  const progress = makeProgress(tty);
+  const ac = new AbortController();
+  const onSig = () => ac.abort();
+  process.once('SIGINT', onSig);
+  let summary;
+  try {
+    summary = await runExperiment(undefined, out, {
+      arms,
+      repeats,
+      signal: ac.signal,
+      onEvent: (e) => {
+        if (e.type === 'run') {
+          progress.reset();
+          progress.prefix = `${e.arm} r${e.repeat}  `;
+          if (tty) process.stderr.write('\r\x1b[K');
+          if (e.state !== 'start') process.stderr.write(`${e.arm} r${e.repeat}: ${e.state === 'skip' ? 'finished earlier, skipped' : 'resuming'}\n`);
+        } else progress.onEvent(e.event);
+      },
+    });
+  } catch (e) {
+    if (ac.signal.aborted) {
+      if (tty) process.stderr.write('\n');
+      process.stderr.write(`interrupted; continue with the same command (finished runs are skipped)\n`);
+      return 130;
+    }
+    throw e;
+  } finally {
+    process.removeListener('SIGINT', onSig);
+  }
+  if (tty) process.stderr.write('\r\x1b[K');
+  if (values.json) {
+    process.stdout.write(JSON.stringify({ summary: join(out, 'summary.json'), report: join(out, 'report.html'), perArm: summary.perArm.map((a) => ({ arm: a.arm, finished: a.finished, testBestByDev: a.testBestByDev, testBestByTestTopK: a.testBestByTestTopK })) }) + '\n');
+    return 0;
+  }
+  const pct = (x: number | null) => (x === null ? '-' : (100 * x).toFixed(1));
+  const ci = (e: { ci: { lo: number; hi: number } | null }) => (e.ci ? `[${pct(e.ci.lo)}, ${pct(e.ci.hi)}]` : '');
+  const lines = ['arm          runs  test(best by dev) mean [95% CI]     best test in top-k (paper, optimistic)'];
+  for (const a of summary.perArm) lines.push(`${a.arm.padEnd(12)} ${`${a.finished}/${a.repeats}`.padStart(4)}  ${pct(a.testBestByDev.mean).padStart(5)} ${ci(a.testBestByDev).padEnd(24)}  ${pct(a.testBestByTestTopK.mean).padStart(5)} ${ci(a.testBestByTestTopK)}`);
+  lines.push('', `summary: ${join(out, 'summary.json')}`, `report: ${join(out, 'report.html')}`);
+  process.stdout.write(lines.join('\n') + '\n');
+  return 0;
+}

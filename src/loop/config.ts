@@ -5,9 +5,14 @@ export type FactoryConfig =
   | { kind: 'openai'; url: string; model: string; maxTokens?: number }
   | { kind: 'llamacpp'; path: string; maxTokens?: number };
 
+export type Arm = 'dpo' | 'random' | 'evolution';
+export const ARMS: readonly Arm[] = ['dpo', 'random', 'evolution'];
+
 export interface LoopConfig {
   name: string;
   seed: number;
+  /** Strategy: 'dpo' (Self-Developing), 'random' (untrained factory every iteration), 'evolution' (mutate the best programs so far, no DPO). */
+  arm: Arm;
   iterations: number;
   samplesPerIteration: number;
   /** T_t = t1 / (1 + decay·(t − 1)). */
@@ -25,11 +30,14 @@ export interface LoopConfig {
   factory: FactoryConfig;
   world: { seedModel: string; experts: string[]; oodExperts: string[]; dev: string; test: string; algorithms: string; example: string };
   baselines: { lambdas: number[] };
+  /** Evaluation worker processes (cascade + merge + scoring of candidates run in parallel); 1 = in the loop's own process. */
+  workers: number;
 }
 
 export const DEFAULT_CONFIG: LoopConfig = {
   name: 'selfdev',
   seed: 0,
+  arm: 'dpo',
   iterations: 3,
   samplesPerIteration: 100,
   temperature: { t1: 1.2, decay: 0.2 },
@@ -44,6 +52,7 @@ export const DEFAULT_CONFIG: LoopConfig = {
   factory: { kind: 'corpus' },
   world: { seedModel: '', experts: [], oodExperts: [], dev: 'world/bench/dev.jsonl', test: 'world/bench/test.jsonl', algorithms: 'algorithms', example: 'algorithms/task_arithmetic.js' },
   baselines: { lambdas: [0.2, 0.4, 0.6, 0.8, 1.0] },
+  workers: 2,
 };
 
 export function temperatureAt(cfg: LoopConfig, t: number): number {
@@ -83,6 +92,8 @@ export function resolveConfig(user: unknown, where = 'config'): LoopConfig {
   posInt(c.eval.batchSize, 'eval.batchSize');
   posInt(c.dpo.batchSize, 'dpo.batchSize');
   posInt(c.dpo.epochs, 'dpo.epochs');
+  posInt(c.workers, 'workers');
+  if (!ARMS.includes(c.arm)) throw new Error(`${where}: arm must be one of ${ARMS.join(', ')}, got ${JSON.stringify(c.arm)}`);
   if (!Number.isInteger(c.seed)) throw new Error(`${where}: seed must be an integer`);
   if (!Number.isInteger(c.carryTopK) || c.carryTopK < 0) throw new Error(`${where}: carryTopK must be a non-negative integer`);
   frac(c.pWin, 'pWin');

@@ -30,15 +30,14 @@ import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { stringify as yamlStringify } from 'yaml';
 import { RunStore, writeFileAtomic, type EvaluationRecord, type LeaderboardRow } from '../store/store.ts';
-import { Sandbox, validateAlgorithm, makeMergeFunction, AlgorithmRejected, type MergeFunction } from '../sandbox/index.ts';
-import { initBackend, loadModel, saveModel, dpoTrain, readJsonl } from '../nn/index.ts';
-import { evaluate, type EvalProblem } from '../eval/evaluate.ts';
-import { BuiltinBackend } from '../eval/backends.ts';
+import { initBackend, loadModel, saveModel, dpoTrain } from '../nn/index.ts';
 import { buildPrompt, loadPromptFiles, openFactory, type AlgorithmFactory, type FactoryPrompt } from '../factory/index.ts';
 import { writeReport } from '../report/report.ts';
-import { MergeWorld } from './merger.ts';
-import { CorpusSampler } from './arms.ts';
+import { CorpusSampler, EvolutionSampler, evolutionPool, skipTraining } from './arms.ts';
 import { resolveConfig, temperatureAt, type LoopConfig } from './config.ts';
+import { LocalRunner, WorkerPool, loadProblems, openEvalContext, type EvalSet, type JobRunner, type Scores } from './pool.ts';
+
+export { ProgramEvaluator } from './pool.ts';
 
 export type LoopEvent =
   | { type: 'iteration'; t: number; temperature: number }
@@ -52,6 +51,8 @@ export interface LoopOptions {
   onEvent?: (e: LoopEvent) => void;
   /** Repository root (for docs/algorithm-contract.md and relative world paths); default cwd. */
   root?: string;
+  /** Overrides the config's `workers` (e.g. when resuming on another machine). */
+  workers?: number;
 }
 
 export interface LoopResult {
@@ -71,50 +72,6 @@ export function deriveSeed(seed: number, key: string): number {
 
 class Aborted extends Error {}
 
-/** The evaluator: cascade → in-memory merge → greedy dev scoring. */
-export class ProgramEvaluator {
-  constructor(
-    readonly world: MergeWorld,
-    readonly sandbox: Sandbox,
-    readonly cfg: LoopConfig,
-  ) {}
-
-  async mergeFunction(code: string, seed: number): Promise<{ fn: MergeFunction } | { verdict: string; message: string; ms: number }> {
-    const t0 = performance.now();
-    const v = await validateAlgorithm(code, { sandbox: this.sandbox, seed });
-    if (!v.ok) return { verdict: v.category ?? 'runtime', message: `${v.stage}: ${v.message ?? ''}`, ms: performance.now() - t0 };
-    return { fn: makeMergeFunction(code, this.sandbox, { stats: v.hasPrepare ? this.world.stats() : undefined, seed, limits: this.world.limits() }) };
-  }
-
-  async score(weights: Map<string, Float32Array>, problems: EvalProblem[]): Promise<{ strict: number; flexible: number; families: Record<string, number> }> {
-    const model = this.world.model(weights);
-    try {
-      const be = BuiltinBackend.fromModel(model, this.world.tokenizer, { batchSize: this.cfg.eval.batchSize });
-      const r = await evaluate(be, problems, { maxTokens: this.cfg.eval.maxTokens, calculator: this.cfg.eval.calculator });
-      return { strict: r.strict, flexible: r.flexible, families: Object.fromEntries(Object.entries(r.perFamily).map(([k, a]) => [k, a.strict])) };
-    } finally {
-      model.dispose();
-    }
-  }
-
-  /** Merge with a program; returns weights or a failure. */
-  async mergeProgram(code: string, seed: number): Promise<{ weights: Map<string, Float32Array>; sandboxMs: number; mergeMs: number } | { verdict: string; message: string; sandboxMs: number }> {
-    const t0 = performance.now();
-    const m = await this.mergeFunction(code, seed);
-    const sandboxMs = performance.now() - t0;
-    if (!('fn' in m)) return { verdict: m.verdict, message: m.message, sandboxMs };
-    const t1 = performance.now();
-    try {
-      const weights = await this.world.merge(m.fn, seed);
-      return { weights, sandboxMs, mergeMs: performance.now() - t1 };
-    } catch (e) {
-      if (e instanceof AlgorithmRejected) return { verdict: e.category, message: `merge: ${e.message}`, sandboxMs };
-      const msg = (e as Error).message;
-      return { verdict: /non-finite/.test(msg) ? 'non-finite' : 'runtime', message: `merge: ${msg}`, sandboxMs };
-    }
-  }
-}
-
 function screenScore(e: EvaluationRecord | undefined): number | null {
   if (!e || e.verdict !== 'ok') return null;
   return e.devStrict ?? e.devSubset;
@@ -124,8 +81,44 @@ function byScoreThenHash(a: { hash: string; score: number }, b: { hash: string; 
   return b.score - a.score || (a.hash < b.hash ? -1 : a.hash > b.hash ? 1 : 0);
 }
 
-function loadProblems(path: string): EvalProblem[] {
-  return (readJsonl(path) as EvalProblem[]).map((p, i) => ({ ...p, index: i }));
+/**
+ * Calls `fn` on the items in order with at most `concurrency` calls in flight; `check` runs before
+ * each start (an abort stops the pulling). With concurrency 1 this is the plain sequential loop
+ * (an abort is seen between items). With more, an abort also ends the wait at once: the jobs in
+ * flight are dropped (the caller's disposers kill the workers) and are redone on resume.
+ */
+export async function drainJobs<T>(items: T[], concurrency: number, fn: (x: T) => Promise<void>, check: () => void, signal?: AbortSignal): Promise<void> {
+  let next = 0;
+  let stop = false;
+  const lane = async () => {
+    try {
+      while (!stop && next < items.length) {
+        check();
+        await fn(items[next++]!);
+      }
+    } catch (e) {
+      stop = true;
+      throw e;
+    }
+  };
+  const all = Promise.all(Array.from({ length: Math.min(concurrency, items.length) }, lane));
+  if (concurrency === 1 || !signal) return void (await all);
+  let onAbort = () => {};
+  const aborted = new Promise<never>((_, reject) => {
+    onAbort = () => {
+      stop = true;
+      reject(new Aborted('aborted'));
+    };
+    if (signal.aborted) onAbort();
+    else signal.addEventListener('abort', onAbort, { once: true });
+  });
+  try {
+    await Promise.race([all, aborted]);
+  } finally {
+    signal.removeEventListener('abort', onAbort);
+    all.catch(() => undefined);
+    aborted.catch(() => undefined);
+  }
 }
 
 /** Runs (or resumes) the loop in `runDir`. `config` is required for a new run and ignored on resume (the stored one wins). */
@@ -152,13 +145,23 @@ export async function runLoop(config: unknown, runDir: string, opts: LoopOptions
     const p = (x: string) => resolve(root, x);
     await initBackend();
     const dev = loadProblems(p(cfg.world.dev));
-    const test = loadProblems(p(cfg.world.test));
-    const devSubset = dev.slice(0, Math.min(cfg.eval.devSubset, dev.length));
-    const subsetIsFull = devSubset.length === dev.length;
-    const world = MergeWorld.load(p(cfg.world.seedModel), cfg.world.experts.map(p), cfg.tensorFilter);
-    const sandbox = new Sandbox();
-    disposers.push(() => sandbox.close());
-    const ev = new ProgramEvaluator(world, sandbox, cfg);
+    const subsetIsFull = Math.min(cfg.eval.devSubset, dev.length) === dev.length;
+    const workers = opts.workers ?? cfg.workers;
+    if (!Number.isInteger(workers) || workers < 1) throw new Error(`workers must be a positive integer, got ${String(workers)}`);
+    // every evaluation (candidates, promotion, test, baselines, transfer): in this process (workers = 1, world + sandbox
+    // loaded here), or drained by worker processes started once per run (this process then loads no world)
+    let runner: JobRunner;
+    if (workers > 1) {
+      const pool = new WorkerPool(workers, cfg, root);
+      if (run.status !== 'done') pool.start(); // load while the factory samples (a finished run starts them only if a job comes)
+      runner = pool;
+    } else {
+      const ctx = await openEvalContext(cfg, root);
+      disposers.push(() => ctx.close());
+      runner = new LocalRunner(ctx);
+    }
+    disposers.push(() => runner.close());
+    const drain = <T>(items: T[], fn: (x: T) => Promise<void>) => drainJobs(items, runner.concurrency, fn, check, opts.signal);
     const files = loadPromptFiles(root, p(cfg.world.example));
     const prompt: FactoryPrompt = buildPrompt({ apiReference: files.apiReference, example: files.example });
     const seedOf = (hash: string) => deriveSeed(cfg.seed, `program:${hash}`);
@@ -167,7 +170,7 @@ export async function runLoop(config: unknown, runDir: string, opts: LoopOptions
     for (let t = 1; t <= cfg.iterations; t++) {
       check();
       const temperature = temperatureAt(cfg, t);
-      const it = store.startIteration({ t, arm: 'dpo', temperature, nTarget: cfg.samplesPerIteration });
+      const it = store.startIteration({ t, arm: cfg.arm, temperature, nTarget: cfg.samplesPerIteration });
       if (it.status === 'done') continue;
       emit({ type: 'iteration', t, temperature });
       const timings: Record<string, number> = { ...it.timings };
@@ -178,7 +181,8 @@ export async function runLoop(config: unknown, runDir: string, opts: LoopOptions
         const factory = await openLoopFactory(cfg, root, runDir, t, store);
         try {
           const cands = await factory.sample(prompt, cfg.samplesPerIteration, { temperature, seed: deriveSeed(cfg.seed, `sample:${t}`), maxTokens: factoryMaxTokens(cfg) });
-          const res = store.addSamples(cands.map((c) => ({ iterationId: it.id, code: c.code ?? `/* no program extracted: ${c.error ?? 'unknown'} */\n${c.raw}`, origin: 'factory' as const })));
+          const lineage = factory instanceof EvolutionSampler ? factory.lastLineage : null; // evolution arm: first parent of each child
+          const res = store.addSamples(cands.map((c, i) => ({ iterationId: it.id, code: c.code ?? `/* no program extracted: ${c.error ?? 'unknown'} */\n${c.raw}`, origin: lineage ? ('mutation' as const) : ('factory' as const), parentHash: lineage?.[i]?.parents[0] ?? null })));
           cands.forEach((c, i) => {
             const hash = res[i]!.hash;
             if (c.code === null && !store.evaluationFor(hash)) store.recordEvaluation({ hash, verdict: 'extract', message: c.error ?? 'no program extracted' });
@@ -192,29 +196,22 @@ export async function runLoop(config: unknown, runDir: string, opts: LoopOptions
       const samples = store.samples(it.id);
       emit({ type: 'sampled', t, n: samples.length });
 
-      // (2) cascade + merge + dev subset, each recorded as it finishes
+      // (2) cascade + merge + dev subset, each recorded as it finishes (in completion order with workers > 1)
       const t1 = performance.now();
       const distinct = [...new Set(samples.map((s) => s.hash))];
       let done = 0;
+      const evaluated = (hash: string, e: EvaluationRecord, cached: boolean) => emit({ type: 'evaluated', t, hash, done: ++done, total: distinct.length, verdict: e.verdict, score: screenScore(e), cached });
       for (const hash of distinct) {
-        check();
-        let e = store.evaluationFor(hash);
-        const cached = e !== undefined;
-        if (!e) {
-          const code = store.programByHash(hash)!.code;
-          const seed = seedOf(hash);
-          const m = await ev.mergeProgram(code, seed);
-          if (!('weights' in m)) {
-            e = store.recordEvaluation({ hash, verdict: m.verdict, message: m.message, sandboxMs: m.sandboxMs });
-          } else {
-            const t2 = performance.now();
-            const s = await ev.score(m.weights, devSubset);
-            e = store.recordEvaluation({ hash, verdict: 'ok', devSubset: s.strict, ...(subsetIsFull ? { devStrict: s.strict, devFlex: s.flexible, families: s.families } : {}), sandboxMs: m.sandboxMs, mergeMs: m.mergeMs, evalMs: performance.now() - t2 });
-          }
-        }
-        done++;
-        emit({ type: 'evaluated', t, hash, done, total: distinct.length, verdict: e.verdict, score: screenScore(e), cached });
+        const e = store.evaluationFor(hash);
+        if (e) evaluated(hash, e, true);
       }
+      await drain(distinct.filter((h) => !store.evaluationFor(h)), async (hash) => {
+        const r = await runner.run({ code: store.programByHash(hash)!.code, seed: seedOf(hash), set: 'subset' });
+        const e = r.ok
+          ? store.recordEvaluation({ hash, verdict: 'ok', devSubset: r.scores.strict, ...(subsetIsFull ? { devStrict: r.scores.strict, devFlex: r.scores.flexible, families: r.scores.families } : {}), sandboxMs: r.sandboxMs, mergeMs: r.mergeMs, evalMs: r.evalMs })
+          : store.recordEvaluation({ hash, verdict: r.verdict, message: r.message, sandboxMs: r.sandboxMs });
+        evaluated(hash, e, false);
+      });
       // promotion: the top fraction by subset score gets the full dev set
       const valid = distinct.flatMap((h) => {
         const e = store.evaluationFor(h);
@@ -222,18 +219,12 @@ export async function runLoop(config: unknown, runDir: string, opts: LoopOptions
       });
       valid.sort(byScoreThenHash);
       const nPromote = Math.max(1, Math.ceil(valid.length * cfg.eval.promoteTopFraction));
-      for (const v of valid.slice(0, nPromote)) {
-        check();
-        if (v.e.devStrict !== null) continue;
-        const m = await ev.mergeProgram(store.programByHash(v.hash)!.code, seedOf(v.hash));
-        if (!('weights' in m)) {
-          // e.g. a time limit hit under load: the program leaves the valid set, the run goes on
-          store.recordEvaluation({ hash: v.hash, verdict: m.verdict, message: `failed on re-merge for full dev: ${m.message}` });
-          continue;
-        }
-        const s = await ev.score(m.weights, dev);
-        store.recordEvaluation({ hash: v.hash, devStrict: s.strict, devFlex: s.flexible, families: s.families });
-      }
+      await drain(valid.slice(0, nPromote).filter((v) => v.e.devStrict === null), async (v) => {
+        const r = await runner.run({ code: store.programByHash(v.hash)!.code, seed: seedOf(v.hash), set: 'dev' });
+        // a failure (e.g. a time limit hit under load): the program leaves the valid set, the run goes on
+        if (!r.ok) store.recordEvaluation({ hash: v.hash, verdict: r.verdict, message: `failed on re-merge for full dev: ${r.message}` });
+        else store.recordEvaluation({ hash: v.hash, devStrict: r.scores.strict, devFlex: r.scores.flexible, families: r.scores.families });
+      });
       timings.evaluate = (timings.evaluate ?? 0) + (performance.now() - t1);
       store.updateIteration(it.id, { status: 'training', timings });
 
@@ -250,7 +241,7 @@ export async function runLoop(config: unknown, runDir: string, opts: LoopOptions
         const rejected = ranked.slice(Math.max(nWin, ranked.length - nLose));
         if (cfg.failedAsRejected) for (const h of distinct) if (screenScore(store.evaluationFor(h)) === null) rejected.push({ hash: h, score: 0 });
         for (let u = 1; u < t; u++) {
-          const prev = store.iteration(u, 'dpo');
+          const prev = store.iteration(u, cfg.arm);
           if (!prev) continue;
           const prevRanked = store.iterationPrograms(prev.id).flatMap((r) => (r.verdict === 'ok' ? [{ hash: r.hash, score: r.devStrict ?? r.devSubset ?? 0 }] : [])).sort(byScoreThenHash);
           for (const c of prevRanked.slice(0, cfg.carryTopK)) if (!chosen.some((x) => x.hash === c.hash)) chosen.push({ ...c, source: 'carried' as const });
@@ -262,46 +253,36 @@ export async function runLoop(config: unknown, runDir: string, opts: LoopOptions
       // (4) DPO on the factory
       check();
       const t3 = performance.now();
-      const ckpt = await trainFactory(cfg, root, runDir, t, it.id, store, prompt);
+      const ckpt = cfg.arm === 'dpo' ? await trainFactory(cfg, root, runDir, t, it.id, store, prompt) : skipTraining(cfg.arm, runDir, t, it.id, store);
       timings.dpo = performance.now() - t3;
       store.updateIteration(it.id, { status: 'done', factoryCheckpoint: ckpt.checkpoint, timings: { ...timings, ...ckpt.timings } });
     }
 
     // --------------------------------------------------------------- final stage
     emit({ type: 'phase', t: null, phase: 'test' });
-    // a loop, not one pass: a program that fails on re-merge drops out and the next one enters the top-k
-    for (let a = store.pendingWork({ topK: cfg.topKTest, arm: 'dpo' }).awaitingTest[0]; a; a = store.pendingWork({ topK: cfg.topKTest, arm: 'dpo' }).awaitingTest[0]) {
-      check();
-      const m = await ev.mergeProgram(store.programByHash(a.hash)!.code, seedOf(a.hash));
-      if (!('weights' in m)) {
-        store.recordEvaluation({ hash: a.hash, verdict: m.verdict, message: `failed on re-merge for test: ${m.message}` });
-        continue;
-      }
-      const s = await ev.score(m.weights, test);
-      store.recordEvaluation({ hash: a.hash, testStrict: s.strict, testFlex: s.flexible });
+    // rounds, not one pass: a program that fails on re-merge drops out and the next one enters the top-k
+    for (let pend = store.pendingWork({ topK: cfg.topKTest, arm: cfg.arm }).awaitingTest; pend.length; pend = store.pendingWork({ topK: cfg.topKTest, arm: cfg.arm }).awaitingTest) {
+      await drain(pend, async (a) => {
+        const r = await runner.run({ code: store.programByHash(a.hash)!.code, seed: seedOf(a.hash), set: 'test' });
+        if (!r.ok) store.recordEvaluation({ hash: a.hash, verdict: r.verdict, message: `failed on re-merge for test: ${r.message}` });
+        else store.recordEvaluation({ hash: a.hash, testStrict: r.scores.strict, testFlex: r.scores.flexible });
+      });
     }
 
     emit({ type: 'phase', t: null, phase: 'baselines' });
-    await runBaselines(store, world, ev, dev, test, 'in-domain', cfg, check);
-    const top = store.leaderboard(cfg.topKTest, { arm: 'dpo' });
+    await runBaselines(store, runner, drain, 'in-domain', cfg);
+    const top = store.leaderboard(cfg.topKTest, { arm: cfg.arm });
     if (cfg.world.oodExperts.length) {
       emit({ type: 'phase', t: null, phase: 'transfer' });
-      const ood = MergeWorld.load(p(cfg.world.seedModel), cfg.world.oodExperts.map(p), cfg.tensorFilter);
-      const oev = new ProgramEvaluator(ood, sandbox, cfg);
       const have = new Set(store.transfers().map((r) => r.hash));
-      for (const [i, row] of top.slice(0, 3).entries()) {
-        check();
-        if (have.has(row.hash)) continue;
-        const m = await oev.mergeProgram(row.code, seedOf(row.hash));
-        if (!('weights' in m)) {
-          store.addTransfer({ hash: row.hash, sourceRank: i + 1, expertSet: 'ood' });
-          continue;
-        }
-        const d = await oev.score(m.weights, dev);
-        const s = await oev.score(m.weights, test);
-        store.addTransfer({ hash: row.hash, sourceRank: i + 1, expertSet: 'ood', devStrict: d.strict, devFlex: d.flexible, testStrict: s.strict, testFlex: s.flexible });
-      }
-      await runBaselines(store, ood, oev, dev, test, 'ood', cfg, check);
+      await drain([...top.slice(0, 3).entries()].filter(([, row]) => !have.has(row.hash)), async ([i, row]) => {
+        const job = { code: row.code, seed: seedOf(row.hash), experts: 'ood' as const };
+        const d = await runner.run({ ...job, set: 'dev' });
+        const s = d.ok ? await runner.run({ ...job, set: 'test' }) : d;
+        if (!d.ok || !s.ok) store.addTransfer({ hash: row.hash, sourceRank: i + 1, expertSet: 'ood' });
+        else store.addTransfer({ hash: row.hash, sourceRank: i + 1, expertSet: 'ood', devStrict: d.scores.strict, devFlex: d.scores.flexible, testStrict: s.scores.strict, testFlex: s.scores.flexible });
+      });
+      await runBaselines(store, runner, drain, 'ood', cfg);
     }
 
     // exports
@@ -318,7 +299,7 @@ export async function runLoop(config: unknown, runDir: string, opts: LoopOptions
     emit({ type: 'done', best: bestByTest });
     return {
       runDir,
-      leaderboard: store.leaderboard(cfg.topKTest, { arm: 'dpo' }),
+      leaderboard: store.leaderboard(cfg.topKTest, { arm: cfg.arm }),
       best: bestByTest,
       baselines: store.baselines({ selectedOnly: true }).map((b) => ({ name: `${b.name} (${b.expertSet})`, devStrict: b.devStrict, testStrict: b.testStrict })),
       reportPath,
@@ -351,30 +332,36 @@ export function exportableProgram(code: string, filter: string, seed: number, ro
   return `${header}${code.replace(re, 'function discoveredMerge(')}\n// tensor filter of the loop: other tensors keep the seed\nfunction merge(taskVectors, ctx) {\n  if (!(${test})) return taskVectors[0].mul(0);\n  return discoveredMerge(taskVectors, ctx);\n}\n`;
 }
 
-async function runBaselines(store: RunStore, world: MergeWorld, ev: ProgramEvaluator, dev: EvalProblem[], test: EvalProblem[], expertSet: 'in-domain' | 'ood', cfg: LoopConfig, check: () => void): Promise<void> {
+/** Seed and task arithmetic (λ grid tuned on dev, the best λ then on test), as runner jobs: in parallel with workers > 1. */
+async function runBaselines(store: RunStore, runner: JobRunner, drain: <T>(items: T[], fn: (x: T) => Promise<void>) => Promise<void>, expertSet: 'in-domain' | 'ood', cfg: LoopConfig): Promise<void> {
   const have = store.baselines({ expertSet });
   const find = (name: string, params: unknown) => have.find((b) => b.name === name && JSON.stringify(b.params) === JSON.stringify(params));
-  if (!find('seed', {})) {
-    const d = await ev.score(world.seed, dev);
-    const s = await ev.score(world.seed, test);
-    store.addBaseline({ name: 'seed', method: 'none', params: {}, expertSet, selected: true, devStrict: d.strict, devFlex: d.flexible, testStrict: s.strict, testFlex: s.flexible });
-  }
-  const grid: { lambda: number; dev: number }[] = [];
-  for (const lambda of cfg.baselines.lambdas) {
-    check();
-    const prev = find('task_arithmetic', { lambda });
-    if (prev) {
-      grid.push({ lambda, dev: prev.devStrict ?? 0 });
-      continue;
+  const score = async (baseline: 'seed' | { lambda: number }, set: EvalSet): Promise<Scores> => {
+    const r = await runner.run({ baseline, set, experts: expertSet });
+    if (!r.ok) throw new Error(`baseline ${JSON.stringify(baseline)} (${expertSet}) on ${set}: ${r.verdict}: ${r.message}`);
+    return r.scores;
+  };
+  const lambdas = [...new Set(cfg.baselines.lambdas)];
+  const devOf = new Map(lambdas.flatMap((l) => {
+    const prev = find('task_arithmetic', { lambda: l });
+    return prev ? [[l, prev.devStrict ?? 0] as const] : [];
+  }));
+  const todo: ('seed' | number)[] = [...(find('seed', {}) ? [] : ['seed' as const]), ...lambdas.filter((l) => !devOf.has(l))];
+  await drain(todo, async (x) => {
+    if (x === 'seed') {
+      const d = await score('seed', 'dev');
+      const s = await score('seed', 'test');
+      store.addBaseline({ name: 'seed', method: 'none', params: {}, expertSet, selected: true, devStrict: d.strict, devFlex: d.flexible, testStrict: s.strict, testFlex: s.flexible });
+      return;
     }
-    const d = await ev.score(world.taskArithmetic(lambda), dev);
-    store.addBaseline({ name: 'task_arithmetic', method: 'task_arithmetic', params: { lambda }, expertSet, selected: false, devStrict: d.strict, devFlex: d.flexible });
-    grid.push({ lambda, dev: d.strict });
-  }
-  const bestL = [...grid].sort((a, b) => b.dev - a.dev || a.lambda - b.lambda)[0]!;
+    const d = await score({ lambda: x }, 'dev');
+    store.addBaseline({ name: 'task_arithmetic', method: 'task_arithmetic', params: { lambda: x }, expertSet, selected: false, devStrict: d.strict, devFlex: d.flexible });
+    devOf.set(x, d.strict);
+  });
+  const bestL = lambdas.map((lambda) => ({ lambda, dev: devOf.get(lambda)! })).sort((a, b) => b.dev - a.dev || a.lambda - b.lambda)[0]!;
   const sel = find('task_arithmetic', { lambda: bestL.lambda });
   if (!sel || sel.testStrict === null || !sel.selected) {
-    const s = await ev.score(world.taskArithmetic(bestL.lambda), test);
+    const s = await score({ lambda: bestL.lambda }, 'test');
     store.addBaseline({ name: 'task_arithmetic', method: 'task_arithmetic', params: { lambda: bestL.lambda }, expertSet, selected: true, devStrict: bestL.dev, testStrict: s.strict, testFlex: s.flexible });
   }
 }
@@ -386,11 +373,14 @@ function factoryMaxTokens(cfg: LoopConfig): number | undefined {
 /** The factory for iteration t: the corpus arm, or the trained checkpoint of iteration t−1 (builtin), or the configured endpoint. */
 async function openLoopFactory(cfg: LoopConfig, root: string, runDir: string, t: number, store: RunStore): Promise<AlgorithmFactory> {
   const f = cfg.factory;
+  // control arms: 'random' always samples the untrained factory; 'evolution' mutates its best programs so far (from iteration 2)
+  const pool = cfg.arm === 'evolution' && t > 1 ? evolutionPool(store, cfg.arm) : [];
+  if (pool.length) return new EvolutionSampler(pool);
   switch (f.kind) {
     case 'corpus':
       return new CorpusSampler(resolve(root, cfg.world.algorithms));
     case 'builtin': {
-      const prev = t > 1 ? store.iteration(t - 1, 'dpo')?.factoryCheckpoint : null;
+      const prev = t > 1 && cfg.arm === 'dpo' ? store.iteration(t - 1, 'dpo')?.factoryCheckpoint : null;
       const dir = prev ? resolve(runDir, prev) : resolve(root, f.dir);
       return openFactory({ kind: 'builtin', dir, batchSize: f.batchSize, defaultMaxTokens: f.maxTokens, maxPromptTokens: f.maxPromptTokens });
     }

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { makeTempDir } from '../io/testing.ts';
@@ -8,7 +8,26 @@ import { RunStore } from '../store/store.ts';
 import { runLoop } from './controller.ts';
 import { makeMicroWorld } from './testing.ts';
 
-test('kill -9 mid-run and resume: same final leaderboard as an uninterrupted run; no finished program evaluated twice', async () => {
+/** Evaluation worker processes whose parent is `ppid`. */
+function loopWorkers(ppid: number): number[] {
+  let out = '';
+  try {
+    out = execFileSync('ps', ['-o', 'pid=,args=', '--ppid', String(ppid)], { encoding: 'utf8' });
+  } catch {
+    return []; // ps exits 1 when no process matches
+  }
+  return out.split('\n').filter((l) => /src\/loop\/worker\.ts/.test(l)).map((l) => Number(l.trim().split(/\s+/)[0]));
+}
+const alive = (pid: number) => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+test('kill -9 mid-run (2 evaluation workers) and resume: same final leaderboard as an uninterrupted run with 1; no finished program evaluated twice; orphaned workers exit', async () => {
   const here = new URL('.', import.meta.url).pathname;
   const tmp = makeTempDir('selfdev-loop-');
   try {
@@ -18,6 +37,7 @@ test('kill -9 mid-run and resume: same final leaderboard as an uninterrupted run
       eval: { devSubset: 2, maxTokens: 10, batchSize: 8 }, topKTest: 4, pWin: 0.2, pLose: 0.4,
       baselines: { lambdas: [0.5] },
       world: { ...w, algorithms: 'algorithms', example: 'algorithms/task_arithmetic.js' },
+      workers: 2,
     };
     const cfgPath = join(tmp.path, 'cfg.json');
     writeFileSync(cfgPath, JSON.stringify(cfg));
@@ -27,12 +47,14 @@ test('kill -9 mid-run and resume: same final leaderboard as an uninterrupted run
     child.stderr.on('data', (d) => (stderr += d));
     let seen = 0;
     let finished = false;
+    let workers: number[] = [];
     await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`child made ${seen} evaluations in 20 s; stderr: ${stderr}`)), 20_000);
+      const timer = setTimeout(() => reject(new Error(`child made ${seen} evaluations in 60 s; stderr: ${stderr}`)), 60_000);
       child.stdout.on('data', (d: Buffer) => {
         seen += (d.toString().match(/^evaluated /gm) ?? []).length;
         if (/finished/.test(d.toString())) finished = true;
         if (seen >= 3) {
+          workers = loopWorkers(child.pid!);
           child.kill('SIGKILL');
           clearTimeout(timer);
           resolve();
@@ -45,6 +67,9 @@ test('kill -9 mid-run and resume: same final leaderboard as an uninterrupted run
     });
     await new Promise((r) => child.once('exit', r).once('close', r));
     assert.ok(!finished, 'the child was killed before finishing');
+    assert.equal(workers.length, 2, 'the child ran 2 evaluation workers');
+    for (let i = 0; i < 100 && workers.some(alive); i++) await new Promise((r) => setTimeout(r, 50));
+    assert.ok(!workers.some(alive), 'the workers of a killed run exit by themselves');
     const before = RunStore.open(killedDir, { readonly: true });
     const doneBefore = new Set(before.iterations().flatMap((it) => before.samples(it.id).map((s) => s.hash)).filter((h) => before.evaluationFor(h)));
     before.close();
@@ -53,7 +78,7 @@ test('kill -9 mid-run and resume: same final leaderboard as an uninterrupted run
     const fresh: string[] = [];
     const resumed = await runLoop(undefined, killedDir, { onEvent: (e) => e.type === 'evaluated' && !e.cached && fresh.push(e.hash) });
     for (const h of fresh) assert.ok(!doneBefore.has(h), `program ${h} was evaluated again after resume`);
-    const straight = await runLoop(cfg, join(tmp.path, 'straight'));
+    const straight = await runLoop(cfg, join(tmp.path, 'straight'), { workers: 1 });
     const key = (r: typeof straight) => r.leaderboard.map((x) => [x.hash, x.devSubset, x.devStrict, x.testStrict]);
     assert.ok(straight.leaderboard.length > 0);
     assert.ok(straight.leaderboard.some((x) => (x.devSubset ?? 0) > 0), 'non-trivial scores (the comparison is not all zeros)');

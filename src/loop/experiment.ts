@@ -1,0 +1,239 @@
+/**
+ * Controlled experiments: the DPO arm against its controls with the same budget (iterations ×
+ * samples per iteration, same temperature schedule, same evaluation), repeated with different seeds.
+ *
+ * Layout: DIR/experiment.json (the base config), DIR/<arm>/r<k>/ (one ordinary resumable run each),
+ * DIR/summary.json and DIR/report.html (the comparison). Repeat k of every arm uses the seed
+ * deriveSeed(seed, "repeat:k"), so the arms of one repeat share the world, the starting factory and
+ * (for the corpus factory) the iteration-1 sample. Rerunning continues unfinished runs and skips
+ * finished ones; the summary is computed from the run stores alone (no timings, no dates), so the
+ * same seed gives the same summary.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { RunStore, writeFileAtomic } from '../store/store.ts';
+import { bootstrapCI, mean, median } from '../report/stats.ts';
+import { writeExperimentReport } from '../report/experiment.ts';
+import { deriveSeed, runLoop, type LoopEvent } from './controller.ts';
+import { ARMS, resolveConfig, type Arm, type LoopConfig } from './config.ts';
+
+export type ExperimentEvent =
+  | { type: 'run'; arm: Arm; repeat: number; runDir: string; state: 'start' | 'resume' | 'skip' }
+  | { type: 'loop'; arm: Arm; repeat: number; event: LoopEvent };
+
+export interface ExperimentOptions {
+  arms: Arm[];
+  repeats: number;
+  root?: string;
+  signal?: AbortSignal;
+  onEvent?: (e: ExperimentEvent) => void;
+}
+
+export interface Scored {
+  hash: string;
+  dev: number | null;
+  test: number | null;
+}
+
+export interface RunSummary {
+  arm: Arm;
+  repeat: number;
+  seed: number;
+  /** Relative to the experiment folder. */
+  dir: string;
+  status: string;
+  /** Headline: the top program by dev (full dev, then flexible, then subset) and its test score. */
+  bestByDev: Scored | null;
+  /** Paper protocol (optimistic: selects on test): the best test score among the top-k by dev. */
+  bestByTestTopK: Scored | null;
+  topK: number;
+  taTest: number | null;
+  seedTest: number | null;
+  /** Per iteration t = 1..: median and best screening dev score of the valid programs, pass rate. */
+  iterations: { t: number; medianDev: number | null; bestDev: number | null; passRate: number | null; nValid: number; nSampled: number }[];
+}
+
+export interface Estimate {
+  values: number[];
+  mean: number | null;
+  /** Percentile bootstrap 95% interval of the mean (null with fewer than 2 values). */
+  ci: { lo: number; hi: number } | null;
+}
+
+export interface ArmSummary {
+  arm: Arm;
+  repeats: number;
+  finished: number;
+  testBestByDev: Estimate;
+  testBestByTestTopK: Estimate;
+  devBestByDev: Estimate;
+  taTest: Estimate;
+  /** Paired by repeat (same seed): this arm − dpo, for the test accuracy of the best-by-dev program. */
+  diffVsDpo: Estimate | null;
+  medianDevByIteration: { t: number; mean: number | null; values: number[] }[];
+  passRate: number | null;
+}
+
+export interface ExperimentSummary {
+  name: string;
+  seed: number;
+  arms: Arm[];
+  repeats: number;
+  budget: { iterations: number; samplesPerIteration: number; topKTest: number; factory: string };
+  runs: RunSummary[];
+  perArm: ArmSummary[];
+}
+
+export const armRunDir = (arm: Arm, repeat: number): string => join(arm, `r${repeat}`);
+export const repeatSeed = (seed: number, repeat: number): number => deriveSeed(seed, `repeat:${repeat}`);
+
+/** Parses `--arms a,b,c`: known arm names, no duplicates. */
+export function parseArms(s: string): Arm[] {
+  const arms = s.split(',').map((x) => x.trim()).filter(Boolean);
+  if (arms.length === 0) throw new Error('--arms: give at least one of dpo, random, evolution');
+  for (const a of arms) if (!ARMS.includes(a as Arm)) throw new Error(`--arms: unknown arm '${a}' (known: ${ARMS.join(', ')})`);
+  if (new Set(arms).size !== arms.length) throw new Error(`--arms: '${s}' names an arm twice`);
+  return arms as Arm[];
+}
+
+function canonical(x: unknown): string {
+  return JSON.stringify(x, (_k, v: unknown) => (v && typeof v === 'object' && !Array.isArray(v) ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => (a < b ? -1 : 1))) : v));
+}
+
+/**
+ * Loads or creates DIR/experiment.json. A config given for an existing experiment must resolve to
+ * the stored one (a different config in the same folder would mix two experiments).
+ */
+export function experimentConfig(config: unknown, outDir: string): LoopConfig {
+  const path = join(outDir, 'experiment.json');
+  if (existsSync(path)) {
+    let stored: LoopConfig;
+    try {
+      stored = resolveConfig((JSON.parse(readFileSync(path, 'utf8')) as { config: unknown }).config, path);
+    } catch (e) {
+      throw new Error(`${path}: unreadable experiment file: ${(e as Error).message}`);
+    }
+    if (config !== undefined && config !== null) {
+      const given = resolveConfig(config);
+      // `workers` is how the runs are executed, not what they compute: it may differ between invocations
+      if (canonical({ ...given, workers: 0 }) !== canonical({ ...stored, workers: 0 })) throw new Error(`${outDir} holds an experiment with a different config; use another --out or omit the config to continue it`);
+    }
+    return stored;
+  }
+  if (config === undefined || config === null) throw new Error(`${outDir}: no experiment here yet; a config is required to start one`);
+  const cfg = resolveConfig(config);
+  if (cfg.arm !== 'dpo') throw new Error(`config: leave 'arm' out of an experiment config (the arms come from --arms), got arm: ${cfg.arm}`);
+  writeFileAtomic(path, JSON.stringify({ config: cfg }, null, 2) + '\n');
+  return cfg;
+}
+
+function runStatus(dir: string): string | null {
+  if (!existsSync(join(dir, 'run.sqlite'))) return null;
+  const s = RunStore.open(dir, { readonly: true });
+  try {
+    return s.getRun()?.status ?? null;
+  } finally {
+    s.close();
+  }
+}
+
+/** Runs (or continues) every (arm, repeat), then writes DIR/summary.json and DIR/report.html. */
+export async function runExperiment(config: unknown, outDir: string, opts: ExperimentOptions): Promise<ExperimentSummary> {
+  if (!Number.isInteger(opts.repeats) || opts.repeats < 1) throw new Error(`--repeats must be a positive integer, got ${opts.repeats}`);
+  if (opts.arms.length === 0) throw new Error('experiment: no arms');
+  const out = resolve(outDir);
+  const base = experimentConfig(config, out);
+  for (let k = 0; k < opts.repeats; k++) {
+    for (const arm of opts.arms) {
+      if (opts.signal?.aborted) throw new Error('aborted');
+      const dir = join(out, armRunDir(arm, k));
+      const status = runStatus(dir);
+      if (status === 'done') {
+        opts.onEvent?.({ type: 'run', arm, repeat: k, runDir: dir, state: 'skip' });
+        continue;
+      }
+      opts.onEvent?.({ type: 'run', arm, repeat: k, runDir: dir, state: status === null ? 'start' : 'resume' });
+      const cfg: LoopConfig = { ...base, arm, seed: repeatSeed(base.seed, k), name: `${base.name} ${arm} r${k}` };
+      await runLoop(status === null ? cfg : undefined, dir, { root: opts.root, signal: opts.signal, onEvent: (event) => opts.onEvent?.({ type: 'loop', arm, repeat: k, event }) });
+    }
+  }
+  const summary = summarizeExperiment(out, base, opts.arms, opts.repeats);
+  writeFileAtomic(join(out, 'summary.json'), JSON.stringify(summary, null, 2) + '\n');
+  writeExperimentReport(summary, join(out, 'report.html'));
+  return summary;
+}
+
+/** Reads one finished (or partial) run's store. */
+export function summarizeRun(outDir: string, arm: Arm, repeat: number, seed: number, topK: number): RunSummary {
+  const rel = armRunDir(arm, repeat);
+  const dir = join(outDir, rel);
+  const empty: RunSummary = { arm, repeat, seed, dir: rel, status: 'missing', bestByDev: null, bestByTestTopK: null, topK, taTest: null, seedTest: null, iterations: [] };
+  if (!existsSync(join(dir, 'run.sqlite'))) return empty;
+  const s = RunStore.open(dir, { readonly: true });
+  try {
+    const run = s.getRun();
+    if (!run) return empty;
+    const top = s.leaderboard(topK, { arm });
+    const sc = (r: (typeof top)[number]): Scored => ({ hash: r.hash, dev: r.devStrict ?? r.devSubset, test: r.testStrict });
+    const tested = top.filter((r) => r.testStrict !== null);
+    const byDev = tested[0] ?? top[0];
+    const byTest = [...tested].sort((a, b) => b.testStrict! - a.testStrict! || a.rank - b.rank)[0];
+    const bl = s.baselines({ expertSet: 'in-domain', selectedOnly: true });
+    return {
+      arm, repeat, seed, dir: rel, status: run.status,
+      bestByDev: byDev ? sc(byDev) : null,
+      bestByTestTopK: byTest ? sc(byTest) : null,
+      topK,
+      taTest: bl.find((b) => b.name === 'task_arithmetic')?.testStrict ?? null,
+      seedTest: bl.find((b) => b.name === 'seed')?.testStrict ?? null,
+      iterations: s.iterationSummary({ arm }).map((it) => ({ t: it.t, medianDev: it.medianScreen, bestDev: it.bestScreen, passRate: it.passRate, nValid: it.nValid, nSampled: it.nSampled })),
+    };
+  } finally {
+    s.close();
+  }
+}
+
+function estimate(values: number[], seed: number): Estimate {
+  const ci = bootstrapCI(values, { seed, resamples: 2000 });
+  return { values, mean: mean(values), ci: ci ? { lo: ci.lo, hi: ci.hi } : null };
+}
+
+/** The summary of the runs in `outDir` (deterministic: bootstrap seeds derive from the experiment seed). */
+export function summarizeExperiment(outDir: string, base: LoopConfig, arms: Arm[], repeats: number): ExperimentSummary {
+  const runs: RunSummary[] = [];
+  for (const arm of arms) for (let k = 0; k < repeats; k++) runs.push(summarizeRun(outDir, arm, k, repeatSeed(base.seed, k), base.topKTest));
+  const nums = (xs: (number | null | undefined)[]) => xs.filter((x): x is number => typeof x === 'number');
+  const perArm = arms.map((arm): ArmSummary => {
+    const rs = runs.filter((r) => r.arm === arm);
+    const bs = (metric: string) => deriveSeed(base.seed, `bootstrap:${arm}:${metric}`);
+    const ts = [...new Set(rs.flatMap((r) => r.iterations.map((i) => i.t)))].sort((a, b) => a - b);
+    let diffVsDpo: Estimate | null = null;
+    if (arm !== 'dpo' && arms.includes('dpo')) {
+      const d: number[] = [];
+      for (const r of rs) {
+        const o = runs.find((x) => x.arm === 'dpo' && x.repeat === r.repeat);
+        if (r.bestByDev?.test != null && o?.bestByDev?.test != null) d.push(r.bestByDev.test - o.bestByDev.test);
+      }
+      diffVsDpo = estimate(d, bs('diff'));
+    }
+    const pass = rs.flatMap((r) => r.iterations.flatMap((i) => (i.passRate === null ? [] : [i.passRate])));  // per (repeat, iteration)
+    return {
+      arm, repeats: rs.length, finished: rs.filter((r) => r.status === 'done').length,
+      testBestByDev: estimate(nums(rs.map((r) => r.bestByDev?.test)), bs('test-by-dev')),
+      testBestByTestTopK: estimate(nums(rs.map((r) => r.bestByTestTopK?.test)), bs('test-by-test')),
+      devBestByDev: estimate(nums(rs.map((r) => r.bestByDev?.dev)), bs('dev-by-dev')),
+      taTest: estimate(nums(rs.map((r) => r.taTest)), bs('ta')),
+      diffVsDpo,
+      medianDevByIteration: ts.map((t) => {
+        const values = nums(rs.map((r) => r.iterations.find((i) => i.t === t)?.medianDev));
+        return { t, mean: mean(values), values };
+      }),
+      passRate: pass.length ? median(pass) : null,
+    };
+  });
+  return {
+    name: base.name, seed: base.seed, arms, repeats,
+    budget: { iterations: base.iterations, samplesPerIteration: base.samplesPerIteration, topKTest: base.topKTest, factory: base.factory.kind },
+    runs, perArm,
+  };
+}

@@ -1,0 +1,332 @@
+/**
+ * Candidate evaluation for the loop: cascade → in-memory merge → greedy scoring, either in this
+ * process (`workers: 1`) or drained by N forked worker processes (worker.ts), each with its own
+ * MergeWorld, Sandbox and tfjs backend, loaded once and reused for the whole run.
+ *
+ * A job is (program code + ctx seed, or a baseline; expert set; problem set); its result is a
+ * failure verdict or the scores. Both paths run the same `runJob`, so results do not depend on the
+ * number of workers. The parent (controller.ts) writes every result to the store as it arrives.
+ * A worker loads the out-of-domain world on its first OOD job. A worker that dies while holding a
+ * job is replaced and the job retried once; a second death gives the verdict 'crash'.
+ */
+import { fork, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { resolve } from 'node:path';
+import { Sandbox, validateAlgorithm, makeMergeFunction, AlgorithmRejected, type MergeFunction } from '../sandbox/index.ts';
+import { initBackend, readJsonl } from '../nn/index.ts';
+import { evaluate, type EvalProblem } from '../eval/evaluate.ts';
+import { BuiltinBackend } from '../eval/backends.ts';
+import { MergeWorld } from './merger.ts';
+import type { LoopConfig } from './config.ts';
+
+/** Which problems a job is scored on: the first eval.devSubset dev problems, all dev, or test. */
+export type EvalSet = 'subset' | 'dev' | 'test';
+
+/**
+ * A program's merge (ctx.seed = `seed`, derived from the run seed and the program hash), or a
+ * baseline computed directly: the seed model, or task arithmetic seed + λ Σ τ. `experts: 'ood'`
+ * uses the out-of-domain experts (world.oodExperts) instead of the in-domain ones.
+ */
+export type EvalJob =
+  | { code: string; seed: number; set: EvalSet; experts?: 'in-domain' | 'ood' }
+  | { baseline: 'seed' | { lambda: number }; set: EvalSet; experts?: 'in-domain' | 'ood' };
+
+export interface Scores {
+  strict: number;
+  flexible: number;
+  families: Record<string, number>;
+}
+
+export type JobResult =
+  | { ok: true; scores: Scores; sandboxMs: number; mergeMs: number; evalMs: number }
+  | { ok: false; verdict: string; message: string; sandboxMs: number };
+
+/** The evaluator: cascade → in-memory merge → greedy dev scoring. */
+export class ProgramEvaluator {
+  constructor(
+    readonly world: MergeWorld,
+    readonly sandbox: Sandbox,
+    readonly cfg: LoopConfig,
+  ) {}
+
+  async mergeFunction(code: string, seed: number): Promise<{ fn: MergeFunction } | { verdict: string; message: string; ms: number }> {
+    const t0 = performance.now();
+    const v = await validateAlgorithm(code, { sandbox: this.sandbox, seed });
+    if (!v.ok) return { verdict: v.category ?? 'runtime', message: `${v.stage}: ${v.message ?? ''}`, ms: performance.now() - t0 };
+    return { fn: makeMergeFunction(code, this.sandbox, { stats: v.hasPrepare ? this.world.stats() : undefined, seed, limits: this.world.limits() }) };
+  }
+
+  async score(weights: Map<string, Float32Array>, problems: EvalProblem[]): Promise<Scores> {
+    const model = this.world.model(weights);
+    try {
+      const be = BuiltinBackend.fromModel(model, this.world.tokenizer, { batchSize: this.cfg.eval.batchSize });
+      const r = await evaluate(be, problems, { maxTokens: this.cfg.eval.maxTokens, calculator: this.cfg.eval.calculator });
+      return { strict: r.strict, flexible: r.flexible, families: Object.fromEntries(Object.entries(r.perFamily).map(([k, a]) => [k, a.strict])) };
+    } finally {
+      model.dispose();
+    }
+  }
+
+  /** Merge with a program; returns weights or a failure. */
+  async mergeProgram(code: string, seed: number): Promise<{ weights: Map<string, Float32Array>; sandboxMs: number; mergeMs: number } | { verdict: string; message: string; sandboxMs: number }> {
+    const t0 = performance.now();
+    const m = await this.mergeFunction(code, seed);
+    const sandboxMs = performance.now() - t0;
+    if (!('fn' in m)) return { verdict: m.verdict, message: m.message, sandboxMs };
+    const t1 = performance.now();
+    try {
+      const weights = await this.world.merge(m.fn, seed);
+      return { weights, sandboxMs, mergeMs: performance.now() - t1 };
+    } catch (e) {
+      if (e instanceof AlgorithmRejected) return { verdict: e.category, message: `merge: ${e.message}`, sandboxMs };
+      const msg = (e as Error).message;
+      return { verdict: /non-finite/.test(msg) ? 'non-finite' : 'runtime', message: `merge: ${msg}`, sandboxMs };
+    }
+  }
+}
+
+export function loadProblems(path: string): EvalProblem[] {
+  return (readJsonl(path) as EvalProblem[]).map((p, i) => ({ ...p, index: i }));
+}
+
+/** Everything one evaluating process holds: the in-domain world, a sandbox and the problem sets (the OOD world on first use). */
+export interface EvalContext {
+  world: MergeWorld;
+  sandbox: Sandbox;
+  ev: ProgramEvaluator;
+  ood(): ProgramEvaluator;
+  sets: Record<EvalSet, EvalProblem[]>;
+  close(): void;
+}
+
+export async function openEvalContext(cfg: LoopConfig, root: string): Promise<EvalContext> {
+  const p = (x: string) => resolve(root, x);
+  const sandbox = new Sandbox();
+  sandbox.start().catch(() => undefined); // boot the sandbox child while the world loads (a failure shows on first use)
+  let dev: EvalProblem[], test: EvalProblem[], world: MergeWorld;
+  try {
+    await initBackend();
+    dev = loadProblems(p(cfg.world.dev));
+    test = loadProblems(p(cfg.world.test));
+    world = MergeWorld.load(p(cfg.world.seedModel), cfg.world.experts.map(p), cfg.tensorFilter);
+  } catch (e) {
+    sandbox.close();
+    throw e;
+  }
+  const subset = dev.slice(0, Math.min(cfg.eval.devSubset, dev.length));
+  let ood: ProgramEvaluator | null = null;
+  return {
+    world, sandbox, ev: new ProgramEvaluator(world, sandbox, cfg), sets: { subset, dev, test }, close: () => sandbox.close(),
+    ood: () => {
+      if (cfg.world.oodExperts.length === 0) throw new Error('an out-of-domain job, but world.oodExperts is empty');
+      return (ood ??= new ProgramEvaluator(MergeWorld.load(p(cfg.world.seedModel), cfg.world.oodExperts.map(p), cfg.tensorFilter), sandbox, cfg));
+    },
+  };
+}
+
+/** One job: merge with the program (or build the baseline's weights), then score on the job's problem set. */
+export async function runJob(ctx: EvalContext, job: EvalJob): Promise<JobResult> {
+  const ev = job.experts === 'ood' ? ctx.ood() : ctx.ev;
+  const problems = ctx.sets[job.set];
+  if ('baseline' in job) {
+    const t0 = performance.now();
+    const weights = job.baseline === 'seed' ? ev.world.seed : ev.world.taskArithmetic(job.baseline.lambda);
+    const t1 = performance.now();
+    const scores = await ev.score(weights, problems);
+    return { ok: true, scores, sandboxMs: 0, mergeMs: t1 - t0, evalMs: performance.now() - t1 };
+  }
+  const m = await ev.mergeProgram(job.code, job.seed);
+  if (!('weights' in m)) return { ok: false, verdict: m.verdict, message: m.message, sandboxMs: m.sandboxMs };
+  const t0 = performance.now();
+  const scores = await ev.score(m.weights, problems);
+  return { ok: true, scores, sandboxMs: m.sandboxMs, mergeMs: m.mergeMs, evalMs: performance.now() - t0 };
+}
+
+/** Runs jobs: `concurrency` of them may be in flight at once. */
+export interface JobRunner {
+  readonly concurrency: number;
+  run(job: EvalJob): Promise<JobResult>;
+  close(): Promise<void>;
+}
+
+/** workers = 1: jobs run in this process, one at a time, on the caller's context. */
+export class LocalRunner implements JobRunner {
+  readonly concurrency = 1;
+  constructor(readonly ctx: EvalContext) {}
+  run(job: EvalJob): Promise<JobResult> {
+    return runJob(this.ctx, job);
+  }
+  async close(): Promise<void> {}
+}
+
+// ------------------------------------------------------------------------------ worker pool
+
+/** tsx's loader as an absolute URL, so the worker starts whatever the current directory is. */
+const TSX_LOADER = import.meta.resolve('tsx');
+const WORKER = fileURLToPath(new URL('./worker.ts', import.meta.url));
+const BOOT_TIMEOUT_MS = 120_000;
+
+/** Parent → worker. */
+export type ToWorker = { type: 'init'; cfg: LoopConfig; root: string } | { type: 'job'; id: number; job: EvalJob };
+/** Worker → parent. */
+export type FromWorker =
+  | { type: 'ready' }
+  | { type: 'init-error'; message: string }
+  | { type: 'result'; id: number; result: JobResult }
+  | { type: 'job-error'; id: number; message: string };
+
+interface Task {
+  id: number;
+  job: EvalJob;
+  attempts: number;
+  resolve: (r: JobResult) => void;
+  reject: (e: Error) => void;
+}
+
+interface Slot {
+  child: ChildProcess;
+  ready: boolean;
+  task: Task | null;
+  stderrTail: string;
+}
+
+export interface PoolOptions {
+  /** Called when a task is sent to a worker (tests use it to kill the worker mid-job). */
+  onDispatch?: (pid: number, job: EvalJob, attempt: number) => void;
+}
+
+/** N worker processes draining a FIFO queue of jobs, started by `start()` or the first job; `close()` kills them. */
+export class WorkerPool implements JobRunner {
+  private readonly slots = new Set<Slot>();
+  private readonly queue: Task[] = [];
+  private nextId = 1;
+  private started = false;
+  private closed = false;
+  private fatal: Error | null = null;
+  /** Worker processes started (n + replacements). */
+  spawns = 0;
+  /** Worker deaths while holding a job. */
+  crashes = 0;
+
+  constructor(
+    readonly concurrency: number,
+    private readonly cfg: LoopConfig,
+    private readonly root: string,
+    private readonly opts: PoolOptions = {},
+  ) {
+    if (!Number.isInteger(concurrency) || concurrency < 1) throw new Error(`worker pool: size must be a positive integer, got ${concurrency}`);
+  }
+
+  /** Forks the workers now (they load their worlds in the background); idempotent. */
+  start(): void {
+    if (this.started || this.closed) return;
+    this.started = true;
+    for (let i = 0; i < this.concurrency; i++) this.spawn();
+  }
+
+  /** Process ids of the live workers. */
+  pids(): number[] {
+    return [...this.slots].map((s) => s.child.pid!).filter((x) => x !== undefined);
+  }
+
+  run(job: EvalJob): Promise<JobResult> {
+    if (this.closed) return Promise.reject(new Error('worker pool is closed'));
+    if (this.fatal) return Promise.reject(this.fatal);
+    this.start();
+    return new Promise<JobResult>((resolve, reject) => {
+      this.queue.push({ id: this.nextId++, job, attempts: 0, resolve, reject });
+      this.pump();
+    });
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    const err = new Error('worker pool closed');
+    for (const t of this.queue.splice(0)) t.reject(err);
+    const exits: Promise<unknown>[] = [];
+    for (const s of this.slots) {
+      if (s.task) s.task.reject(err);
+      s.task = null;
+      if (s.child.exitCode === null && s.child.signalCode === null) {
+        exits.push(new Promise((r) => s.child.once('exit', r)));
+        s.child.kill('SIGKILL');
+      }
+    }
+    this.slots.clear();
+    await Promise.all(exits);
+  }
+
+  private spawn(): void {
+    this.spawns++;
+    const child = fork(WORKER, [], { execArgv: ['--import', TSX_LOADER], serialization: 'advanced', stdio: ['ignore', 'ignore', 'pipe', 'ipc'] });
+    const slot: Slot = { child, ready: false, task: null, stderrTail: '' };
+    this.slots.add(slot);
+    child.stderr?.on('data', (d: Buffer) => {
+      slot.stderrTail = (slot.stderrTail + d.toString()).slice(-2000);
+    });
+    const boot = setTimeout(() => {
+      this.fail(new Error(`evaluation worker did not load within ${BOOT_TIMEOUT_MS} ms: ${slot.stderrTail}`));
+    }, BOOT_TIMEOUT_MS);
+    child.on('message', (m: FromWorker) => {
+      if (m.type === 'ready') {
+        clearTimeout(boot);
+        slot.ready = true;
+        this.pump();
+      } else if (m.type === 'init-error') {
+        clearTimeout(boot);
+        this.fail(new Error(`evaluation worker could not start: ${m.message}`));
+      } else {
+        const t = slot.task;
+        if (!t || t.id !== m.id) return;
+        slot.task = null;
+        if (m.type === 'result') t.resolve(m.result);
+        else t.reject(new Error(m.message));
+        this.pump();
+      }
+    });
+    child.on('error', () => undefined); // 'exit' follows and does the bookkeeping
+    child.on('exit', (code, signal) => {
+      clearTimeout(boot);
+      if (!this.slots.delete(slot) || this.closed) return;
+      if (!slot.ready) {
+        this.fail(new Error(`evaluation worker exited while loading (exit code ${code}, signal ${signal}): ${slot.stderrTail}`));
+        return;
+      }
+      const t = slot.task;
+      slot.task = null;
+      if (t) {
+        this.crashes++;
+        if (t.attempts < 2) this.queue.unshift(t);
+        else t.resolve({ ok: false, verdict: 'crash', message: `the evaluation worker died twice while evaluating this program (last: exit code ${code}, signal ${signal}); stderr: ${slot.stderrTail.trim().slice(-500)}`, sandboxMs: 0 });
+      }
+      this.spawn();
+      this.pump();
+    });
+    child.send({ type: 'init', cfg: this.cfg, root: this.root } satisfies ToWorker);
+  }
+
+  private fail(e: Error): void {
+    if (this.fatal || this.closed) return;
+    this.fatal = e;
+    for (const t of this.queue.splice(0)) t.reject(e);
+    for (const s of this.slots) {
+      s.task?.reject(e);
+      s.task = null;
+      s.child.kill('SIGKILL');
+    }
+    this.slots.clear();
+  }
+
+  private pump(): void {
+    if (this.closed || this.fatal) return;
+    for (const s of this.slots) {
+      if (!s.ready || s.task || this.queue.length === 0) continue;
+      const t = this.queue.shift()!;
+      t.attempts++;
+      s.task = t;
+      s.child.send({ type: 'job', id: t.id, job: t.job } satisfies ToWorker);
+      this.opts.onDispatch?.(s.child.pid!, t.job, t.attempts);
+    }
+  }
+}
