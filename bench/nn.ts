@@ -1,7 +1,8 @@
 /**
  * Speed of the tiny-Llama engine (src/nn) on tfjs + wasm, single thread.
  *   npm run bench:nn [-- --quick]
- * Measures training tokens/s and generation tokens/s (batch 1 and 32) for a ~0.5M and a ~3M
+ * Measures training tokens/s and generation tokens/s (batch 1 and 32; the default inference engine
+ * of infer.ts and the framework engine 'tfjs' as its baseline, 16-token prompts) for a ~0.5M and a ~3M
  * model, plus — in the same process, as the baseline — the 0.47M GPT of
  * shared/anchors/torch_gpt_step.py written the straightforward tfjs way (tf.matMul with its own
  * gradients, tf.train.adam). PyTorch runs that GPT at ~8k tok/s on this machine (anchor, not
@@ -98,24 +99,29 @@ function interleaved(runs: Array<{ tokens: number; step: () => void }>): number[
   return runs.map((r, k) => (r.tokens * 1000) / best[k]);
 }
 
-function genTokPerSec(cfg: LlamaConfig, B: number, newTokens: number): number {
+/** Generated tokens per wall second (best run) and per CPU-second of this process (best run). */
+function genTokPerSec(cfg: LlamaConfig, B: number, newTokens: number, engine: 'infer' | 'tfjs'): { wall: number; cpu: number } {
   const m = Llama.init(cfg, 1);
   const tok = new Tokenizer();
   const prompts = Array.from({ length: B }, (_, b) => [1, ...Array.from({ length: 16 }, (_, i) => 3 + ((b * 13 + i * 5) % 250))]);
   // counts the tokens actually generated (a random model rarely emits eos)
   let generated = 0;
   const run = () => {
-    const g = generateIds(m, tok, prompts, { maxTokens: newTokens });
+    const g = generateIds(m, tok, prompts, { maxTokens: newTokens, engine });
     for (const r of g) generated += r.ids.length;
   };
   let n = 0;
+  let bestCpu = Infinity;
   const s = timeIt(1, quick ? 1 : 3, () => {
     generated = 0;
+    const c0 = process.cpuUsage();
     run();
+    const c = process.cpuUsage(c0);
+    bestCpu = Math.min(bestCpu, (c.user + c.system) / 1e6);
     n = generated;
   });
   m.dispose();
-  return n / s;
+  return { wall: n / s, cpu: n / bestCpu };
 }
 
 await O.initBackend();
@@ -130,8 +136,16 @@ for (const [name, cfg, T] of [['small', small, 64], ['big', big, 128]] as const)
   r[`${name}_params`] = numParams(cfg);
   console.log(`${name} (${r[`${name}_params`]} params) train B=16 T=${T}: ${r[`${name}_train_tok_s`].toFixed(0)} tok/s`);
   for (const B of [1, 32]) {
-    r[`${name}_gen_b${B}_tok_s`] = genTokPerSec(cfg, B, quick ? 8 : 32);
-    console.log(`${name} generate batch ${B}: ${r[`${name}_gen_b${B}_tok_s`].toFixed(0)} tok/s`);
+    // the default engine (infer.ts) and, as the baseline, the framework engine (tfjs)
+    const fast = genTokPerSec(cfg, B, quick ? 8 : 32, 'infer');
+    const base = genTokPerSec(cfg, B, quick ? 8 : 32, 'tfjs');
+    r[`${name}_gen_b${B}_tok_s`] = fast.wall;
+    r[`${name}_gen_b${B}_tfjs_tok_s`] = base.wall;
+    r[`${name}_gen_b${B}_vs_tfjs`] = fast.wall / base.wall;
+    r[`${name}_gen_b${B}_tok_per_cpu_s`] = fast.cpu;
+    r[`${name}_gen_b${B}_tfjs_tok_per_cpu_s`] = base.cpu;
+    r[`${name}_gen_b${B}_vs_tfjs_cpu`] = fast.cpu / base.cpu;
+    console.log(`${name} generate batch ${B}: ${fast.wall.toFixed(0)} tok/s, ${fast.cpu.toFixed(0)} per CPU-s (tfjs engine ${base.wall.toFixed(0)}, ${base.cpu.toFixed(0)} per CPU-s; ×${(fast.wall / base.wall).toFixed(1)} wall, ×${(fast.cpu / base.cpu).toFixed(1)} CPU)`);
   }
 }
 r.small_vs_baseline = r.small_train_tok_s / r.baseline_tfjs_gpt_train_tok_s;

@@ -801,6 +801,10 @@ FN(js_gta) {
 
 }  // namespace sd
 
+namespace sd {
+bool register_infer(napi_env env, napi_value exports);  // native/infer.cc
+}
+
 NAPI_MODULE_INIT() {
   using namespace sd;
 #if defined(__x86_64__) || defined(__i386__)
@@ -822,5 +826,6 @@ NAPI_MODULE_INIT() {
     if (napi_create_function(env, f.name, NAPI_AUTO_LENGTH, f.cb, nullptr, &fn) != napi_ok) return nullptr;
     if (napi_set_named_property(env, exports, f.name, fn) != napi_ok) return nullptr;
   }
+  if (!register_infer(env, exports)) return nullptr;
   return exports;
 }

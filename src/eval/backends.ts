@@ -3,7 +3,8 @@
  * with calculator-augmented decoding (`<<EXPR=` → the decoder appends `VALUE>>` and the model goes
  * on, see calculator.ts):
  *
- * - `BuiltinBackend`: a model folder run by the tiny-Llama engine (src/nn), batched with a KV cache;
+ * - `BuiltinBackend`: a model folder run by the tiny-Llama engine (src/nn; by default the framework-free
+ *   decoder of src/nn/infer.ts), batched with per-row KV caches;
  *   the calculator uses the engine's per-row forcing hook (`onToken`).
  * - `OpenAIBackend`: any OpenAI-compatible `/v1/completions` endpoint (selfdev serve, vLLM,
  *   llama.cpp server…), temperature 0, with timeouts, retries with exponential backoff on
@@ -65,6 +66,8 @@ export interface EngineGenerateOptions {
   /** Rows per forward batch (default 32); lowered automatically for long prompts (memory bound). */
   batchSize?: number;
   calculator?: boolean;
+  /** Decoding engine (generate.ts): 'infer' (default, framework-free) or 'tfjs' (the framework path, a baseline). */
+  engine?: 'infer' | 'tfjs';
 }
 
 export interface EngineGeneration {
@@ -81,15 +84,18 @@ export interface EngineGeneration {
   truncated: boolean;
 }
 
-/** Largest B·L² (attention-mask floats of the first step) one forward batch may use. */
+/** Largest B·L² (attention-mask floats of the first step) one forward batch of the tfjs engine may use. */
 const MASK_BUDGET = 24e6;
+/** Largest KV cache (floats) one batch of the infer engine may allocate (256 MB). */
+const KV_BUDGET = 64e6;
 
 /**
  * Run the engine on text prompts: bos + prompt tokens, left-truncated so that prompt + maxTokens
  * fits `max_position_embeddings` (as lm-eval truncates to max_length − max_gen_toks), rows chunked so
- * that a batch's first-step attention mask stays bounded. With `calculator`, the engine's forcing
- * hook appends the calculator value after every generated `<<EXPR=`. Greedy prompts are batched in
- * order of length; with sampling, row i's stream is seeded by (seed, i) whatever the chunking.
+ * that a batch's KV cache (infer engine) or first-step attention mask (tfjs engine) stays bounded.
+ * With `calculator`, the engine's forcing hook appends the calculator value after every generated
+ * `<<EXPR=`. Greedy prompts are batched in order of length; with sampling, row i's stream is seeded
+ * by (seed, i) whatever the chunking.
  */
 export async function engineGenerate(model: Llama, tok: Tokenizer, prompts: readonly string[], o: EngineGenerateOptions): Promise<EngineGeneration[]> {
   const { generateIds } = await import('../nn/generate.ts');
@@ -113,13 +119,17 @@ export async function engineGenerate(model: Llama, tok: Tokenizer, prompts: read
   const stop = o.stop ? [...o.stop] : [];
   const bsMax = Math.max(1, o.batchSize ?? 32);
   const out = new Array<EngineGeneration>(prompts.length);
+  const engine = o.engine ?? 'infer';
+  const c = model.config;
+  const kvFloatsPerToken = 2 * c.num_hidden_layers * c.num_key_value_heads * c.head_dim;
+  const fits = (n: number, L: number) => (engine === 'tfjs' ? n * L * L <= MASK_BUDGET : n * L * kvFloatsPerToken <= KV_BUDGET);
   let i = 0;
   while (i < rows.length) {
     let j = i;
     let L = 0;
     while (j < rows.length && j - i < bsMax) {
       const L2 = Math.max(L, rows[j].length + o.maxTokens);
-      if (j > i && (j - i + 1) * L2 * L2 > MASK_BUDGET) break;
+      if (j > i && !fits(j - i + 1, L2)) break;
       L = L2;
       j++;
     }
@@ -129,6 +139,7 @@ export async function engineGenerate(model: Llama, tok: Tokenizer, prompts: read
       topP: o.topP ?? 1,
       seed: o.seed ?? 0,
       stop,
+      engine,
       onToken: o.calculator
         ? (row, text) => {
             const f = calculatorCompletion(text);
@@ -155,6 +166,8 @@ export async function engineGenerate(model: Llama, tok: Tokenizer, prompts: read
 
 export interface BuiltinBackendOptions {
   batchSize?: number;
+  /** Decoding engine (default 'infer'; 'tfjs' = the framework path, for comparisons). */
+  engine?: 'infer' | 'tfjs';
 }
 
 export class BuiltinBackend implements EvalBackend {
@@ -164,13 +177,14 @@ export class BuiltinBackend implements EvalBackend {
     readonly tokenizer: Tokenizer,
     private readonly batchSize: number,
     where: string,
+    private readonly engine: 'infer' | 'tfjs' = 'infer',
   ) {
     this.description = `builtin:${where}`;
   }
 
   /** Wrap an in-memory model (not disposed by close()). */
   static fromModel(model: Llama, tokenizer: Tokenizer, opts: BuiltinBackendOptions = {}, where = '(in memory)'): BuiltinBackend {
-    return new BuiltinBackend(model, tokenizer, opts.batchSize ?? 32, where);
+    return new BuiltinBackend(model, tokenizer, opts.batchSize ?? 32, where, opts.engine);
   }
 
   /** Load a model folder (config.json, model.safetensors, tokenizer.json). */
@@ -185,7 +199,7 @@ export class BuiltinBackend implements EvalBackend {
     await O.initBackend();
     const { model, tokenizer } = loadModel(dir);
     if (!tokenizer) throw new Error(`${dir}: no tokenizer.json`);
-    const b = new BuiltinBackend(model, tokenizer, opts.batchSize ?? 32, dir);
+    const b = new BuiltinBackend(model, tokenizer, opts.batchSize ?? 32, dir, opts.engine);
     b.owned = true;
     return b;
   }
@@ -195,7 +209,7 @@ export class BuiltinBackend implements EvalBackend {
   truncatedPrompts = 0;
 
   async complete(prompts: readonly string[], req: CompletionRequest): Promise<Completion[]> {
-    const gens = await engineGenerate(this.model, this.tokenizer, prompts, { maxTokens: req.maxTokens, stop: req.stop, calculator: req.calculator, batchSize: this.batchSize });
+    const gens = await engineGenerate(this.model, this.tokenizer, prompts, { maxTokens: req.maxTokens, stop: req.stop, calculator: req.calculator, batchSize: this.batchSize, engine: this.engine });
     this.truncatedPrompts += gens.filter((g) => g.truncated).length;
     return gens.map((g) => ({ text: g.text, finish: g.finish, calculatorCalls: g.calculatorCalls }));
   }

@@ -5,6 +5,7 @@
  */
 import * as O from './ops.ts';
 import { MASKED } from './model.ts';
+import { InferModel } from './infer.ts';
 import type { KVCache, Llama } from './model.ts';
 import type { Tokenizer } from './tokenizer.ts';
 import { Rng } from './rng.ts';
@@ -31,8 +32,14 @@ export interface GenerateOptions {
   batchSize?: number;
   /** Prepend bos to every prompt (default true). */
   addBos?: boolean;
-  /** false = recompute the whole sequence every step (reference path for tests). Default true. */
+  /** false = recompute the whole sequence every step (reference path for tests, framework engine). Default true. */
   useCache?: boolean;
+  /**
+   * 'infer' (default): the framework-free engine of infer.ts (typed-array KV cache per row, native
+   * kernels when the addon is loaded); 'tfjs': the framework forward of model.ts with a padded KV
+   * cache (the previous path, kept as a baseline and cross-check). useCache false implies 'tfjs'.
+   */
+  engine?: 'infer' | 'tfjs';
 }
 
 export interface Generation {
@@ -94,6 +101,7 @@ export function generateIds(model: Llama, tok: Tokenizer, prompts: number[][], o
   const temperature = opts.temperature ?? 0;
   const topP = opts.topP ?? 1;
   const useCache = opts.useCache ?? true;
+  const useInfer = useCache && (opts.engine ?? 'infer') === 'infer';
   const rngs = prompts.map((_, i) => (temperature > 0 ? new Rng((opts.seed ?? 0) * 1_000_003 + rowBase + i) : null));
   for (const [i, p] of prompts.entries()) if (p.length === 0) throw new Error(`generate: prompt ${rowBase + i} is empty (use addBos)`);
   const L = Math.max(...prompts.map((p) => p.length));
@@ -127,8 +135,25 @@ export function generateIds(model: Llama, tok: Tokenizer, prompts: number[][], o
     return c;
   };
 
+  // infer engine: rows keep unpadded caches; finished rows are dropped from the batch, so `at[b]`
+  // tells which row of the returned logits belongs to row b
+  const at = Int32Array.from(prompts.keys());
+  const session = useInfer ? InferModel.of(model).session(B, L + opts.maxTokens) : null;
+  const stepInfer = (first: boolean): Float32Array => {
+    const rows: number[] = [];
+    const toks: number[][] = [];
+    at.fill(-1);
+    for (let b = 0; b < B; b++) {
+      if (!first && finish[b]) continue;
+      at[b] = rows.length;
+      rows.push(b);
+      toks.push(first ? prompts[b] : [seq[b][seq[b].length - 1]]);
+    }
+    return session!.feed(rows, toks);
+  };
+
   let cache: KVCache | undefined;
-  const step = (first: boolean): Float32Array => {
+  const stepTfjs = (first: boolean): Float32Array => {
     const Tk = seq[0].length;
     const T = useCache && !first ? 1 : Tk;
     const offset = Tk - T;
@@ -158,6 +183,7 @@ export function generateIds(model: Llama, tok: Tokenizer, prompts: number[][], o
     res.logits.dispose();
     return lg;
   };
+  const step = session ? stepInfer : stepTfjs;
 
   try {
     let logits = step(true);
@@ -166,7 +192,7 @@ export function generateIds(model: Llama, tok: Tokenizer, prompts: number[][], o
         let t: number;
         if (finish[b]) t = pad;
         else {
-          t = queue[b].length ? queue[b].shift()! : sample(logits, b * V, V, temperature, topP, rngs[b]);
+          t = queue[b].length ? queue[b].shift()! : sample(logits, at[b] * V, V, temperature, topP, rngs[b]);
           if (t === eos) finish[b] = 'eos';
           else {
             gen[b].push(t);

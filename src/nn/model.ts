@@ -131,6 +131,7 @@ export class Llama {
   readonly params: Map<string, Variable>;
   private readonly invFreq: Float64Array;
   private transposed = new Map<string, Tensor>();
+  private version = 0;
 
   private constructor(config: LlamaConfig, params: Map<string, Variable>) {
     this.config = config;
@@ -178,8 +179,14 @@ export class Llama {
     return out;
   }
 
+  /** Incremented by every `invalidate()` (weights changed): lets derived caches (infer.ts) detect stale copies. */
+  get weightsVersion(): number {
+    return this.version;
+  }
+
   /** Drop cached derived tensors; call after changing the variables directly. */
   invalidate(): void {
+    this.version++;
     for (const t of this.transposed.values()) t.dispose();
     this.transposed.clear();
   }

@@ -1,0 +1,527 @@
+// Inference kernels for small Llamas (src/nn/infer.ts): a matrix product against a pre-transposed,
+// zero-padded weight (out[N, M] = x[N, K] · wt[K, Mp], Mp a multiple of 16) and causal attention of
+// single queries over per-row KV caches. Both run on the calling thread (the decoding loop calls
+// them thousands of times with small sizes; a pool hand-off would cost more than it saves).
+// AVX2+FMA versions are chosen at run time; the baseline versions are plain loops. Results are
+// float32 with FMA contraction, so they differ from the JS kernels by rounding only.
+#include <node_api.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define SD_X86 1
+#endif
+
+namespace sdinfer {
+
+struct Err {
+  std::string msg;
+};
+
+// ---------------------------------------------------------------- matmul
+
+// rows of x processed together share each loaded weight vector
+static const size_t NCHUNK = 48;
+
+static void mm_base(float* out, const float* x, const float* wt, size_t N, size_t K, size_t M, size_t Mp) {
+  std::vector<float> acc(Mp);
+  for (size_t n = 0; n < N; n++) {
+    std::fill(acc.begin(), acc.end(), 0.f);
+    const float* xr = x + n * K;
+    for (size_t k = 0; k < K; k++) {
+      const float xv = xr[k];
+      const float* w = wt + k * Mp;
+      for (size_t m = 0; m < Mp; m++) acc[m] += xv * w[m];
+    }
+    std::memcpy(out + n * M, acc.data(), M * sizeof(float));
+  }
+}
+
+#ifdef SD_X86
+template <int R>
+__attribute__((target("avx2,fma"))) static inline void mm_tile(float* out, const float* x, const float* wt, size_t K,
+                                                               size_t M, size_t Mp, size_t m0) {
+  __m256 a0[R], a1[R];
+  for (int r = 0; r < R; r++) a0[r] = a1[r] = _mm256_setzero_ps();
+  const float* w = wt + m0;
+  for (size_t k = 0; k < K; k++, w += Mp) {
+    const __m256 w0 = _mm256_loadu_ps(w);
+    const __m256 w1 = _mm256_loadu_ps(w + 8);
+    for (int r = 0; r < R; r++) {
+      const __m256 xb = _mm256_broadcast_ss(x + r * K + k);
+      a0[r] = _mm256_fmadd_ps(xb, w0, a0[r]);
+      a1[r] = _mm256_fmadd_ps(xb, w1, a1[r]);
+    }
+  }
+  if (m0 + 16 <= M) {
+    for (int r = 0; r < R; r++) {
+      _mm256_storeu_ps(out + r * M + m0, a0[r]);
+      _mm256_storeu_ps(out + r * M + m0 + 8, a1[r]);
+    }
+  } else {
+    alignas(32) float t[16];
+    const size_t rem = M - m0;
+    for (int r = 0; r < R; r++) {
+      _mm256_store_ps(t, a0[r]);
+      _mm256_store_ps(t + 8, a1[r]);
+      std::memcpy(out + r * M + m0, t, rem * sizeof(float));
+    }
+  }
+}
+
+__attribute__((target("avx2,fma"))) static void mm_avx2(float* out, const float* x, const float* wt, size_t N, size_t K,
+                                                        size_t M, size_t Mp) {
+  for (size_t c0 = 0; c0 < N; c0 += NCHUNK) {
+    const size_t c1 = std::min(N, c0 + NCHUNK);
+    // weight tile outer (stays in L1), row blocks of 6 inner
+    for (size_t m0 = 0; m0 < M; m0 += 16) {
+      size_t n = c0;
+      for (; n + 6 <= c1; n += 6) mm_tile<6>(out + n * M, x + n * K, wt, K, M, Mp, m0);
+      switch (c1 - n) {
+        case 5: mm_tile<5>(out + n * M, x + n * K, wt, K, M, Mp, m0); break;
+        case 4: mm_tile<4>(out + n * M, x + n * K, wt, K, M, Mp, m0); break;
+        case 3: mm_tile<3>(out + n * M, x + n * K, wt, K, M, Mp, m0); break;
+        case 2: mm_tile<2>(out + n * M, x + n * K, wt, K, M, Mp, m0); break;
+        case 1: mm_tile<1>(out + n * M, x + n * K, wt, K, M, Mp, m0); break;
+        default: break;
+      }
+    }
+  }
+}
+#endif
+
+// ---------------------------------------------------------------- attention and elementwise kernels
+// Cache layout per layer (cap a multiple of 8): keys [rows, KV, cap/8, d, 8] (blocks of 8 slots, one
+// vector per head dimension, each block contiguous), values [rows, KV, cap, d].
+
+static inline size_t kbase(size_t row, size_t g, size_t KV, size_t d, size_t cap) { return ((row * KV + g) * cap) * d; }
+static inline size_t vbase(size_t row, size_t g, size_t KV, size_t d, size_t cap) { return ((row * KV + g) * cap) * d; }
+// offset of key slot j, dimension i inside a head's block
+static inline size_t koff(size_t j, size_t i, size_t d) { return (j & ~size_t(7)) * d + i * 8 + (j & 7); }
+
+static void attn_base(float* out, const float* q, size_t qs, const float* kc, const float* vc, size_t cap,
+                      const int32_t* rows, const int32_t* slots, size_t N, int H, int KV, int d) {
+  const int G = H / KV;
+  const float scale = 1.0f / std::sqrt(static_cast<float>(d));
+  std::vector<float> sc(cap), acc(d), qr(d);
+  for (size_t n = 0; n < N; n++) {
+    const size_t lim = static_cast<size_t>(slots[n]) + 1;
+    for (int h = 0; h < H; h++) {
+      const int g = h / G;
+      const float* qh = q + n * qs + static_cast<size_t>(h) * d;
+      const float* kp = kc + kbase(rows[n], g, KV, d, cap);
+      const float* vp = vc + vbase(rows[n], g, KV, d, cap);
+      for (int i = 0; i < d; i++) qr[i] = qh[i] * scale;
+      std::fill(sc.begin(), sc.begin() + lim, 0.f);
+      for (int i = 0; i < d; i++)
+        for (size_t j = 0; j < lim; j++) sc[j] += qr[i] * kp[koff(j, i, d)];
+      float mx = -INFINITY;
+      for (size_t j = 0; j < lim; j++) mx = std::max(mx, sc[j]);
+      float z = 0;
+      for (size_t j = 0; j < lim; j++) {
+        sc[j] = std::exp(sc[j] - mx);
+        z += sc[j];
+      }
+      const float inv = 1.0f / z;
+      std::fill(acc.begin(), acc.end(), 0.f);
+      for (size_t j = 0; j < lim; j++) {
+        const float p = sc[j] * inv;
+        for (int i = 0; i < d; i++) acc[i] += p * vp[j * d + i];
+      }
+      std::memcpy(out + (n * H + h) * d, acc.data(), d * sizeof(float));
+    }
+  }
+}
+
+static void swiglu_base(float* act, const float* gu, size_t N, size_t I) {
+  for (size_t n = 0; n < N; n++) {
+    const float* g = gu + n * 2 * I;
+    const float* u = g + I;
+    float* a = act + n * I;
+    for (size_t i = 0; i < I; i++) a[i] = g[i] / (1.0f + std::exp(-g[i])) * u[i];
+  }
+}
+
+#ifdef SD_X86
+// exp(x) for x <= 0 (Cephes-style range reduction + degree-6 polynomial, ~1 ulp); x < -87 → 0
+__attribute__((target("avx2,fma"))) static inline __m256 exp_neg(__m256 x) {
+  const __m256 lo = _mm256_set1_ps(-87.0f);
+  const __m256 under = _mm256_cmp_ps(x, lo, _CMP_LT_OQ);
+  x = _mm256_max_ps(x, lo);
+  __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+  __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+  p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+  const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+  return _mm256_andnot_ps(under, _mm256_mul_ps(p, _mm256_castsi256_ps(e)));
+}
+
+// any d; keys processed 8 at a time
+__attribute__((target("avx2,fma"))) static void attn_avx2(float* out, const float* q, size_t qs, const float* kc,
+                                                          const float* vc, size_t cap, const int32_t* rows,
+                                                          const int32_t* slots, size_t N, int H, int KV, int d) {
+  const int G = H / KV;
+  const float scale = 1.0f / std::sqrt(static_cast<float>(d));
+  std::vector<float> scv(cap + 8), qr(d), acc(d);
+  float* sc = scv.data();
+  for (size_t n = 0; n < N; n++) {
+    const size_t lim = static_cast<size_t>(slots[n]) + 1;
+    for (int h = 0; h < H; h++) {
+      const int g = h / G;
+      const float* qh = q + n * qs + static_cast<size_t>(h) * d;
+      const float* kp = kc + kbase(rows[n], g, KV, d, cap);
+      const float* vp = vc + vbase(rows[n], g, KV, d, cap);
+      for (int i = 0; i < d; i++) qr[i] = qh[i] * scale;
+      // scores of whole 8-slot blocks (slots past lim hold finite values and are set to -inf below)
+      const size_t limr = (lim + 7) & ~size_t(7);
+      size_t j = 0;
+      for (; j + 32 <= limr; j += 32) {
+        __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+        const float* k0 = kp + j * d;
+        const size_t bs = 8 * static_cast<size_t>(d);
+        for (int i = 0; i < d; i++) {
+          const __m256 qb = _mm256_set1_ps(qr[i]);
+          s0 = _mm256_fmadd_ps(qb, _mm256_loadu_ps(k0 + i * 8), s0);
+          s1 = _mm256_fmadd_ps(qb, _mm256_loadu_ps(k0 + bs + i * 8), s1);
+          s2 = _mm256_fmadd_ps(qb, _mm256_loadu_ps(k0 + 2 * bs + i * 8), s2);
+          s3 = _mm256_fmadd_ps(qb, _mm256_loadu_ps(k0 + 3 * bs + i * 8), s3);
+        }
+        _mm256_storeu_ps(sc + j, s0);
+        _mm256_storeu_ps(sc + j + 8, s1);
+        _mm256_storeu_ps(sc + j + 16, s2);
+        _mm256_storeu_ps(sc + j + 24, s3);
+      }
+      for (; j < limr; j += 8) {
+        __m256 s0 = _mm256_setzero_ps();
+        const float* k0 = kp + j * d;
+        for (int i = 0; i < d; i++) s0 = _mm256_fmadd_ps(_mm256_set1_ps(qr[i]), _mm256_loadu_ps(k0 + i * 8), s0);
+        _mm256_storeu_ps(sc + j, s0);
+      }
+      for (j = lim; j < limr; j++) sc[j] = -INFINITY;
+      __m256 mxv = _mm256_set1_ps(-INFINITY);
+      for (j = 0; j < limr; j += 8) mxv = _mm256_max_ps(mxv, _mm256_loadu_ps(sc + j));
+      alignas(32) float t[8];
+      _mm256_store_ps(t, mxv);
+      float mx = t[0];
+      for (int k = 1; k < 8; k++) mx = std::max(mx, t[k]);
+      const __m256 mv = _mm256_set1_ps(mx);
+      __m256 zv = _mm256_setzero_ps();
+      for (size_t j = 0; j < lim; j += 8) {
+        const __m256 e = exp_neg(_mm256_sub_ps(_mm256_loadu_ps(sc + j), mv));
+        _mm256_storeu_ps(sc + j, e);
+        zv = _mm256_add_ps(zv, e);
+      }
+      _mm256_store_ps(t, zv);
+      float z = 0;
+      for (int k = 0; k < 8; k++) z += t[k];
+      const float inv = 1.0f / z;
+      float* o = out + (n * H + h) * d;
+      const int d8 = d & ~7;
+      // values: blocks of up to 8 vectors of the head, keys two at a time (independent chains)
+      for (int i0 = 0; i0 < d8; i0 += 64) {
+        const int nv = std::min(8, (d8 - i0) / 8);
+        __m256 a0[8], a1[8];
+        for (int v = 0; v < nv; v++) a0[v] = a1[v] = _mm256_setzero_ps();
+        size_t jj = 0;
+        for (; jj + 2 <= lim; jj += 2) {
+          const __m256 p0 = _mm256_set1_ps(sc[jj]), p1 = _mm256_set1_ps(sc[jj + 1]);
+          const float* v0 = vp + jj * d + i0;
+          const float* v1 = v0 + d;
+          for (int v = 0; v < nv; v++) {
+            a0[v] = _mm256_fmadd_ps(p0, _mm256_loadu_ps(v0 + 8 * v), a0[v]);
+            a1[v] = _mm256_fmadd_ps(p1, _mm256_loadu_ps(v1 + 8 * v), a1[v]);
+          }
+        }
+        if (jj < lim) {
+          const __m256 p0 = _mm256_set1_ps(sc[jj]);
+          for (int v = 0; v < nv; v++) a0[v] = _mm256_fmadd_ps(p0, _mm256_loadu_ps(vp + jj * d + i0 + 8 * v), a0[v]);
+        }
+        const __m256 iv = _mm256_set1_ps(inv);
+        for (int v = 0; v < nv; v++) _mm256_storeu_ps(o + i0 + 8 * v, _mm256_mul_ps(_mm256_add_ps(a0[v], a1[v]), iv));
+      }
+      for (int i = d8; i < d; i++) {
+        float a = 0;
+        for (size_t j = 0; j < lim; j++) a += sc[j] * vp[j * d + i];
+        o[i] = a * inv;
+      }
+    }
+  }
+}
+
+__attribute__((target("avx2,fma"))) static void swiglu_avx2(float* act, const float* gu, size_t N, size_t I) {
+  const size_t I8 = I & ~size_t(7);
+  const __m256 one = _mm256_set1_ps(1.0f);
+  const __m256 sign = _mm256_set1_ps(-0.0f);
+  for (size_t n = 0; n < N; n++) {
+    const float* g = gu + n * 2 * I;
+    const float* u = g + I;
+    float* a = act + n * I;
+    for (size_t i = 0; i < I8; i += 8) {
+      const __m256 gv = _mm256_loadu_ps(g + i);
+      // exp(-|g|) is safe; sigmoid(g) = 1/(1+e) for g >= 0, e/(1+e) for g < 0
+      const __m256 e = exp_neg(_mm256_or_ps(gv, sign));
+      const __m256 den = _mm256_add_ps(one, e);
+      const __m256 neg = _mm256_cmp_ps(gv, _mm256_setzero_ps(), _CMP_LT_OQ);
+      const __m256 num = _mm256_blendv_ps(one, e, neg);
+      const __m256 sg = _mm256_div_ps(num, den);
+      _mm256_storeu_ps(a + i, _mm256_mul_ps(_mm256_mul_ps(gv, sg), _mm256_loadu_ps(u + i)));
+    }
+    for (size_t i = I8; i < I; i++) a[i] = g[i] / (1.0f + std::exp(-g[i])) * u[i];
+  }
+}
+#endif
+
+// RoPE (rotate_half) on the q and k heads of each qkv row, then k, v into the caches
+static void rope_store(float* qkv, size_t N, size_t W, int H, int KV, int d, const float* cos, const float* sin,
+                       const int32_t* rows, const int32_t* slots, float* kc, float* vc, size_t cap) {
+  const int half = d / 2;
+  const size_t qw = static_cast<size_t>(H) * d, kvw = static_cast<size_t>(KV) * d;
+  for (size_t n = 0; n < N; n++) {
+    float* r = qkv + n * W;
+    const float* c = cos + static_cast<size_t>(slots[n]) * half;
+    const float* s = sin + static_cast<size_t>(slots[n]) * half;
+    for (int hd = 0; hd < H + KV; hd++) {
+      float* x = r + static_cast<size_t>(hd) * d;
+      for (int i = 0; i < half; i++) {
+        const float a = x[i], b = x[i + half];
+        x[i] = a * c[i] - b * s[i];
+        x[i + half] = b * c[i] + a * s[i];
+      }
+    }
+    const float* k = r + qw;
+    const float* v = k + kvw;
+    for (int g = 0; g < KV; g++) {
+      float* kp = kc + kbase(rows[n], g, KV, d, cap);
+      for (int i = 0; i < d; i++) kp[koff(slots[n], i, d)] = k[g * d + i];
+      std::memcpy(vc + vbase(rows[n], g, KV, d, cap) + static_cast<size_t>(slots[n]) * d, v + g * d, d * sizeof(float));
+    }
+  }
+}
+
+// x += delta (when delta is given); y = x / sqrt(mean(x²) + eps) · w
+static void add_rmsnorm(float* x, const float* delta, float* y, const float* w, size_t N, size_t D, double eps) {
+  for (size_t n = 0; n < N; n++) {
+    float* xr = x + n * D;
+    if (delta)
+      for (size_t i = 0; i < D; i++) xr[i] += delta[n * D + i];
+    double ss = 0;
+    for (size_t i = 0; i < D; i++) ss += static_cast<double>(xr[i]) * xr[i];
+    const double r = 1.0 / std::sqrt(ss / D + eps);
+    float* yr = y + n * D;
+    for (size_t i = 0; i < D; i++) yr[i] = static_cast<float>(xr[i] * r * w[i]);
+  }
+}
+
+static bool g_avx2fma = false;
+
+// ---------------------------------------------------------------- N-API glue
+
+static void check(napi_status s, const char* what) {
+  if (s != napi_ok) throw Err{std::string("napi call failed: ") + what};
+}
+
+struct Argv {
+  napi_env env;
+  napi_value v[12];
+  Argv(napi_env e, napi_callback_info info, size_t want) : env(e) {
+    size_t argc = want;
+    check(napi_get_cb_info(e, info, &argc, v, nullptr, nullptr), "get_cb_info");
+    if (argc < want) throw Err{"expected " + std::to_string(want) + " arguments"};
+  }
+  size_t size(size_t i, const char* what) const {
+    double d;
+    if (napi_get_value_double(env, v[i], &d) != napi_ok || !(d >= 0) || d != std::floor(d) || d > 1e15)
+      throw Err{std::string(what) + " must be a non-negative integer"};
+    return static_cast<size_t>(d);
+  }
+  template <class T>
+  T* arr(size_t i, napi_typedarray_type want, size_t* n, const char* what) const {
+    bool is_ta = false;
+    check(napi_is_typedarray(env, v[i], &is_ta), "is_typedarray");
+    napi_typedarray_type type;
+    size_t length;
+    void* data;
+    napi_value ab;
+    size_t off;
+    if (is_ta) check(napi_get_typedarray_info(env, v[i], &type, &length, &data, &ab, &off), "typedarray_info");
+    if (!is_ta || type != want)
+      throw Err{std::string(what) + (want == napi_float32_array ? ": expected a Float32Array" : ": expected an Int32Array")};
+    *n = length;
+    return static_cast<T*>(data);
+  }
+};
+
+template <class F>
+static napi_value guarded(napi_env env, F f) {
+  try {
+    f();
+  } catch (const Err& e) {
+    napi_throw_error(env, nullptr, ("selfdev_native: " + e.msg).c_str());
+  } catch (const std::exception& e) {
+    napi_throw_error(env, nullptr, (std::string("selfdev_native: ") + e.what()).c_str());
+  }
+  return nullptr;
+}
+
+// inferMatmul(out, x, wt, N, K, M, Mp)
+static napi_value js_matmul(napi_env env, napi_callback_info info) {
+  return guarded(env, [&] {
+    Argv a(env, info, 7);
+    size_t no, nx, nw;
+    float* out = a.arr<float>(0, napi_float32_array, &no, "inferMatmul: out");
+    const float* x = a.arr<float>(1, napi_float32_array, &nx, "inferMatmul: x");
+    const float* wt = a.arr<float>(2, napi_float32_array, &nw, "inferMatmul: wt");
+    const size_t N = a.size(3, "inferMatmul: N"), K = a.size(4, "inferMatmul: K"), M = a.size(5, "inferMatmul: M"),
+                 Mp = a.size(6, "inferMatmul: Mp");
+    if (Mp % 16 || Mp < M || Mp >= M + 16) throw Err{"inferMatmul: Mp must be M rounded up to a multiple of 16"};
+    if (nx < N * K || no < N * M || nw != K * Mp) throw Err{"inferMatmul: array sizes do not match N, K, M, Mp"};
+#ifdef SD_X86
+    if (g_avx2fma) {
+      mm_avx2(out, x, wt, N, K, M, Mp);
+      return;
+    }
+#endif
+    mm_base(out, x, wt, N, K, M, Mp);
+  });
+}
+
+// Checks rows/slots against a cache of `nk` floats = rows·KV·d·cap; returns N.
+static size_t check_rows(const int32_t* rows, size_t nr, const int32_t* slots, size_t ns, size_t nk, size_t cap,
+                         size_t kvw, const char* fn) {
+  if (ns != nr) throw Err{std::string(fn) + ": rows and slots differ in length"};
+  if (cap == 0 || cap % 8 || kvw == 0 || nk % (cap * kvw)) throw Err{std::string(fn) + ": cache size is not rows·KV·d·cap (cap a multiple of 8)"};
+  const size_t nrows = nk / (cap * kvw);
+  for (size_t i = 0; i < nr; i++)
+    if (rows[i] < 0 || static_cast<size_t>(rows[i]) >= nrows || slots[i] < 0 || static_cast<size_t>(slots[i]) >= cap)
+      throw Err{std::string(fn) + ": row or slot out of range"};
+  return nr;
+}
+
+// inferAttention3(out, q, qStride, kc, vc, cap, rows, slots, H, KV, d)
+static napi_value js_attention(napi_env env, napi_callback_info info) {
+  return guarded(env, [&] {
+    Argv a(env, info, 11);
+    size_t no, nq, nk, nv, nr, ns;
+    float* out = a.arr<float>(0, napi_float32_array, &no, "inferAttention3: out");
+    const float* q = a.arr<float>(1, napi_float32_array, &nq, "inferAttention3: q");
+    const size_t qs = a.size(2, "inferAttention3: qStride");
+    const float* kc = a.arr<float>(3, napi_float32_array, &nk, "inferAttention3: k cache");
+    const float* vc = a.arr<float>(4, napi_float32_array, &nv, "inferAttention3: v cache");
+    const size_t cap = a.size(5, "inferAttention3: cap");
+    const int32_t* rows = a.arr<int32_t>(6, napi_int32_array, &nr, "inferAttention3: rows");
+    const int32_t* slots = a.arr<int32_t>(7, napi_int32_array, &ns, "inferAttention3: slots");
+    const size_t H = a.size(8, "inferAttention3: H"), KV = a.size(9, "inferAttention3: KV"), d = a.size(10, "inferAttention3: d");
+    if (H == 0 || KV == 0 || d == 0 || H % KV) throw Err{"inferAttention3: bad head counts"};
+    if (nk != nv) throw Err{"inferAttention3: k and v caches differ in size"};
+    const size_t N = check_rows(rows, nr, slots, ns, nk, cap, KV * d, "inferAttention3");
+    if (qs < H * d || (N && nq < (N - 1) * qs + H * d) || no < N * H * d) throw Err{"inferAttention3: q/out too small"};
+#ifdef SD_X86
+    if (g_avx2fma) {
+      attn_avx2(out, q, qs, kc, vc, cap, rows, slots, N, (int)H, (int)KV, (int)d);
+      return;
+    }
+#endif
+    attn_base(out, q, qs, kc, vc, cap, rows, slots, N, (int)H, (int)KV, (int)d);
+  });
+}
+
+// inferRopeStore3(qkv, W, H, KV, d, cos, sin, rows, slots, kc, vc, cap)
+static napi_value js_rope_store(napi_env env, napi_callback_info info) {
+  return guarded(env, [&] {
+    Argv a(env, info, 12);
+    size_t nx, nc, nsn, nr, ns, nk, nv;
+    float* qkv = a.arr<float>(0, napi_float32_array, &nx, "inferRopeStore3: qkv");
+    const size_t W = a.size(1, "inferRopeStore3: W"), H = a.size(2, "inferRopeStore3: H"), KV = a.size(3, "inferRopeStore3: KV"),
+                 d = a.size(4, "inferRopeStore3: d");
+    const float* cs = a.arr<float>(5, napi_float32_array, &nc, "inferRopeStore3: cos");
+    const float* sn = a.arr<float>(6, napi_float32_array, &nsn, "inferRopeStore3: sin");
+    const int32_t* rows = a.arr<int32_t>(7, napi_int32_array, &nr, "inferRopeStore3: rows");
+    const int32_t* slots = a.arr<int32_t>(8, napi_int32_array, &ns, "inferRopeStore3: slots");
+    float* kc = a.arr<float>(9, napi_float32_array, &nk, "inferRopeStore3: k cache");
+    float* vc = a.arr<float>(10, napi_float32_array, &nv, "inferRopeStore3: v cache");
+    const size_t cap = a.size(11, "inferRopeStore3: cap");
+    if (H == 0 || KV == 0 || d == 0 || d % 2 || W != (H + 2 * KV) * d) throw Err{"inferRopeStore3: bad head sizes"};
+    if (nk != nv) throw Err{"inferRopeStore3: k and v caches differ in size"};
+    const size_t N = check_rows(rows, nr, slots, ns, nk, cap, KV * d, "inferRopeStore3");
+    if (nx < N * W || nc != nsn || nc < cap * (d / 2)) throw Err{"inferRopeStore3: qkv or rotary tables too small"};
+    rope_store(qkv, N, W, (int)H, (int)KV, (int)d, cs, sn, rows, slots, kc, vc, cap);
+  });
+}
+
+// inferSwiglu(act, gu, N, I): act[n, i] = silu(gu[n, i]) · gu[n, I + i]
+static napi_value js_swiglu(napi_env env, napi_callback_info info) {
+  return guarded(env, [&] {
+    Argv a(env, info, 4);
+    size_t na, ng;
+    float* act = a.arr<float>(0, napi_float32_array, &na, "inferSwiglu: act");
+    const float* gu = a.arr<float>(1, napi_float32_array, &ng, "inferSwiglu: gu");
+    const size_t N = a.size(2, "inferSwiglu: N"), I = a.size(3, "inferSwiglu: I");
+    if (na < N * I || ng < 2 * N * I) throw Err{"inferSwiglu: arrays too small"};
+#ifdef SD_X86
+    if (g_avx2fma) {
+      swiglu_avx2(act, gu, N, I);
+      return;
+    }
+#endif
+    swiglu_base(act, gu, N, I);
+  });
+}
+
+// inferAddRmsnorm(x, delta | null, y, w, N, eps): x += delta; y = rmsnorm(x) · w (rows of w.length)
+static napi_value js_add_rmsnorm(napi_env env, napi_callback_info info) {
+  return guarded(env, [&] {
+    Argv a(env, info, 6);
+    size_t nx, nd = 0, ny, nw;
+    float* x = a.arr<float>(0, napi_float32_array, &nx, "inferAddRmsnorm: x");
+    napi_valuetype t;
+    check(napi_typeof(env, a.v[1], &t), "typeof");
+    const float* delta = t == napi_null || t == napi_undefined ? nullptr : a.arr<float>(1, napi_float32_array, &nd, "inferAddRmsnorm: delta");
+    float* y = a.arr<float>(2, napi_float32_array, &ny, "inferAddRmsnorm: y");
+    const float* w = a.arr<float>(3, napi_float32_array, &nw, "inferAddRmsnorm: w");
+    const size_t N = a.size(4, "inferAddRmsnorm: N");
+    double eps;
+    check(napi_get_value_double(env, a.v[5], &eps), "eps");
+    if (nw == 0 || nx < N * nw || ny < N * nw || (delta && nd < N * nw)) throw Err{"inferAddRmsnorm: arrays too small"};
+    add_rmsnorm(x, delta, y, w, N, nw, eps);
+  });
+}
+
+}  // namespace sdinfer
+
+namespace sd {
+// Called from the module init in kernels.cc.
+bool register_infer(napi_env env, napi_value exports) {
+  using namespace sdinfer;
+#ifdef SD_X86
+  __builtin_cpu_init();
+  g_avx2fma = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && !std::getenv("SELFDEV_NO_AVX2");
+#endif
+  struct {
+    const char* name;
+    napi_callback cb;
+  } fns[] = {{"inferMatmul", js_matmul},
+             {"inferAttention3", js_attention},
+             {"inferRopeStore3", js_rope_store},
+             {"inferSwiglu", js_swiglu},
+             {"inferAddRmsnorm", js_add_rmsnorm}};
+  for (auto& f : fns) {
+    napi_value fn;
+    if (napi_create_function(env, f.name, NAPI_AUTO_LENGTH, f.cb, nullptr, &fn) != napi_ok) return false;
+    if (napi_set_named_property(env, exports, f.name, fn) != napi_ok) return false;
+  }
+  return true;
+}
+}  // namespace sd
