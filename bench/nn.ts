@@ -6,7 +6,9 @@
  * model, plus — in the same process, as the baseline — the 0.47M GPT of
  * shared/anchors/torch_gpt_step.py written the straightforward tfjs way (tf.matMul with its own
  * gradients, tf.train.adam). PyTorch runs that GPT at ~8k tok/s on this machine (anchor, not
- * re-measured here). The final line is JSON.
+ * re-measured here). Training rows also compare the native engine (src/nn/train-native.ts, 1 and 2
+ * threads) with the tfjs trainer on the small shape and the tiny-world shape (D=96, 3 layers, 4 heads,
+ * MLP 256, B=32, T=256). The final line is JSON.
  */
 import * as tf from '@tensorflow/tfjs';
 import * as O from '../src/nn/ops.ts';
@@ -14,6 +16,7 @@ import { Llama, makeConfig, numParams } from '../src/nn/model.ts';
 import type { LlamaConfig } from '../src/nn/model.ts';
 import { makeBatch } from '../src/nn/data.ts';
 import { AdamW, lossAndGrads } from '../src/nn/train.ts';
+import { NativeTrainer, nativeTrainingAvailable } from '../src/nn/train-native.ts';
 import { generateIds } from '../src/nn/generate.ts';
 import { Tokenizer } from '../src/nn/tokenizer.ts';
 
@@ -77,19 +80,24 @@ function baselineStep(): { tokens: number; step: () => void } {
   return { tokens: B * T, step };
 }
 
-function llamaStep(cfg: LlamaConfig, B: number, T: number): { tokens: number; step: () => void } {
+/** One AdamW training step of the Llama: tfjs gradients (the baseline) or the native engine (train-native.ts) with `threads`. */
+function llamaStep(cfg: LlamaConfig, B: number, T: number, threads = 0): { tokens: number; step: () => void } {
   const m = Llama.init(cfg, 0);
   const ex = Array.from({ length: B }, (_, b) => ({ ids: Array.from({ length: T + 1 }, (_, i) => 3 + ((b * 31 + i * 7) % 250)), mask: Array(T + 1).fill(1) }));
   const batch = makeBatch(ex, 0, T);
   const opt = new AdamW(m, { weightDecay: 0.1 });
+  if (threads > 0) {
+    const nt = new NativeTrainer(cfg, { threads });
+    return { tokens: B * T, step: () => opt.step(nt.lossAndGrads(opt.weights, batch).grads, 1e-3, 1) };
+  }
   return { tokens: B * T, step: () => opt.step(lossAndGrads(m, batch).grads, 1e-3, 1) };
 }
 
 /** Tokens/s of several training steps, measured interleaved (so load changes hit all alike). */
-function interleaved(runs: Array<{ tokens: number; step: () => void }>): number[] {
+function interleaved(runs: Array<{ tokens: number; step: () => void }>, steps = STEPS): number[] {
   for (const r of runs) r.step();
   const best = runs.map(() => Infinity);
-  for (let i = 0; i < STEPS; i++) {
+  for (let i = 0; i < steps; i++) {
     runs.forEach((r, k) => {
       const t = performance.now();
       r.step();
@@ -132,6 +140,20 @@ const r: Record<string, number> = {};
 [r.baseline_tfjs_gpt_train_tok_s, r.small_train_tok_s] = interleaved([baselineStep(), llamaStep(small, 16, 64)]);
 [r.big_train_tok_s] = interleaved([llamaStep(big, 16, 128)]);
 console.log(`baseline (anchor GPT, plain tfjs): ${r.baseline_tfjs_gpt_train_tok_s.toFixed(0)} tok/s`);
+if (nativeTrainingAvailable()) {
+  // the native training engine against the tfjs trainer (same shape, same process, interleaved)
+  const world = makeConfig({ vocab_size: tok.vocabSize, hidden_size: 96, num_hidden_layers: 3, num_attention_heads: 4, intermediate_size: 256, max_position_embeddings: 512 });
+  const shapes = [['small', small, 16, 64, STEPS], ['world', world, 32, 256, quick ? 1 : 2]] as const;
+  for (const [name, cfg, B, T, n] of shapes) {
+    const [base, t1, t2] = interleaved([llamaStep(cfg, B, T), llamaStep(cfg, B, T, 1), llamaStep(cfg, B, T, 2)], n);
+    r[`${name}_train_tfjs_tok_s`] = base;
+    r[`${name}_train_native_t1_tok_s`] = t1;
+    r[`${name}_train_native_t2_tok_s`] = t2;
+    r[`${name}_train_native_vs_tfjs`] = Math.max(t1, t2) / base;
+    console.log(`${name} train B=${B} T=${T}: native ${t1.toFixed(0)} tok/s (1 thread), ${t2.toFixed(0)} (2 threads); tfjs ${base.toFixed(0)}; ×${r[`${name}_train_native_vs_tfjs`].toFixed(1)}`);
+  }
+  r.small_native_vs_pytorch_anchor = Math.max(r.small_train_native_t1_tok_s, r.small_train_native_t2_tok_s) / PYTORCH_ANCHOR_TOK_S;
+}
 for (const [name, cfg, T] of [['small', small, 64], ['big', big, 128]] as const) {
   r[`${name}_params`] = numParams(cfg);
   console.log(`${name} (${r[`${name}_params`]} params) train B=16 T=${T}: ${r[`${name}_train_tok_s`].toFixed(0)} tok/s`);

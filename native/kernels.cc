@@ -803,6 +803,7 @@ FN(js_gta) {
 
 namespace sd {
 bool register_infer(napi_env env, napi_value exports);  // native/infer.cc
+bool register_train(napi_env env, napi_value exports);  // native/train.cc
 }
 
 NAPI_MODULE_INIT() {
@@ -827,5 +828,6 @@ NAPI_MODULE_INIT() {
     if (napi_set_named_property(env, exports, f.name, fn) != napi_ok) return nullptr;
   }
   if (!register_infer(env, exports)) return nullptr;
+  if (!register_train(env, exports)) return nullptr;
   return exports;
 }

@@ -15,6 +15,7 @@ import { loadExtraTensors, loadModel, saveModel } from './checkpoint.ts';
 import type { Tokenizer } from './tokenizer.ts';
 import type { FloatDType } from '../tensor/dtype.ts';
 import { Rng } from './rng.ts';
+import { NativeTrainer, nativeAdamW, nativeTrainingAvailable, preferNativeTraining } from './train-native.ts';
 
 export interface AdamWOptions {
   beta1?: number;
@@ -67,7 +68,8 @@ export class AdamW {
       const m = this.m[p];
       const v = this.v[p];
       const wd = this.decay[p] ? 1 - lr * this.weightDecay : 1;
-      for (let i = 0; i < w.length; i++) {
+      // the native kernel does exactly this loop (bit-identical), ~4× faster
+      if (!nativeAdamW(w, g, m, v, scale, b1, b2, bc2, stepSize, eps, wd)) for (let i = 0; i < w.length; i++) {
         const gi = g[i] * scale;
         m[i] = b1 * m[i] + (1 - b1) * gi;
         v[i] = b2 * v[i] + (1 - b2) * gi * gi;
@@ -168,6 +170,14 @@ export interface TrainOptions {
   onStep?: (info: StepInfo) => void;
   /** Progress line on stderr when it is a TTY (default true). */
   progress?: boolean;
+  /**
+   * Gradient engine: 'native' (train-native.ts, framework-free AVX2 kernels; the default when the
+   * addon is built and AVX2+FMA is available) or 'tfjs' (the fallback). Same loss, gradients equal up
+   * to float32 rounding.
+   */
+  engine?: 'native' | 'tfjs';
+  /** Threads of the native engine (default: `setThreads` of src/tensor/kernels.ts; results do not depend on it). */
+  threads?: number;
 }
 
 export interface StepInfo {
@@ -221,6 +231,9 @@ export function train(model: Llama, tokenizer: Tokenizer | null, examples: Examp
   const minLrFrac = o.minLrFrac ?? 0.1;
   const clip = o.clip ?? 1;
   const opt = new AdamW(model, { beta1: o.beta1, beta2: o.beta2, weightDecay: o.weightDecay ?? 0 });
+  const engine = o.engine ?? (preferNativeTraining() ? 'native' : 'tfjs');
+  if (engine === 'native' && !nativeTrainingAvailable()) throw new Error("train: engine 'native' needs the native addon (npm install builds it); use engine 'tfjs'");
+  const nt = engine === 'native' ? new NativeTrainer(model.config, { threads: o.threads }) : null;
   let start = 0;
   if (o.resume && o.outDir && existsSync(join(o.outDir, TRAINER_STATE))) {
     const st = JSON.parse(readFileSync(join(o.outDir, TRAINER_STATE), 'utf8'));
@@ -256,7 +269,8 @@ export function train(model: Llama, tokenizer: Tokenizer | null, examples: Examp
     }
     const batch = makeBatch(exs, model.config.pad_token_id, o.seqLen);
     const lr = lrAt(it, o.lr, o.steps, warmup, minLrFrac);
-    const { loss, grads } = lossAndGrads(model, batch);
+    // the native engine reads the optimizer's f32 master copies (identical to the model's weights)
+    const { loss, grads } = nt ? nt.lossAndGrads(opt.weights, batch) : lossAndGrads(model, batch);
     if (!Number.isFinite(loss)) throw new Error(`train: loss is ${loss} at step ${it + 1}`);
     const gradNorm = opt.step(grads, lr, clip);
     tokens += batch.B * batch.T;
