@@ -1,10 +1,15 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { command, syntheticLlama } from './check-algorithm.ts';
 import { UsageError } from './command.ts';
+import { makeMicroWorld } from '../loop/testing.ts';
+import { MergeWorld } from '../loop/merger.ts';
+import { evaluate } from '../eval/evaluate.ts';
+import { loadGsm8k } from '../eval/gsm8k.ts';
+import { BuiltinBackend } from '../eval/backends.ts';
 
 async function capture(args: string[]): Promise<{ code: number; out: string }> {
   const lines: string[] = [];
@@ -21,7 +26,7 @@ async function capture(args: string[]): Promise<{ code: number; out: string }> {
 test('check-algorithm: accepts a contract algorithm (real stage on a synthetic small Llama), rejects a bad one with exit 1', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'selfdev-check-'));
   try {
-    const good = await capture(['algorithms/algorithm_a.js', '--json']);
+    const good = await capture(['algorithms/algorithm_a.js', '--json', '--synthetic']);
     assert.equal(good.code, 0, good.out);
     const v = JSON.parse(good.out) as { ok: boolean; stage: string; timings: { runs: number } };
     assert.equal(v.ok, true);
@@ -29,7 +34,7 @@ test('check-algorithm: accepts a contract algorithm (real stage on a synthetic s
     assert.equal(v.timings.runs, 1 + 1 + 4 + 2 + syntheticLlama(1).tensors.length);
     const bad = join(dir, 'bad.js');
     writeFileSync(bad, 'function merge(taskVectors, ctx) {\n  return taskVectors[0].mean(0);\n}\n');
-    const r = await capture([bad]);
+    const r = await capture([bad, '--synthetic']);
     assert.equal(r.code, 1);
     assert.match(r.out, /REJECTED/);
     assert.match(r.out, /bad-shape \(at smoke\): merge returned shape \[10\] for a tensor of shape \[6, 10\]/);
@@ -50,4 +55,55 @@ test('syntheticLlama: shapes of a small Llama, seeded', () => {
   ]);
   assert.equal(a.tensors.find((t) => t.name.endsWith('down_proj.weight'))!.shape.join('x'), '8x16');
   assert.deepEqual(a.tensors[0]!.taskVectors[1], syntheticLlama(1, 2, 8, 16, 10, 1).tensors[0]!.taskVectors[1]);
+});
+
+test('check-algorithm on a tiny world: real stage on M0 + experts (MLP tensors), then the dev score of the merge; real-stage failures; fallback', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'selfdev-check-world-'));
+  try {
+    const w = await makeMicroWorld(join(dir, 'micro'), { nExperts: 2, nOod: 0, nDev: 4, nTest: 1, trainSteps: 20 });
+    const wdir = join(dir, 'world', 'models');
+    const put = (name: string, role: string, src: string) => {
+      cpSync(src, join(wdir, name), { recursive: true });
+      writeFileSync(join(wdir, name, 'world.json'), JSON.stringify({ recipe: 'micro', stage: { name, role } }));
+    };
+    put('M0', 'seed', w.seedModel);
+    put('EA', 'expert', w.experts[0]!);
+    put('EB', 'expert', w.experts[1]!);
+    mkdirSync(join(dir, 'world', 'bench'));
+    cpSync(w.dev, join(dir, 'world', 'bench', 'dev.jsonl'));
+    const r = await capture(['algorithms/task_arithmetic.js', '--world', wdir, '--limit', '3', '--json']);
+    assert.equal(r.code, 0, r.out);
+    const v = JSON.parse(r.out) as { ok: boolean; stage: string; realStage: { seedModel: string; experts: string[]; tensors: number; tensorFilter: string }; dev: { n: number; strict: number; flexible: number }; timings: { runs: number } };
+    assert.equal(v.ok, true);
+    assert.equal(v.stage, 'real');
+    // one layer: gate, up, down projections are the MLP tensors
+    assert.deepEqual(v.realStage, { world: wdir, seedModel: 'M0', experts: ['EA', 'EB'], tensorFilter: 'mlp', tensors: 3 });
+    assert.equal(v.timings.runs, 1 + 1 + 4 + 2 + 3);
+    // the score equals an independent evaluation of seed + 0.4 Σ τ (the algorithm's λ) on the MLP tensors
+    const mw = MergeWorld.load(w.seedModel, w.experts, 'mlp');
+    const model = mw.model(mw.taskArithmetic(0.4));
+    const ind = await evaluate(BuiltinBackend.fromModel(model, mw.tokenizer), loadGsm8k(w.dev).slice(0, 3), { maxTokens: 96, calculator: true });
+    model.dispose();
+    assert.equal(v.dev.n, 3);
+    assert.equal(v.dev.strict, ind.strict);
+    assert.equal(v.dev.flexible, ind.flexible);
+    // text mode
+    const t = await capture(['algorithms/task_arithmetic.js', '--world', wdir, '--limit', '2']);
+    assert.match(t.out, /^ACCEPTED/);
+    assert.match(t.out, /real stage: tiny world .*: M0 \+ EA, EB, 3 mlp tensors/);
+    assert.match(t.out, /dev accuracy \(n=2\): strict \d+\.\d%, flexible \d+\.\d%/);
+    // passes the smoke shapes, fails on the world's [64, 32] tensors
+    const big = join(dir, 'big.js');
+    writeFileSync(big, "function merge(taskVectors, ctx) {\n  if (ctx.shape[0] === 64) throw new Error('too big');\n  return torch.stack(taskVectors).sum(0);\n}\n");
+    const b = await capture([big, '--world', wdir]);
+    assert.equal(b.code, 1);
+    assert.match(b.out, /REJECTED/);
+    assert.match(b.out, /\(at real\): .*too big.*\[tensor model\.layers\.0\.mlp\./);
+    // missing world: explicit --world is an error, the default falls back with a note
+    await assert.rejects(command.run(['algorithms/task_arithmetic.js', '--world', join(dir, 'nope')]), /world folder not found/);
+    await assert.rejects(command.run(['algorithms/task_arithmetic.js', '--synthetic', '--limit', '3']), /--synthetic runs no world/);
+    await assert.rejects(command.run(['algorithms/task_arithmetic.js', '--limit', '0']), /--limit must be at least 1/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

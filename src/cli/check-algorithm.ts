@@ -2,23 +2,39 @@ import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { UsageError, type Command, parseCli } from './command.ts';
 import { uniformAt } from '../tensor/kernels.ts';
+import { join, resolve } from 'node:path';
 import { Sandbox } from '../sandbox/sandbox.ts';
-import { validateAlgorithm, type TensorCase } from '../sandbox/validate.ts';
+import { validateAlgorithm, makeMergeFunction, transpileIfTypeScript, AlgorithmRejected, type TensorCase } from '../sandbox/validate.ts';
 import { tensorKind, tensorLayer } from '../sandbox/types.ts';
+import { MergeWorld } from '../loop/merger.ts';
+import { DEFAULT_CONFIG } from '../loop/config.ts';
+import { defaultWorldDir, discoverWorld } from '../loop/baselines.ts';
+import { initBackend } from '../nn/index.ts';
+import { evaluate } from '../eval/evaluate.ts';
+import { loadGsm8k } from '../eval/gsm8k.ts';
+import { BuiltinBackend } from '../eval/backends.ts';
 
-const USAGE = `selfdev check-algorithm FILE [--json] [--seed N] [--timeout-ms MS] [--memory-mb MB]
+const USAGE = `selfdev check-algorithm FILE [--world DIR] [--limit N] [--synthetic] [--json] [--seed N] [--timeout-ms MS] [--memory-mb MB]
 
 Runs the validation cascade on a merge algorithm written in the contract of
 docs/algorithm-contract.md (FILE: .js, or .ts which is transpiled first):
   1. parse (syntax errors with line:col)
   2. smoke run on small random tensors (shape, finiteness, zero task vectors -> ~0, determinism)
-  3. real run: every tensor of a synthetic small Llama (2 layers, hidden 64, 3 experts)
-Prints the verdict, failure category and message, and timings. Exit code 1 when rejected.
+  3. real run: the tiny world's task vectors (experts - M0) on the tensors the loop merges
+     (MLP, the loop's default tensorFilter); when it passes, the merge (M0 + merged task vector)
+     is scored on the world's dev set (greedy, calculator on). Without a trained world (or with
+     --synthetic): every tensor of a synthetic small Llama (2 layers, hidden 64, 3 experts), no score.
+Prints the verdict, failure category and message, timings and the dev accuracy. Exit code 1 when
+rejected.
 
+  --world DIR       trained tiny world (roles from <stage>/world.json; M0 and the
+                    experts are enough)                                   [world/models]
+  --limit N         score only the first N dev questions                  [all]
+  --synthetic       real stage on the synthetic small Llama even if a world exists
   --json            print one JSON object instead of text
   --seed N          seed of the synthetic tensors and of ctx.rng (default 1234)
-  --timeout-ms MS   time limit per merge call (default 2000)
-  --memory-mb MB    isolate heap limit (default 32)`;
+  --timeout-ms MS   time limit per merge call (default 2000, or more for big world tensors)
+  --memory-mb MB    isolate heap limit (default 32, or more for big world tensors)`;
 
 /** Task vectors shaped like a small Llama: a shared direction plus per-expert noise. */
 export function syntheticLlama(seed: number, numModels = 3, hidden = 64, inter = 128, vocab = 128, layers = 2): { tensors: TensorCase[]; numLayers: number } {
@@ -63,7 +79,13 @@ export const command: Command = {
   summary: 'Validate a merge algorithm (JS/TS contract) in the sandbox and print the verdict.',
   usage: USAGE,
   async run(args) {
-    const parsed = parseCli(() => parseArgs({ args, allowPositionals: true, options: { json: { type: 'boolean' }, seed: { type: 'string' }, 'timeout-ms': { type: 'string' }, 'memory-mb': { type: 'string' } } }));
+    const parsed = parseCli(() => parseArgs({
+      args, allowPositionals: true,
+      options: {
+        json: { type: 'boolean' }, seed: { type: 'string' }, 'timeout-ms': { type: 'string' }, 'memory-mb': { type: 'string' },
+        world: { type: 'string' }, limit: { type: 'string' }, synthetic: { type: 'boolean' },
+      },
+    }));
     const { values, positionals } = parsed;
     if (positionals.length !== 1) throw new UsageError(`expects exactly one FILE, got ${positionals.length}\n\n${USAGE}`);
     const file = positionals[0]!;
@@ -74,27 +96,119 @@ export const command: Command = {
       throw new UsageError(`cannot read ${file}: ${(e as Error).message}`);
     }
     const seed = int(values.seed, 'seed', 1234);
-    const timeoutMs = int(values['timeout-ms'], 'timeout-ms', 2000);
-    const memoryMb = int(values['memory-mb'], 'memory-mb', 32);
+    const limit = values.limit === undefined ? undefined : int(values.limit, 'limit', 0);
+    if (limit === 0) throw new UsageError('--limit must be at least 1');
+    if (values.synthetic && (values.world || values.limit)) throw new UsageError('--synthetic runs no world: give it without --world and --limit');
+    const language = file.endsWith('.ts') ? 'ts' : 'js';
+
+    // the real stage: the tiny world when there is one, else the synthetic Llama
+    let world: WorldTarget | null = null;
+    let fallback: string | null = null;
+    if (!values.synthetic) {
+      const dir = resolve(values.world ?? defaultWorldDir());
+      try {
+        world = loadWorldTarget(dir);
+      } catch (e) {
+        if (values.world) throw new UsageError((e as Error).message);
+        fallback = `no trained tiny world (${(e as Error).message.replace(/; train it with .*$/, '')}); real stage on a synthetic small Llama instead, no dev score`;
+      }
+    }
+    if (fallback && !values.json) console.log(`note: ${fallback}`);
+    const wl = world?.merge.limits() ?? {};
+    const timeoutMs = int(values['timeout-ms'], 'timeout-ms', Math.max(2000, wl.timeoutMs ?? 0));
+    const memoryMb = int(values['memory-mb'], 'memory-mb', Math.max(32, wl.memoryMb ?? 0));
     if (memoryMb < 8) throw new UsageError('--memory-mb must be at least 8');
+    const limits = { timeoutMs, memoryMb, wallMs: Math.max(timeoutMs * 3 + 2000, wl.wallMs ?? 0), ...(wl.maxElements ? { maxElements: wl.maxElements } : {}) };
     const t0 = performance.now();
-    const sandbox = new Sandbox({ limits: { timeoutMs, memoryMb, wallMs: timeoutMs * 3 + 2000 } });
+    const sandbox = new Sandbox({ limits });
     try {
       await sandbox.start();
       const startMs = performance.now() - t0;
-      const verdict = await validateAlgorithm(source, { sandbox, seed, language: file.endsWith('.ts') ? 'ts' : 'js', real: syntheticLlama(seed) });
-      const totalMs = performance.now() - t0;
-      if (values.json) console.log(JSON.stringify({ file, ...verdict, startMs, totalMs }));
-      else {
-        console.log(`${verdict.ok ? 'ACCEPTED' : 'REJECTED'} ${file}`);
-        if (!verdict.ok) console.log(`  ${verdict.category} (at ${verdict.stage}): ${verdict.message}`);
-        const t = verdict.timings;
-        console.log(`  prepare(): ${verdict.hasPrepare ? 'yes' : 'no'}`);
-        console.log(`  timings: parse ${t.parseMs.toFixed(1)} ms, smoke ${t.smokeMs.toFixed(1)} ms, real ${t.realMs.toFixed(1)} ms, ${t.runs} sandbox runs, sandbox start ${startMs.toFixed(0)} ms, total ${totalMs.toFixed(0)} ms`);
+      const real = world ? world.real : syntheticLlama(seed);
+      const verdict = await validateAlgorithm(source, { sandbox, seed, language, real, limits });
+      let dev: { n: number; strict: number; flexible: number; mergeMs: number; evalMs: number; m0: { strict: number; flexible: number } | null } | null = null;
+      let mergeError: string | null = null;
+      if (verdict.ok && world) {
+        const tr = transpileIfTypeScript(source, language);
+        if (!tr.ok) throw new Error(tr.message);
+        const t1 = performance.now();
+        let weights: Map<string, Float32Array> | null = null;
+        try {
+          const fn = makeMergeFunction(tr.source, sandbox, { stats: verdict.hasPrepare ? world.merge.stats() : undefined, seed, limits });
+          weights = await world.merge.merge(fn, seed);
+        } catch (e) {
+          mergeError = e instanceof AlgorithmRejected ? e.message : `runtime: ${(e as Error).message}`;
+        }
+        if (weights) {
+          const mergeMs = performance.now() - t1;
+          const t2 = performance.now();
+          const s = await scoreOnDev(world, weights, limit);
+          dev = { ...s, mergeMs, evalMs: performance.now() - t2, m0: limit === undefined ? world.m0Dev : null };
+        }
       }
-      return verdict.ok ? 0 : 1;
+      const ok = verdict.ok && mergeError === null;
+      const totalMs = performance.now() - t0;
+      const realStage = world ? { world: world.dir, seedModel: world.seedName, experts: world.expertNames, tensorFilter: TENSOR_FILTER, tensors: world.real.tensors.length } : { world: null, synthetic: true, note: fallback };
+      if (values.json) console.log(JSON.stringify({ file, ...verdict, ok, mergeError, realStage, dev, startMs, totalMs }));
+      else {
+        console.log(`${ok ? 'ACCEPTED' : 'REJECTED'} ${file}`);
+        if (!verdict.ok) console.log(`  ${verdict.category} (at ${verdict.stage}): ${verdict.message}`);
+        if (mergeError) console.log(`  ${mergeError} (at merge)`);
+        console.log(`  real stage: ${world ? `tiny world ${world.dir}: ${world.seedName} + ${world.expertNames.join(', ')}, ${world.real.tensors.length} ${TENSOR_FILTER} tensors` : 'synthetic small Llama'}`);
+        console.log(`  prepare(): ${verdict.hasPrepare ? 'yes' : 'no'}`);
+        const t = verdict.timings;
+        console.log(`  timings: parse ${t.parseMs.toFixed(1)} ms, smoke ${t.smokeMs.toFixed(1)} ms, real ${t.realMs.toFixed(1)} ms, ${t.runs} sandbox runs, sandbox start ${startMs.toFixed(0)} ms${dev ? `, merge ${dev.mergeMs.toFixed(0)} ms, dev eval ${(dev.evalMs / 1000).toFixed(1)} s` : ''}, total ${totalMs.toFixed(0)} ms`);
+        if (dev) console.log(`  dev accuracy (n=${dev.n}): strict ${(100 * dev.strict).toFixed(1)}%, flexible ${(100 * dev.flexible).toFixed(1)}%${dev.m0 ? `  (M0 alone: strict ${(100 * dev.m0.strict).toFixed(1)}%, flexible ${(100 * dev.m0.flexible).toFixed(1)}%, from its world.json)` : ''}`);
+      }
+      return ok ? 0 : 1;
     } finally {
       sandbox.close();
     }
   },
 };
+
+/** The loop's default tensor filter (src/loop/config.ts DEFAULT_CONFIG.tensorFilter). */
+const TENSOR_FILTER = DEFAULT_CONFIG.tensorFilter;
+
+interface WorldTarget {
+  dir: string;
+  seedName: string;
+  expertNames: string[];
+  merge: MergeWorld;
+  real: { tensors: TensorCase[]; numLayers: number };
+  dev: string;
+  /** M0's dev accuracy as recorded by the world trainer (same decoding settings), if present. */
+  m0Dev: { strict: number; flexible: number } | null;
+}
+
+/** Max new tokens of the dev score: the world trainer's own evaluation setting. */
+const DEV_MAX_TOKENS = 96;
+
+/** Loads M0 + experts of a trained world (throws naming what is missing). */
+export function loadWorldTarget(dir: string): WorldTarget {
+  const w = discoverWorld(dir, undefined, { partial: true });
+  const merge = MergeWorld.load(w.seed, w.experts, TENSOR_FILTER);
+  const tensors: TensorCase[] = merge.names.map((name) => ({ name, shape: merge.shapeOf(name), layer: tensorLayer(name), kind: tensorKind(name), taskVectors: merge.taskVectors.get(name)! }));
+  let m0Dev: WorldTarget['m0Dev'] = null;
+  try {
+    const j = JSON.parse(readFileSync(join(w.seed, 'world.json'), 'utf8')) as { result?: { eval?: { dev?: { n?: number; strict?: number; flexible?: number } } } };
+    const d = j.result?.eval?.dev;
+    if (d && typeof d.strict === 'number' && typeof d.flexible === 'number') m0Dev = { strict: d.strict, flexible: d.flexible };
+  } catch {
+    m0Dev = null;
+  }
+  const name = (d: string) => w.names?.[d] ?? d;
+  return { dir, seedName: name(w.seed), expertNames: w.experts.map(name), merge, real: { tensors, numLayers: merge.config.num_hidden_layers }, dev: w.dev, m0Dev };
+}
+
+async function scoreOnDev(world: WorldTarget, weights: Map<string, Float32Array>, limit: number | undefined): Promise<{ n: number; strict: number; flexible: number }> {
+  await initBackend();
+  const problems = loadGsm8k(world.dev).map((d, i) => ({ ...d, index: i }));
+  const model = world.merge.model(weights);
+  try {
+    const r = await evaluate(BuiltinBackend.fromModel(model, world.merge.tokenizer, { batchSize: 50 }), limit === undefined ? problems : problems.slice(0, limit), { maxTokens: DEV_MAX_TOKENS, calculator: true });
+    return { n: r.n, strict: r.strict, flexible: r.flexible };
+  } finally {
+    model.dispose();
+  }
+}

@@ -14,6 +14,7 @@ export const COMMANDS: Array<{ name: string; summary: string; load: () => Promis
   { name: 'eval', summary: 'Evaluate a model (folder or OpenAI-compatible endpoint) on tiny-world or GSM8k problems.', load: async () => (await import('./eval.ts')).command },
   { name: 'serve', summary: 'Serve a model folder over an OpenAI-compatible HTTP API.', load: async () => (await import('./serve.ts')).command },
   { name: 'export-gguf', summary: 'Export a Llama model folder to a GGUF file for llama.cpp.', load: async () => (await import('./export-gguf.ts')).command },
+  { name: 'baselines', summary: "Score the tiny world's baselines (M0, experts, oracles, mergekit methods tuned on dev, reported on test).", load: async () => (await import('./baselines.ts')).command },
   { name: 'check-algorithm', summary: 'Validate a merge algorithm (JS/TS contract) in the sandbox and print the verdict.', load: async () => (await import('./check-algorithm.ts')).command },
   { name: 'report', summary: "Write a run's self-contained report.html from its database.", load: async () => (await import('./report.ts')).command },
   { name: 'run', summary: 'Run or resume the Self-Developing loop (factory → sandbox → merge → eval → DPO) and write its report.', load: async () => (await import('./run.ts')).command },
