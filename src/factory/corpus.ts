@@ -53,7 +53,10 @@ class Gen {
   readonly comments: boolean;
   readonly topConsts: boolean;
 
-  constructor(readonly rng: Rng) {
+  constructor(
+    readonly rng: Rng,
+    readonly canonical = false,
+  ) {
     this.comments = rng.next() < 0.6;
     this.topConsts = rng.next() < 0.5;
   }
@@ -67,7 +70,9 @@ class Gen {
   /** A fresh identifier from a pool of synonyms. */
   name(pool: readonly string[]): string {
     const free = pool.filter((n) => !this.used.has(n));
-    let n = free.length ? this.pick(free) : pool[0];
+    // canonical style: always the pool's first free name, so a program's identifiers follow from its
+    // structure (far easier for a tiny model to keep consistent than synonyms drawn at random)
+    let n = free.length ? (this.canonical ? free[0] : this.pick(free)) : pool[0];
     for (let k = 2; this.used.has(n); k++) n = `${pool[0]}${k}`;
     this.used.add(n);
     return n;
@@ -513,12 +518,19 @@ const TITLES: Record<Family, string[]> = {
 
 // ------------------------------------------------------------------------------ public API
 
-/** One program of `family` (random family when omitted), fully determined by `seed`. */
-export function generateProgram(seed: number, family?: Family): CorpusProgram {
+/**
+ * Identifier style: 'varied' draws every local name from a pool of synonyms; 'canonical' always uses
+ * the pool's first free name (same structures and constants, consistent names).
+ */
+export type CorpusStyle = 'varied' | 'canonical';
+
+/** One program of `family` (random family when omitted), fully determined by `seed` (and `style`). */
+export function generateProgram(seed: number, family?: Family, style: CorpusStyle = 'varied'): CorpusProgram {
   const rng = new Rng(seed);
   const fam = family ?? FAMILIES[rng.int(FAMILIES.length)];
   if (!FAMILIES.includes(fam)) throw new Error(`corpus: unknown family ${JSON.stringify(fam)} (known: ${FAMILIES.join(', ')})`);
-  const g = new Gen(rng);
+  if (style !== 'varied' && style !== 'canonical') throw new Error(`corpus: unknown style ${JSON.stringify(style)} (known: varied, canonical)`);
+  const g = new Gen(rng, style === 'canonical');
   const acc = g.name(ACC);
   const notes: string[] = [];
   const modifiers: string[] = [];
@@ -547,13 +559,13 @@ export function generateProgram(seed: number, family?: Family): CorpusProgram {
  * an earlier one is redrawn (up to 50 times, deterministically), so small families repeat only
  * once their variations are exhausted.
  */
-export function generateCorpus(n: number, seed: number): CorpusProgram[] {
+export function generateCorpus(n: number, seed: number, style: CorpusStyle = 'varied'): CorpusProgram[] {
   if (!Number.isInteger(n) || n < 0) throw new Error(`corpus: n must be a non-negative integer, got ${n}`);
   const seen = new Set<string>();
   return Array.from({ length: n }, (_, i) => {
     const fam = FAMILIES[i % FAMILIES.length];
-    let p = generateProgram(mix(seed, i), fam);
-    for (let k = 1; k <= 50 && seen.has(p.code); k++) p = generateProgram(mix(mix(seed, i), k), fam);
+    let p = generateProgram(mix(seed, i), fam, style);
+    for (let k = 1; k <= 50 && seen.has(p.code); k++) p = generateProgram(mix(mix(seed, i), k), fam, style);
     seen.add(p.code);
     return p;
   });
