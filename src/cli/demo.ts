@@ -11,7 +11,7 @@ import { dot } from '../tensor/kernels.ts';
 
 const usage = `selfdev demo [--out DIR] [--keep]
 
-The embedded end-to-end default (what \`npm start\` runs). Today it builds a small family of
+A merge demo (\`npm start\` runs \`selfdev start\`, the loop). It builds a small family of
 Llama-architecture checkpoints (a seed and three fine-tunes, generated offline), merges them with
 the main mergekit methods through real YAML configs and the streaming engine, re-reads and validates
 every output, and prints how each merge relates to the models it came from.
@@ -61,7 +61,7 @@ function relate(a: Map<string, Float32Array>, b: Map<string, Float32Array>, ref:
 
 export const command: Command = {
   name: 'demo',
-  summary: 'Run the embedded end-to-end default (what `npm start` runs).',
+  summary: 'Merge demo: every main mergekit method on generated checkpoints, outputs re-read and checked.',
   usage,
   async run(args) {
     const { values } = parseCli(() => parseArgs({ args, options: { out: { type: 'string' }, keep: { type: 'boolean' } } }));

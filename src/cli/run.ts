@@ -47,7 +47,7 @@ Config (YAML; paths relative to the current directory; every key but world.* opt
   carryTopK: 3                                # top-k of each earlier iteration, chosen again
   failedAsRejected: false
   tensorFilter: mlp                           # mlp | attention | all | re:REGEX | comma list of kinds
-  eval: { devSubset: 40, promoteTopFraction: 0.25, maxTokens: 64, calculator: true, batchSize: 32 }
+  eval: { devSubset: 40, promoteTopFraction: 0.25, maxTokens: 96, calculator: true, batchSize: 32 }
   topKTest: 15
   dpo: { beta: 0.01, lr: 1.0e-5, epochs: 2, nllAlpha: 0, batchSize: 4, maxLen: 512, command: "sh train.sh" }
                                               # command: external trainer (openai/llamacpp), env PAIRS, OUT, ITER

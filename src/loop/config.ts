@@ -46,7 +46,7 @@ export const DEFAULT_CONFIG: LoopConfig = {
   carryTopK: 3,
   failedAsRejected: false,
   tensorFilter: 'mlp',
-  eval: { devSubset: 40, promoteTopFraction: 0.25, maxTokens: 64, calculator: true, batchSize: 32 },
+  eval: { devSubset: 40, promoteTopFraction: 0.25, maxTokens: 96, calculator: true, batchSize: 32 },
   topKTest: 15,
   dpo: { beta: 0.01, lr: 1e-5, epochs: 2, nllAlpha: 0, batchSize: 4 },
   factory: { kind: 'corpus' },
