@@ -81,19 +81,7 @@ export const command: Command = {
     if (!exists && values.resume && positionals.length === 0) throw new UsageError(`${values.out} holds no run to resume; give a CONFIG.yml to start one`);
     let config: unknown;
     if (positionals[0] && !exists) {
-      const file = positionals[0];
-      if (!existsSync(file)) throw new UsageError(`config file not found: ${file}`);
-      try {
-        config = parseYaml(readFileSync(file, 'utf8'));
-      } catch (e) {
-        throw new UsageError(`${file}: not valid YAML: ${(e as Error).message.split('\n')[0]}`);
-      }
-      const { resolveConfig } = await import('../loop/config.ts');
-      try {
-        resolveConfig(config, file);
-      } catch (e) {
-        throw new UsageError((e as Error).message);
-      }
+      config = await readConfigFile(positionals[0]);
     } else if (positionals[0]) {
       process.stderr.write(`note: resuming ${values.out} with its stored config (${positionals[0]} is not read)\n`);
     } else if (!exists) {
@@ -135,6 +123,24 @@ export const command: Command = {
     return 0;
   },
 };
+
+/** A loop config file: parsed and validated, every problem a UsageError naming the file. */
+async function readConfigFile(file: string): Promise<unknown> {
+  if (!existsSync(file)) throw new UsageError(`config file not found: ${file}`);
+  let config: unknown;
+  try {
+    config = parseYaml(readFileSync(file, 'utf8'));
+  } catch (e) {
+    throw new UsageError(`${file}: not valid YAML: ${(e as Error).message.split('\n')[0]}`);
+  }
+  const { resolveConfig } = await import('../loop/config.ts');
+  try {
+    resolveConfig(config, file);
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+  return config;
+}
 
 /** The TTY progress line of a run: iteration, evaluations done, pass rate, dev best/median, ETA. */
 function makeProgress(tty: boolean): { onEvent: (e: LoopEvent) => void; prefix: string; reset: () => void } {
@@ -206,20 +212,8 @@ async function runExperimentCli(configFile: string | undefined, out: string, val
   const stored = existsSync(join(out, 'experiment.json'));
   if (!stored && existsSync(join(out, 'run.sqlite'))) throw new UsageError(`${values.out} holds a single run, not an experiment; choose another --out`);
   let config: unknown;
-  if (configFile) {
-    if (!existsSync(configFile)) throw new UsageError(`config file not found: ${configFile}`);
-    try {
-      config = parseYaml(readFileSync(configFile, 'utf8'));
-    } catch (e) {
-      throw new UsageError(`${configFile}: not valid YAML: ${(e as Error).message.split('\n')[0]}`);
-    }
-    const { resolveConfig } = await import('../loop/config.ts');
-    try {
-      resolveConfig(config, configFile);
-    } catch (e) {
-      throw new UsageError((e as Error).message);
-    }
-  } else if (!stored) throw new UsageError('a CONFIG.yml is required to start an experiment');
+  if (configFile) config = await readConfigFile(configFile);
+  else if (!stored) throw new UsageError('a CONFIG.yml is required to start an experiment');
   const { experimentConfig } = await import('../loop/experiment.ts');
   try {
     const cfg = experimentConfig(config, out); // checks (or records) the experiment's config before any run starts
