@@ -2,17 +2,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { makeTempDir } from '../io/testing.ts';
 import { resolveConfig } from './config.ts';
-import { makeMicroWorld } from './testing.ts';
+import { makeMicroWorld, processAlive as alive } from './testing.ts';
 import { openEvalContext, runJob, WorkerPool, type EvalJob } from './pool.ts';
 
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
 
 test('worker pool: results equal the in-process ones; a worker killed mid-job is replaced and the job retried; two deaths give verdict crash; close kills all', async () => {
   const tmp = makeTempDir('selfdev-pool-');

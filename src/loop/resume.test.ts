@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { makeTempDir } from '../io/testing.ts';
 import { RunStore } from '../store/store.ts';
 import { runLoop } from './controller.ts';
-import { makeMicroWorld } from './testing.ts';
+import { makeMicroWorld, processAlive as alive } from './testing.ts';
 
 /** Evaluation worker processes whose parent is `ppid`. */
 function loopWorkers(ppid: number): number[] {
@@ -18,14 +18,6 @@ function loopWorkers(ppid: number): number[] {
   }
   return out.split('\n').filter((l) => /src\/loop\/worker\.ts/.test(l)).map((l) => Number(l.trim().split(/\s+/)[0]));
 }
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
 
 test('kill -9 mid-run (2 evaluation workers) and resume: same final leaderboard as an uninterrupted run with 1; no finished program evaluated twice; orphaned workers exit', async () => {
   const here = new URL('.', import.meta.url).pathname;

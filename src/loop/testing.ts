@@ -60,3 +60,13 @@ export async function makeMicroWorld(dir: string, o: { nExperts?: number; nOod?:
   };
   return { seedModel: seedDir, experts, oodExperts, dev: write(devLines, 'dev.jsonl'), test: write(testLines, 'test.jsonl') };
 }
+
+/** Whether a process with this pid exists (signal 0), for tests that check workers exit. */
+export function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
