@@ -656,7 +656,8 @@ struct Args {
     napi_value ab;
     if (is_ta) check(napi_get_typedarray_info(env, v[i], &type, &length, &data, &ab, &off), "typedarray_info");
     if (!is_ta || type != want)
-      throw Err{std::string(fn) + ": argument " + std::to_string(i) + (want == napi_float32_array ? " must be a Float32Array" : " must be an Int32Array")};
+      throw Err{std::string(fn) + ": argument " + std::to_string(i) + " must be a" +
+                (want == napi_float32_array ? " Float32Array" : want == napi_float64_array ? " Float64Array" : "n Int32Array")};
     if (length < need)
       throw Err{std::string(fn) + ": argument " + std::to_string(i) + " has " + std::to_string(length) + " elements, needs " + std::to_string(need)};
     return static_cast<T*>(data);
@@ -797,7 +798,8 @@ static napi_value js_swiglu_bwd(napi_env env, napi_callback_info info) {
   });
 }
 
-// trainXent(logits→dlogits, targets, weights, N, V, scale[, threads]) → Σ weight·logp(target) (summed in row order)
+// trainXent(logits→dlogits, targets, weights, N, V, scale[, threads[, lpOut]]) → Σ weight·logp(target) (summed in row
+// order); lpOut (Float64Array of N), when given, receives each row's weight·logp(target)
 static napi_value js_xent(napi_env env, napi_callback_info info) {
   return guarded(env, [&]() -> napi_value {
     Args a(env, info, 6, "trainXent");
@@ -812,6 +814,7 @@ static napi_value js_xent(napi_env env, napi_callback_info info) {
     par_rows(N, V, threads_arg(a, 6), [&](size_t n0, size_t n1) { xent(L, tg, wt, n0, n1, V, scale, lp.data()); });
     double s = 0;
     for (size_t n = 0; n < N; n++) s += lp[n];
+    if (a.argc > 7) std::copy(lp.begin(), lp.end(), a.arr<double>(7, N, napi_float64_array));
     napi_value out;
     check(napi_create_double(env, s, &out), "create_double");
     return out;

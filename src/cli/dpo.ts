@@ -20,7 +20,8 @@ Options:
   --warmup N        warmup steps [steps/10, at most 10]
   --weight-decay X  [0]
   --max-len N       tokens per sequence, the end is cut [max_position_embeddings]
-  --seed N          data order [0]`;
+  --seed N          data order [0]
+  --engine native|tfjs  gradient engine [native when the addon has AVX2+FMA, else tfjs]`;
 
 export const command: Command = {
   name: 'dpo',
@@ -34,6 +35,7 @@ export const command: Command = {
         steps: { type: 'string' }, lr: { type: 'string' }, batch: { type: 'string' }, beta: { type: 'string' },
         loss: { type: 'string' }, 'nll-alpha': { type: 'string' }, warmup: { type: 'string' },
         'weight-decay': { type: 'string' }, 'max-len': { type: 'string' }, seed: { type: 'string' },
+        engine: { type: 'string' },
       },
       allowPositionals: true,
     }));
@@ -49,10 +51,12 @@ export const command: Command = {
     };
     const loss = values.loss ?? 'sigmoid';
     if (loss !== 'sigmoid' && loss !== 'ipo') throw new UsageError(`--loss must be sigmoid or ipo, got '${loss}'`);
+    const engine = values.engine;
+    if (engine !== undefined && engine !== 'native' && engine !== 'tfjs') throw new UsageError(`--engine must be native or tfjs, got '${engine}'`);
     const dpoOpts = {
       steps: num('steps', 100, true)!, lr: num('lr', 1e-5)!, batchSize: num('batch', 8, true)!, beta: num('beta', 0.1),
       lossType: loss as 'sigmoid' | 'ipo', nllAlpha: num('nll-alpha', 0), warmup: num('warmup', undefined, true), weightDecay: num('weight-decay', 0),
-      maxLen: num('max-len', undefined, true), seed: num('seed', 0, true),
+      maxLen: num('max-len', undefined, true), seed: num('seed', 0, true), engine: engine as 'native' | 'tfjs' | undefined,
     };
     if (!(dpoOpts.beta! > 0)) throw new UsageError('--beta must be > 0');
     if (dpoOpts.batchSize < 1) throw new UsageError('--batch must be at least 1');

@@ -10,6 +10,7 @@ import { dpoTrain, readPairs, referenceLogps } from './dpo.ts';
 import type { PreferencePair } from './dpo.ts';
 import { logprobs } from './generate.ts';
 import { Rng } from './rng.ts';
+import { nativeTrainingAvailable } from './train-native.ts';
 
 before(async () => {
   await O.initBackend();
@@ -57,9 +58,49 @@ test('IPO and NLL term train too; reference log-probs from data are used as give
   const given = referenceLogps(m, tok, [{ ...train[0], ref_chosen_logps: -1.5, ref_rejected_logps: -2.5 }]);
   assert.deepEqual(given, [[-1.5, -2.5]]);
   const before = margin(m, held);
+  // a prompt that fills maxLen leaves nothing to learn: a clear error before any work
+  assert.throws(() => dpoTrain(m, tok, [train[0], { ...train[1], prompt: 'x'.repeat(50) }], { steps: 1, lr: 1e-3, batchSize: 2, maxLen: 20, progress: false }), /pair 2: no chosen token within maxLen 20/);
   dpoTrain(m, tok, train, { steps: 30, lr: 3e-3, batchSize: 8, beta: 0.5, lossType: 'ipo', nllAlpha: 1, seed: 1, progress: false });
   assert.ok(margin(m, held) > before + 1);
   m.dispose();
+});
+
+test('native and tfjs engines: same reference log-probs, losses, rewards and weights (sigmoid + NLL, IPO)', { skip: !nativeTrainingAvailable() && 'native addon not built' }, () => {
+  const train = pairs(7, 24);
+  // long enough sequences to cross the native kernels' threading threshold
+  for (const p of train.slice(0, 4)) p.chosen = p.chosen.repeat(12);
+  const rel = (a: number, b: number) => Math.abs(a - b) / Math.max(1e-3, Math.abs(a), Math.abs(b));
+  const r0 = Llama.init(cfg, 8);
+  const refN = referenceLogps(r0, tok, train, undefined, { engine: 'native' });
+  const refT = referenceLogps(r0, tok, train, undefined, { engine: 'tfjs' });
+  refN.forEach((r, i) => r.forEach((v, j) => assert.ok(rel(v, refT[i][j]) < 1e-5, `ref logp ${i}/${j}: ${v} vs ${refT[i][j]}`)));
+  r0.dispose();
+  for (const opts of [{ beta: 0.2, nllAlpha: 0.5, lossType: 'sigmoid' as const }, { beta: 0.5, nllAlpha: 0, lossType: 'ipo' as const }]) {
+    const run = (engine: 'native' | 'tfjs') => {
+      const m = Llama.init(cfg, 8);
+      const logs = dpoTrain(m, tok, train, { steps: 6, lr: 3e-3, batchSize: 6, seed: 2, progress: false, engine, ...opts });
+      const w = m.getWeights();
+      m.dispose();
+      return { logs, w };
+    };
+    const n = run('native');
+    const t = run('tfjs');
+    n.logs.forEach((l, i) => {
+      for (const k of ['loss', 'rewards/margins', 'logps/chosen', 'logps/rejected', 'gradNorm'] as const) {
+        assert.ok(rel(l[k], t.logs[i][k]) < 2e-3, `${opts.lossType} step ${i + 1} ${k}: native ${l[k]} vs tfjs ${t.logs[i][k]}`);
+      }
+    });
+    assert.ok(n.logs.at(-1)!.loss < n.logs[0].loss, `${opts.lossType}: loss ${n.logs[0].loss} → ${n.logs.at(-1)!.loss}`);
+    let diff = 0, norm = 0;
+    for (const [name, a] of n.w) {
+      const b = t.w.get(name)!;
+      for (let i = 0; i < a.length; i++) {
+        diff = Math.max(diff, Math.abs(a[i] - b[i]));
+        norm = Math.max(norm, Math.abs(a[i]));
+      }
+    }
+    assert.ok(diff < 1e-3 * norm, `${opts.lossType}: weights differ by ${diff} (max |w| ${norm})`);
+  }
 });
 
 test('readPairs validates TRL JSONL', () => {

@@ -31,7 +31,7 @@ interface TrainKernels {
   trainRmsBwd(dx: Float32Array, dw: Float32Array, dy: Float32Array, x: Float32Array, r: Float32Array, w: Float32Array, N: number, D: number): void;
   trainSwigluFwd(act: Float32Array, gu: Float32Array, N: number, I: number, threads: number): void;
   trainSwigluBwd(dgu: Float32Array, dact: Float32Array, gu: Float32Array, N: number, I: number, threads: number): void;
-  trainXent(logits: Float32Array, targets: Int32Array, weights: Float32Array, N: number, V: number, scale: number, threads: number): number;
+  trainXent(logits: Float32Array, targets: Int32Array, weights: Float32Array, N: number, V: number, scale: number, threads: number, lpOut?: Float64Array): number;
   trainInfo(): { simd: boolean };
   trainAdamW(w: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array, scale: number, beta1: number, beta2: number, bc2: number, stepSize: number, eps: number, decay: number): void;
 }
@@ -169,6 +169,56 @@ export class NativeTrainer {
    * order (`paramShapes`). Gradients are views into an internal buffer, valid until the next call.
    */
   lossAndGrads(weights: Float32Array[], batch: Batch): { loss: number; grads: Float32Array[] } {
+    const r = this.pass(weights, batch, (logits, N, V, count) => -K!.trainXent(logits, batch.targets, batch.weights, N, V, 1 / count, this.threads) / count);
+    return { loss: r.loss, grads: r.grads! };
+  }
+
+  /** Σ weight·log p(target) of every row of `batch` (forward only). */
+  rowLogprobs(weights: Float32Array[], batch: Batch): Float64Array {
+    const rows = new Float64Array(batch.B);
+    this.pass(weights, batch, (logits, N, V) => {
+      this.rowSums(logits, batch, N, V, rows);
+      return null;
+    });
+    return rows;
+  }
+
+  /**
+   * A sequence-level objective and its gradient: `objective` receives each row's Σ weight·log p(target)
+   * and returns the loss and its derivative with respect to each of them (e.g. DPO). Gradients are
+   * views into an internal buffer, valid until the next call.
+   */
+  sequenceLossAndGrads(weights: Float32Array[], batch: Batch, objective: (rowLogps: Float64Array) => { loss: number; dRow: Float64Array }): { loss: number; grads: Float32Array[] } {
+    const r = this.pass(weights, batch, (logits, N, V) => {
+      const rows = new Float64Array(batch.B);
+      // logits → weight·(softmax − onehot) = −d(row logp)/dlogits per token
+      this.rowSums(logits, batch, N, V, rows);
+      const { loss, dRow } = objective(rows);
+      if (dRow.length !== batch.B) throw new Error(`native trainer: the objective returned ${dRow.length} row derivatives, expected ${batch.B}`);
+      const T = batch.T;
+      for (let n = 0; n < N; n++) {
+        const f = -dRow[Math.floor(n / T)];
+        if (f === 1) continue;
+        const row = logits.subarray(n * V, (n + 1) * V);
+        for (let j = 0; j < V; j++) row[j] *= f;
+      }
+      return loss;
+    });
+    return { loss: r.loss, grads: r.grads! };
+  }
+
+  /** Cross-entropy head at scale 1 (logits → −d logp/dlogits) with each row's Σ weight·logp into `rows`. */
+  private rowSums(logits: Float32Array, batch: Batch, N: number, V: number, rows: Float64Array): void {
+    const lp = new Float64Array(N);
+    K!.trainXent(logits, batch.targets, batch.weights, N, V, 1, this.threads, lp);
+    for (let n = 0; n < N; n++) rows[Math.floor(n / batch.T)] += lp[n];
+  }
+
+  /**
+   * Forward pass to the logits, then `head` turns them in place into dloss/dlogits and returns the
+   * loss (or null: forward only), then the backward pass into the gradient buffer.
+   */
+  private pass(weights: Float32Array[], batch: Batch, head: (logits: Float32Array, N: number, V: number, count: number) => number | null): { loss: number; grads: Float32Array[] | null } {
     const k = K!;
     const cfg = this.config;
     const th = this.threads;
@@ -248,8 +298,8 @@ export class NativeTrainer {
     const lm = w(lmName);
     const logits = A.get('logits', N * V);
     k.trainGemm(logits, hf, lm, N, D, V, 0, 1, 0, th);
-    const total = k.trainXent(logits, batch.targets, batch.weights, N, V, 1 / count, th);
-    const loss = -total / count;
+    const loss = head(logits, N, V, count);
+    if (loss === null) return { loss: NaN, grads: null };
 
     // ---------------- backward (logits now hold dloss/dlogits)
     const G = this.grad;
