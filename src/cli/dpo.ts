@@ -20,6 +20,7 @@ Options:
   --warmup N        warmup steps [steps/10, at most 10]
   --weight-decay X  [0]
   --max-len N       tokens per sequence, the end is cut [max_position_embeddings]
+  --max-prompt-len N  keep only the last N tokens of each prompt [all]
   --seed N          data order [0]
   --engine native|tfjs  gradient engine [native when the addon has AVX2+FMA, else tfjs]`;
 
@@ -34,7 +35,7 @@ export const command: Command = {
         model: { type: 'string' }, data: { type: 'string' }, out: { type: 'string' },
         steps: { type: 'string' }, lr: { type: 'string' }, batch: { type: 'string' }, beta: { type: 'string' },
         loss: { type: 'string' }, 'nll-alpha': { type: 'string' }, warmup: { type: 'string' },
-        'weight-decay': { type: 'string' }, 'max-len': { type: 'string' }, seed: { type: 'string' },
+        'weight-decay': { type: 'string' }, 'max-len': { type: 'string' }, 'max-prompt-len': { type: 'string' }, seed: { type: 'string' },
         engine: { type: 'string' },
       },
       allowPositionals: true,
@@ -56,7 +57,7 @@ export const command: Command = {
     const dpoOpts = {
       steps: num('steps', 100, true)!, lr: num('lr', 1e-5)!, batchSize: num('batch', 8, true)!, beta: num('beta', 0.1),
       lossType: loss as 'sigmoid' | 'ipo', nllAlpha: num('nll-alpha', 0), warmup: num('warmup', undefined, true), weightDecay: num('weight-decay', 0),
-      maxLen: num('max-len', undefined, true), seed: num('seed', 0, true), engine: engine as 'native' | 'tfjs' | undefined,
+      maxLen: num('max-len', undefined, true), maxPromptLen: num('max-prompt-len', undefined, true), seed: num('seed', 0, true), engine: engine as 'native' | 'tfjs' | undefined,
     };
     if (!(dpoOpts.beta! > 0)) throw new UsageError('--beta must be > 0');
     if (dpoOpts.batchSize < 1) throw new UsageError('--batch must be at least 1');

@@ -23,6 +23,8 @@ export interface PairOptions {
   /** Prepend bos (default true) / append eos (default true). */
   bos?: boolean;
   eos?: boolean;
+  /** Keep only the last N prompt tokens (what a model with a short context sees; TRL's max_prompt_length, keep_end). */
+  maxPromptTokens?: number;
 }
 
 /**
@@ -37,7 +39,10 @@ export function encodePair(tok: Tokenizer, prompt: string, completion: string, o
     ids.push(tok.bosId);
     mask.push(0);
   }
-  for (const t of tok.encode(prompt)) {
+  const promptIds = tok.encode(prompt);
+  const keep = opts.maxPromptTokens;
+  if (keep !== undefined && !(Number.isInteger(keep) && keep >= 0)) throw new Error(`encodePair: maxPromptTokens must be a non-negative integer, got ${keep}`);
+  for (const t of keep !== undefined && promptIds.length > keep ? promptIds.slice(promptIds.length - keep) : promptIds) {
     ids.push(t);
     mask.push(completionOnly ? 0 : 1);
   }

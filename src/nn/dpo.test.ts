@@ -60,6 +60,13 @@ test('IPO and NLL term train too; reference log-probs from data are used as give
   const before = margin(m, held);
   // a prompt that fills maxLen leaves nothing to learn: a clear error before any work
   assert.throws(() => dpoTrain(m, tok, [train[0], { ...train[1], prompt: 'x'.repeat(50) }], { steps: 1, lr: 1e-3, batchSize: 2, maxLen: 20, progress: false }), /pair 2: no chosen token within maxLen 20/);
+  // keeping the prompt's last tokens (TRL's max_prompt_length) makes the same pair trainable; with the
+  // byte-level tokenizer the last 5 tokens are the last 5 characters
+  const long = { ...train[1], prompt: 'x'.repeat(45) + 'abcde' };
+  const cut = referenceLogps(m, tok, [long], 20, { maxPromptLen: 5 });
+  const short = referenceLogps(m, tok, [{ ...long, prompt: 'abcde' }], 20);
+  assert.ok(Math.abs(cut[0][0] - short[0][0]) < 1e-5 && Math.abs(cut[0][1] - short[0][1]) < 1e-5, `${cut} vs ${short}`);
+  assert.equal(dpoTrain(Llama.init(cfg, 9), tok, [long], { steps: 1, lr: 1e-3, batchSize: 1, maxLen: 20, maxPromptLen: 5, progress: false }).length, 1);
   dpoTrain(m, tok, train, { steps: 30, lr: 3e-3, batchSize: 8, beta: 0.5, lossType: 'ipo', nllAlpha: 1, seed: 1, progress: false });
   assert.ok(margin(m, held) > before + 1);
   m.dispose();

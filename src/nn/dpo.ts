@@ -40,6 +40,8 @@ export interface DpoOptions {
   seed?: number;
   /** Max tokens per sequence (prompt + completion; the end is cut). */
   maxLen?: number;
+  /** Keep only the last N tokens of each prompt (as a short-context model sees it); default: all. */
+  maxPromptLen?: number;
   outDir?: string;
   /**
    * Gradient engine, as in `train`: 'native' (train-native.ts; the default when the addon has
@@ -75,8 +77,8 @@ export function readPairs(path: string): PreferencePair[] {
   });
 }
 
-function tokenizePair(tok: Tokenizer, p: PreferencePair): [Example, Example] {
-  return [encodePair(tok, p.prompt, p.chosen), encodePair(tok, p.prompt, p.rejected)];
+function tokenizePair(tok: Tokenizer, p: PreferencePair, maxPromptTokens?: number): [Example, Example] {
+  return [encodePair(tok, p.prompt, p.chosen, { maxPromptTokens }), encodePair(tok, p.prompt, p.rejected, { maxPromptTokens })];
 }
 
 function pickEngine(engine: 'native' | 'tfjs' | undefined): 'native' | 'tfjs' {
@@ -99,10 +101,10 @@ function nativeLogprobs(m: Llama, examples: Example[], maxLen: number, threads?:
 }
 
 /** Reference log-probs of chosen and rejected for every pair (from the data when present). */
-export function referenceLogps(ref: Llama, tok: Tokenizer, pairs: PreferencePair[], maxLen?: number, opts: { engine?: 'native' | 'tfjs'; threads?: number } = {}): Array<[number, number]> {
+export function referenceLogps(ref: Llama, tok: Tokenizer, pairs: PreferencePair[], maxLen?: number, opts: { engine?: 'native' | 'tfjs'; threads?: number; maxPromptLen?: number } = {}): Array<[number, number]> {
   const need = pairs.map((p, i) => [p, i] as const).filter(([p]) => p.ref_chosen_logps === undefined || p.ref_rejected_logps === undefined);
   const ex: Example[] = [];
-  for (const [p] of need) ex.push(...tokenizePair(tok, p));
+  for (const [p] of need) ex.push(...tokenizePair(tok, p, opts.maxPromptLen));
   const lp =
     pickEngine(opts.engine) === 'native'
       ? nativeLogprobs(ref, ex, maxLen ?? ref.config.max_position_embeddings, opts.threads).map((logprob) => ({ logprob }))
@@ -188,16 +190,16 @@ export function dpoTrain(policy: Llama, tok: Tokenizer, pairs: PreferencePair[],
   const maxLen = o.maxLen ?? policy.config.max_position_embeddings;
   if (!(beta > 0)) throw new Error(`dpo: beta must be > 0, got ${beta}`);
   const engine = pickEngine(o.engine);
-  const tokPairs = pairs.map((p) => tokenizePair(tok, p));
+  const tokPairs = pairs.map((p) => tokenizePair(tok, p, o.maxPromptLen));
   tokPairs.forEach((ex, i) => {
     for (const [e, which] of [[ex[0], 'chosen'], [ex[1], 'rejected']] as const) {
       // the target of position t is token t + 1: a completion token must fall within the first maxLen + 1
       if (!e.mask.slice(1, maxLen + 1).some((m) => m > 0)) {
-        throw new Error(`dpo: pair ${i + 1}: no ${which} token within maxLen ${maxLen} (the prompt alone is ${e.mask.filter((m) => m === 0).length} tokens); shorten the prompt or raise maxLen`);
+        throw new Error(`dpo: pair ${i + 1}: no ${which} token within maxLen ${maxLen} (the prompt alone is ${e.mask.filter((m) => m === 0).length} tokens); shorten the prompt (maxPromptLen) or raise maxLen`);
       }
     }
   });
-  const refLp = referenceLogps(ref ?? policy, tok, pairs, maxLen, { engine, threads: o.threads });
+  const refLp = referenceLogps(ref ?? policy, tok, pairs, maxLen, { engine, threads: o.threads, maxPromptLen: o.maxPromptLen });
   const opt = new AdamW(policy, { weightDecay: o.weightDecay ?? 0 });
   const nt = engine === 'native' ? new NativeTrainer(policy.config, { threads: o.threads }) : null;
   if (nt && nt.names.join() !== opt.names.join()) throw new Error('dpo: the model and the native trainer order the parameters differently');
