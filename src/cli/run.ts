@@ -39,6 +39,7 @@ Config (YAML; paths relative to the current directory; every key but world.* opt
   seed: 0
   arm: dpo                                    # dpo | random | evolution (single run; experiments set it per arm)
   workers: 2                                  # evaluation worker processes (1 = in the loop's own process)
+  recursive: false                            # best merge of each iteration → next factory (builtin factory; seed = its arch + tokenizer)
   iterations: 3
   samplesPerIteration: 100
   temperature: { t1: 1.2, decay: 0.2 }        # T_t = t1 / (1 + decay (t - 1))
@@ -48,9 +49,12 @@ Config (YAML; paths relative to the current directory; every key but world.* opt
   failedAsRejected: false
   tensorFilter: mlp                           # mlp | attention | all | re:REGEX | comma list of kinds
   eval: { devSubset: 40, promoteTopFraction: 0.25, maxTokens: 96, calculator: true, batchSize: 32 }
+                                              # + server: { command, model, url?, readyTimeoutSec?, dtype?, concurrency? }:
+                                              #   score each merge through an OpenAI-compatible server (env MODEL, PORT)
   topKTest: 15
   dpo: { beta: 0.01, lr: 1.0e-5, epochs: 2, nllAlpha: 0, batchSize: 4, maxLen: 512, command: "sh train.sh" }
-                                              # command: external trainer (openai/llamacpp), env PAIRS, OUT, ITER
+                                              # command: external trainer (openai/llamacpp), env PAIRS, OUT, ITER, PREV;
+                                              #   a llamacpp factory loads the next iteration from OUT/model.gguf
   factory: { kind: corpus }                   # or { kind: builtin, dir: DIR, maxTokens, maxPromptTokens }
                                               #    { kind: openai, url: URL, model: NAME }
                                               #    { kind: llamacpp, path: FILE.gguf }
@@ -62,7 +66,8 @@ Config (YAML; paths relative to the current directory; every key but world.* opt
     test: world/bench/test.jsonl
     algorithms: algorithms                    # human algorithms (corpus arm)
     example: algorithms/task_arithmetic.js    # the prompt's one-shot example
-  baselines: { lambdas: [0.2, 0.4, 0.6, 0.8, 1.0] }`;
+  baselines: { lambdas: [0.2, 0.4, 0.6, 0.8, 1.0] }
+Real LLMs (factory endpoints, eval.server, dpo.command with a TRL recipe): docs/real-llm.md`;
 
 export const command: Command = {
   name: 'run',

@@ -6,6 +6,23 @@ export type FactoryConfig =
   | { kind: 'llamacpp'; path: string; maxTokens?: number };
 
 export type Arm = 'dpo' | 'random' | 'evolution';
+
+/** eval.server: how to serve a merged checkpoint (see served.ts). */
+export interface EvalServerConfig {
+  /** Run with `sh -c`, env MODEL (merged HF folder) and PORT (a free port); must serve `model` at `url`. */
+  command: string;
+  /** Model id sent in requests (and expected in GET {url}/models). */
+  model: string;
+  /** Base URL; $PORT is replaced (default http://127.0.0.1:$PORT/v1). */
+  url?: string;
+  /** Seconds to wait for GET {url}/models to answer (default 600). */
+  readyTimeoutSec: number;
+  /** Weight dtype written to disk (default F32; when set, config.json's torch_dtype says so too). */
+  dtype?: 'F32' | 'F16' | 'BF16';
+  /** Requests in flight at once (default 4). */
+  concurrency?: number;
+}
+const SERVER_KEYS = ['command', 'model', 'url', 'readyTimeoutSec', 'dtype', 'concurrency'];
 export const ARMS: readonly Arm[] = ['dpo', 'random', 'evolution'];
 
 export interface LoopConfig {
@@ -24,7 +41,8 @@ export interface LoopConfig {
   /** Use programs that failed the cascade as rejected too. */
   failedAsRejected: boolean;
   tensorFilter: string;
-  eval: { devSubset: number; promoteTopFraction: number; maxTokens: number; calculator: boolean; batchSize: number };
+  /** `server` set: candidates are scored through an OpenAI-compatible server started per candidate (served.ts); unset: in-process. */
+  eval: { devSubset: number; promoteTopFraction: number; maxTokens: number; calculator: boolean; batchSize: number; server?: EvalServerConfig };
   topKTest: number;
   dpo: { beta: number; lr: number; epochs: number; nllAlpha: number; batchSize: number; maxLen?: number; command?: string };
   factory: FactoryConfig;
@@ -32,6 +50,14 @@ export interface LoopConfig {
   baselines: { lambdas: number[] };
   /** Evaluation worker processes (cascade + merge + scoring of candidates run in parallel); 1 = in the loop's own process. */
   workers: number;
+  /**
+   * Recursive mode (arm dpo): after iteration t the merge of its best program (by full dev, ties by
+   * hash) is written to `factory/merged-iter-t/` and becomes the factory of iteration t+1 (DPO-trained
+   * first when there are pairs: factory_{t+1} = DPO(merge_best_t)). The merge world (seed, experts)
+   * stays fixed. Needs factory.kind builtin and a world whose seed/experts have the factory's
+   * architecture and tokenizer (checked at run start). See src/loop/README.md.
+   */
+  recursive: boolean;
 }
 
 export const DEFAULT_CONFIG: LoopConfig = {
@@ -53,6 +79,7 @@ export const DEFAULT_CONFIG: LoopConfig = {
   world: { seedModel: '', experts: [], oodExperts: [], dev: 'world/bench/dev.jsonl', test: 'world/bench/test.jsonl', algorithms: 'algorithms', example: 'algorithms/task_arithmetic.js' },
   baselines: { lambdas: [0.2, 0.4, 0.6, 0.8, 1.0] },
   workers: 2,
+  recursive: false,
 };
 
 export function temperatureAt(cfg: LoopConfig, t: number): number {
@@ -70,7 +97,7 @@ export function resolveConfig(user: unknown, where = 'config'): LoopConfig {
     if (u === undefined) return def;
     if (isObj(def) && path !== 'factory') {
       if (!isObj(u)) throw new Error(`${where}: ${path} must be a mapping`);
-      for (const k of Object.keys(u)) if (!(k in def) && !(path === 'dpo' && (k === 'maxLen' || k === 'command'))) throw new Error(`${where}: unknown key ${path ? path + '.' : ''}${k}`);
+      for (const k of Object.keys(u)) if (!(k in def) && !(path === 'dpo' && (k === 'maxLen' || k === 'command')) && !(path === 'eval' && k === 'server')) throw new Error(`${where}: unknown key ${path ? path + '.' : ''}${k}`);
       const out: Record<string, unknown> = { ...def };
       for (const k of Object.keys(u)) out[k] = merge(def[k], u[k], path ? `${path}.${k}` : k);
       return out;
@@ -99,6 +126,20 @@ export function resolveConfig(user: unknown, where = 'config'): LoopConfig {
   frac(c.pWin, 'pWin');
   frac(c.pLose, 'pLose');
   frac(c.eval.promoteTopFraction, 'eval.promoteTopFraction');
+  if (c.eval.server === null) delete c.eval.server;
+  if (c.eval.server !== undefined) {
+    if (!isObj(c.eval.server)) throw new Error(`${where}: eval.server must be a mapping with command and model`);
+    const s: Record<string, unknown> = { ...c.eval.server };
+    c.eval.server = s as unknown as EvalServerConfig;
+    for (const k of Object.keys(s)) if (!SERVER_KEYS.includes(k)) throw new Error(`${where}: unknown key eval.server.${k} (known: ${SERVER_KEYS.join(', ')})`);
+    for (const k of ['command', 'model']) if (typeof s[k] !== 'string' || !(s[k] as string).trim()) throw new Error(`${where}: eval.server.${k} must be a non-empty string`);
+    if (s.url !== undefined && (typeof s.url !== 'string' || !/^https?:\/\//.test(s.url))) throw new Error(`${where}: eval.server.url must be an http(s) URL (may contain $PORT), got ${JSON.stringify(s.url)}`);
+    if (typeof s.url === 'string' && c.workers > 1 && !/\$\{?PORT\b/.test(s.url)) throw new Error(`${where}: eval.server.url has no $PORT, but with workers: ${c.workers} each worker starts its own server on its own port (use $PORT in url, or workers: 1)`);
+    if (s.readyTimeoutSec === undefined) s.readyTimeoutSec = 600;
+    if (typeof s.readyTimeoutSec !== 'number' || !(s.readyTimeoutSec > 0)) throw new Error(`${where}: eval.server.readyTimeoutSec must be a number > 0, got ${JSON.stringify(s.readyTimeoutSec)}`);
+    if (s.dtype !== undefined && !['F32', 'F16', 'BF16'].includes(s.dtype as string)) throw new Error(`${where}: eval.server.dtype must be F32, F16 or BF16, got ${JSON.stringify(s.dtype)}`);
+    if (s.concurrency !== undefined) posInt(s.concurrency, 'eval.server.concurrency');
+  }
   if (!(c.temperature.t1 >= 0) || !(c.temperature.decay >= 0)) throw new Error(`${where}: temperature.t1 and temperature.decay must be >= 0`);
   if (!(c.dpo.beta > 0) || !(c.dpo.lr > 0) || !(c.dpo.nllAlpha >= 0)) throw new Error(`${where}: dpo.beta and dpo.lr must be > 0, dpo.nllAlpha >= 0`);
   if (!c.world.seedModel) throw new Error(`${where}: world.seedModel is required`);
@@ -110,5 +151,8 @@ export function resolveConfig(user: unknown, where = 'config'): LoopConfig {
   if (c.factory.kind === 'builtin' && !c.factory.dir) throw new Error(`${where}: factory.dir is required for the builtin factory`);
   if (c.factory.kind === 'openai' && (!c.factory.url || !c.factory.model)) throw new Error(`${where}: factory.url and factory.model are required for openai`);
   if (c.factory.kind === 'llamacpp' && !c.factory.path) throw new Error(`${where}: factory.path is required for llamacpp`);
+  if (typeof c.recursive !== 'boolean') throw new Error(`${where}: recursive must be true or false, got ${JSON.stringify(c.recursive)}`);
+  if (c.recursive && c.factory.kind === 'corpus') throw new Error(`${where}: recursive: true needs factory.kind: builtin (the best merged model becomes the next factory, so the factory must be a model loaded from a Hugging Face Llama folder); factory.kind corpus has no model`);
+  if (c.recursive && c.factory.kind !== 'builtin') throw new Error(`${where}: recursive: true with factory.kind ${c.factory.kind} is not supported yet (the loop cannot put the merged model behind a ${c.factory.kind === 'openai' ? 'running endpoint' : 'llama.cpp model path'}); use factory.kind: builtin with a world whose seed model shares the factory's architecture and tokenizer`);
   return c;
 }

@@ -9,25 +9,15 @@
  * continues with the pending work. All randomness derives from the run seed.
  *
  * External DPO trainer (factory kind openai/llamacpp): `dpo.command` is run by `sh -c` with
- * PAIRS (the TRL JSONL path), OUT (an output folder to create) and ITER in the environment. A TRL
- * recipe (LoRA-DPO as in the paper):
- *
- *   python - <<'PY'
- *   import os; from datasets import load_dataset; from trl import DPOConfig, DPOTrainer
- *   from peft import LoraConfig; from transformers import AutoModelForCausalLM, AutoTokenizer
- *   name = os.environ["BASE"]; tok = AutoTokenizer.from_pretrained(name)
- *   model = AutoModelForCausalLM.from_pretrained(name)
- *   ds = load_dataset("json", data_files=os.environ["PAIRS"], split="train")
- *   args = DPOConfig(output_dir=os.environ["OUT"], beta=0.01, learning_rate=1e-6, num_train_epochs=1)
- *   DPOTrainer(model=model, args=args, train_dataset=ds, processing_class=tok,
- *              peft_config=LoraConfig(r=256, lora_alpha=256, task_type="CAUSAL_LM")).train()
- *   PY
- *
- * then serve the merged adapter and point the factory at it for the next iteration.
+ * PAIRS (the TRL JSONL path), OUT (an empty folder to write into; renamed to factory/iter-ITER when
+ * the command succeeds), ITER, and PREV (the previous iteration's trained folder, empty in iteration
+ * 1) in the environment. A llamacpp factory loads the next iteration from OUT/model.gguf (required);
+ * for an openai factory the command must make the server serve the new model itself. A TRL
+ * recipe: docs/real-llm.md.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { isAbsolute, join, relative, resolve } from 'node:path';
 import { stringify as yamlStringify } from 'yaml';
 import { RunStore, writeFileAtomic, type EvaluationRecord, type LeaderboardRow } from '../store/store.ts';
 import { initBackend, loadModel, saveModel, dpoTrain } from '../nn/index.ts';
@@ -35,7 +25,8 @@ import { buildPrompt, loadPromptFiles, openFactory, type AlgorithmFactory, type 
 import { writeReport } from '../report/report.ts';
 import { CorpusSampler, EvolutionSampler, evolutionPool, skipTraining } from './arms.ts';
 import { resolveConfig, temperatureAt, type LoopConfig } from './config.ts';
-import { LocalRunner, WorkerPool, loadProblems, openEvalContext, type EvalSet, type JobRunner, type Scores } from './pool.ts';
+import { LocalRunner, WorkerPool, loadProblems, openEvalContext, type EvalContext, type EvalSet, type JobRunner, type Scores } from './pool.ts';
+import { checkRecursiveWorld, ensureMergedFactory } from './recursive.ts';
 
 export { ProgramEvaluator } from './pool.ts';
 
@@ -137,9 +128,11 @@ export async function runLoop(config: unknown, runDir: string, opts: LoopOptions
     if (!run) {
       if (config === undefined || config === null) throw new Error(`${runDir}: no run here yet; a config is required to start one`);
       cfg = resolveConfig(config);
+      checkRecursiveWorld(cfg, root); // before the run is recorded or anything heavy starts
       run = store.createRun({ name: cfg.name, config: cfg, seed: cfg.seed, evalConfig: { dev: cfg.world.dev, test: cfg.world.test, devSubset: cfg.eval.devSubset, maxTokens: cfg.eval.maxTokens, calculator: cfg.eval.calculator, tensorFilter: cfg.tensorFilter, experts: cfg.world.experts, seedModel: cfg.world.seedModel } });
     } else {
       cfg = resolveConfig(run.config, `${runDir} stored config`);
+      checkRecursiveWorld(cfg, root);
       store.setRunStatus('running');
     }
     const p = (x: string) => resolve(root, x);
@@ -151,12 +144,14 @@ export async function runLoop(config: unknown, runDir: string, opts: LoopOptions
     // every evaluation (candidates, promotion, test, baselines, transfer): in this process (workers = 1, world + sandbox
     // loaded here), or drained by worker processes started once per run (this process then loads no world)
     let runner: JobRunner;
+    let localCtx: EvalContext | null = null; // workers = 1: the runner's context (recursive mode merges with it too)
     if (workers > 1) {
       const pool = new WorkerPool(workers, cfg, root);
       if (run.status !== 'done') pool.start(); // load while the factory samples (a finished run starts them only if a job comes)
       runner = pool;
     } else {
       const ctx = await openEvalContext(cfg, root);
+      localCtx = ctx;
       disposers.push(() => ctx.close());
       runner = new LocalRunner(ctx);
     }
@@ -179,6 +174,7 @@ export async function runLoop(config: unknown, runDir: string, opts: LoopOptions
       if (store.samples(it.id).length === 0) {
         const t0 = performance.now();
         const factory = await openLoopFactory(cfg, root, runDir, t, store);
+        store.updateIteration(it.id, { sampledFrom: samplingSource(factory.name, runDir) });
         try {
           const cands = await factory.sample(prompt, cfg.samplesPerIteration, { temperature, seed: deriveSeed(cfg.seed, `sample:${t}`), maxTokens: factoryMaxTokens(cfg) });
           const lineage = factory instanceof EvolutionSampler ? factory.lastLineage : null; // evolution arm: first parent of each child
@@ -248,6 +244,24 @@ export async function runLoop(config: unknown, runDir: string, opts: LoopOptions
         }
         const pairs = chosen.flatMap((c) => rejected.filter((r) => r.hash !== c.hash && r.score < c.score).map((r) => ({ chosenHash: c.hash, rejectedHash: r.hash, chosenScore: c.score, rejectedScore: r.score, source: c.source })));
         if (pairs.length) store.addPairs(it.id, prompt.text, pairs);
+      }
+
+      // (4a) recursive mode: the merge of this iteration's best program as a full HF folder (recursive.ts) —
+      // the next factory, DPO-trained first when there are pairs. With workers > 1 this process loads
+      // its own world for the merge, only while it writes (freed before the next iteration).
+      if (cfg.recursive && cfg.arm === 'dpo') {
+        check();
+        const t2 = performance.now();
+        const own: { ctx?: EvalContext } = {};
+        try {
+          await ensureMergedFactory({
+            cfg, root, runDir, t, iterationId: it.id, store, seedOf,
+            evaluator: async () => (localCtx ?? (own.ctx ??= await openEvalContext(cfg, root))).ev,
+          });
+        } finally {
+          own.ctx?.close();
+        }
+        timings.mergedFactory = performance.now() - t2;
       }
 
       // (4) DPO on the factory
@@ -366,6 +380,14 @@ async function runBaselines(store: RunStore, runner: JobRunner, drain: <T>(items
   }
 }
 
+/** The iteration's sampled_from: a builtin folder relative to runDir when inside it (absolute otherwise), else the factory's name. */
+function samplingSource(name: string, runDir: string): string {
+  if (!name.startsWith('builtin:')) return name;
+  const dir = resolve(name.slice('builtin:'.length));
+  const rel = relative(resolve(runDir), dir);
+  return rel && !rel.startsWith('..') && !isAbsolute(rel) ? rel : dir;
+}
+
 function factoryMaxTokens(cfg: LoopConfig): number | undefined {
   return cfg.factory.kind === 'corpus' ? undefined : cfg.factory.maxTokens;
 }
@@ -386,8 +408,12 @@ async function openLoopFactory(cfg: LoopConfig, root: string, runDir: string, t:
     }
     case 'openai':
       return openFactory({ kind: 'openai', baseURL: f.url, model: f.model, mode: 'chat', defaultMaxTokens: f.maxTokens });
-    case 'llamacpp':
-      return openFactory({ kind: 'llamacpp', path: f.path, defaultMaxTokens: f.maxTokens });
+    case 'llamacpp': {
+      // after an external DPO step (dpo.command) the trainer's OUT/model.gguf is the next factory
+      const prev = t > 1 && cfg.arm === 'dpo' ? store.iteration(t - 1, 'dpo')?.factoryCheckpoint : null;
+      const path = prev ? join(resolve(runDir, prev), 'model.gguf') : resolve(root, f.path);
+      return openFactory({ kind: 'llamacpp', path, defaultMaxTokens: f.maxTokens });
+    }
   }
 }
 
@@ -396,12 +422,14 @@ export async function trainFactory(cfg: LoopConfig, root: string, runDir: string
   const pairsPath = join(runDir, 'pairs', `iter-${t}.jsonl`);
   const nPairs = store.exportPairsJsonl(iterationId, pairsPath);
   const f = cfg.factory;
-  if (nPairs === 0) return { checkpoint: store.iteration(t - 1, 'dpo')?.factoryCheckpoint ?? null, timings: { dpoSkipped: 1, pairs: 0 } };
+  // recursive mode: DPO starts from (and is referenced to) this iteration's best merge, when there is one
+  const merged = cfg.recursive ? (store.iterationById(iterationId)?.mergedCheckpoint ?? null) : null;
+  if (nPairs === 0) return { checkpoint: merged ?? store.iteration(t - 1, 'dpo')?.factoryCheckpoint ?? null, timings: { dpoSkipped: 1, pairs: 0 } };
   if (f.kind === 'builtin') {
     const rel = join('factory', `iter-${t}`);
     const out = join(runDir, rel);
     if (existsSync(join(out, 'config.json')) && store.dpoSteps(iterationId).length > 0) return { checkpoint: rel, timings: { pairs: nPairs } };
-    const prev = t > 1 ? store.iteration(t - 1, 'dpo')?.factoryCheckpoint : null;
+    const prev = merged ?? (t > 1 ? store.iteration(t - 1, 'dpo')?.factoryCheckpoint : null);
     const src = prev ? resolve(runDir, prev) : resolve(root, f.dir);
     const pol = loadModel(src);
     const ref = loadModel(src);
@@ -423,7 +451,22 @@ export async function trainFactory(cfg: LoopConfig, root: string, runDir: string
   }
   if ((f.kind === 'openai' || f.kind === 'llamacpp') && cfg.dpo.command) {
     const rel = join('factory', `iter-${t}`);
-    execFileSync('sh', ['-c', cfg.dpo.command], { stdio: 'inherit', env: { ...process.env, PAIRS: pairsPath, OUT: join(runDir, rel), ITER: String(t) } });
+    const out = join(runDir, rel);
+    const complete = (dir: string) => existsSync(dir) && (f.kind !== 'llamacpp' || existsSync(join(dir, 'model.gguf')));
+    if (complete(out)) return { checkpoint: rel, timings: { pairs: nPairs } }; // resumed after the trainer finished
+    // the trainer writes into a scratch folder, renamed to factory/iter-t only when it succeeded
+    const partial = join(runDir, 'factory', `.iter-${t}.partial`);
+    rmSync(partial, { recursive: true, force: true });
+    mkdirSync(partial, { recursive: true });
+    const prev = t > 1 ? store.iteration(t - 1, 'dpo')?.factoryCheckpoint : null;
+    try {
+      execFileSync('sh', ['-c', cfg.dpo.command], { stdio: 'inherit', env: { ...process.env, PAIRS: pairsPath, OUT: partial, ITER: String(t), PREV: prev ? resolve(runDir, prev) : '' } });
+    } catch (e) {
+      throw new Error(`dpo.command failed in iteration ${t} (${(e as Error).message.split('\n')[0]}); its output folder was ${partial}`);
+    }
+    if (!complete(partial)) throw new Error(`dpo.command finished but wrote no ${join(partial, 'model.gguf')}: a llamacpp factory loads the next iteration's model from $OUT/model.gguf`);
+    rmSync(out, { recursive: true, force: true });
+    renameSync(partial, out);
     return { checkpoint: rel, timings: { pairs: nPairs } };
   }
   // corpus arm, or no trainer configured: nothing to train (recorded as skipped)

@@ -47,6 +47,8 @@ export class ProgramEvaluator {
     readonly world: MergeWorld,
     readonly sandbox: Sandbox,
     readonly cfg: LoopConfig,
+    /** The seed model's folder (eval.server copies its config and tokenizer files). */
+    readonly seedDir: string = resolve(cfg.world.seedModel),
   ) {}
 
   async mergeFunction(code: string, seed: number): Promise<{ fn: MergeFunction } | { verdict: string; message: string; ms: number }> {
@@ -57,6 +59,13 @@ export class ProgramEvaluator {
   }
 
   async score(weights: Map<string, Float32Array>, problems: EvalProblem[]): Promise<Scores> {
+    const server = this.cfg.eval.server;
+    if (server) {
+      // the real-LLM path: merged checkpoint on disk → the configured server → OpenAI-compatible scoring
+      const { evaluateServed } = await import('./served.ts');
+      const { result: r } = await evaluateServed({ server, seedDir: this.seedDir, config: this.world.config, weights, problems, maxTokens: this.cfg.eval.maxTokens, calculator: this.cfg.eval.calculator });
+      return { strict: r.strict, flexible: r.flexible, families: Object.fromEntries(Object.entries(r.perFamily).map(([k, a]) => [k, a.strict])) };
+    }
     const model = this.world.model(weights);
     try {
       const be = BuiltinBackend.fromModel(model, this.world.tokenizer, { batchSize: this.cfg.eval.batchSize });
@@ -116,10 +125,10 @@ export async function openEvalContext(cfg: LoopConfig, root: string): Promise<Ev
   const subset = dev.slice(0, Math.min(cfg.eval.devSubset, dev.length));
   let ood: ProgramEvaluator | null = null;
   return {
-    world, sandbox, ev: new ProgramEvaluator(world, sandbox, cfg), sets: { subset, dev, test }, close: () => sandbox.close(),
+    world, sandbox, ev: new ProgramEvaluator(world, sandbox, cfg, p(cfg.world.seedModel)), sets: { subset, dev, test }, close: () => sandbox.close(),
     ood: () => {
       if (cfg.world.oodExperts.length === 0) throw new Error('an out-of-domain job, but world.oodExperts is empty');
-      return (ood ??= new ProgramEvaluator(MergeWorld.load(p(cfg.world.seedModel), cfg.world.oodExperts.map(p), cfg.tensorFilter), sandbox, cfg));
+      return (ood ??= new ProgramEvaluator(MergeWorld.load(p(cfg.world.seedModel), cfg.world.oodExperts.map(p), cfg.tensorFilter), sandbox, cfg, p(cfg.world.seedModel)));
     },
   };
 }

@@ -23,7 +23,7 @@ export interface PairOptions {
   /** Prepend bos (default true) / append eos (default true). */
   bos?: boolean;
   eos?: boolean;
-  /** Keep only the last N prompt tokens (what a model with a short context sees; TRL's max_prompt_length, keep_end). */
+  /** Keep only the last N prompt tokens (the end of the prompt: what a model with a short context sees). */
   maxPromptTokens?: number;
 }
 

@@ -60,7 +60,7 @@ test('IPO and NLL term train too; reference log-probs from data are used as give
   const before = margin(m, held);
   // a prompt that fills maxLen leaves nothing to learn: a clear error before any work
   assert.throws(() => dpoTrain(m, tok, [train[0], { ...train[1], prompt: 'x'.repeat(50) }], { steps: 1, lr: 1e-3, batchSize: 2, maxLen: 20, progress: false }), /pair 2: no chosen token within maxLen 20/);
-  // keeping the prompt's last tokens (TRL's max_prompt_length) makes the same pair trainable; with the
+  // keeping the prompt's last tokens makes the same pair trainable; with the
   // byte-level tokenizer the last 5 tokens are the last 5 characters
   const long = { ...train[1], prompt: 'x'.repeat(45) + 'abcde' };
   const cut = referenceLogps(m, tok, [long], 20, { maxPromptLen: 5 });

@@ -181,6 +181,20 @@ CREATE TABLE repeats (
 );
 `,
   },
+  {
+    version: 2,
+    description: 'iterations: factory sampled from; recursive mode merged checkpoint and its program',
+    sql: `
+-- The factory this iteration sampled from: a folder relative to the run folder (factory/iter-T,
+-- factory/merged-iter-T), the configured builtin folder (absolute), or corpus / evolution /
+-- openai:URL#MODEL / llamacpp:PATH. NULL for iterations sampled before this column existed.
+ALTER TABLE iterations ADD COLUMN sampled_from TEXT;
+-- Recursive mode: the folder (relative to the run folder) holding the merge of this iteration's best
+-- program by full dev (ties by hash), and that program.
+ALTER TABLE iterations ADD COLUMN merged_checkpoint TEXT;
+ALTER TABLE iterations ADD COLUMN merged_program TEXT REFERENCES programs(hash);
+`,
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1].version;

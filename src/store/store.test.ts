@@ -8,7 +8,7 @@ import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { createHash } from 'node:crypto';
 import { RunStore, normalizeCode, programHash, evalKeyOf, DB_FILE } from './store.ts';
-import { SCHEMA_VERSION } from './schema.ts';
+import { MIGRATIONS, SCHEMA_VERSION } from './schema.ts';
 import { openDatabase } from './sqlite.ts';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -52,6 +52,30 @@ test('migrations: opening an empty directory creates the schema; reopening is id
   raw.close();
   assert.throws(() => RunStore.open(dir), /schema version 999, newer than this selfdev understands/);
   assert.throws(() => RunStore.open(join(tmp(), 'nothing'), { readonly: true }), /no run database/);
+});
+
+test('migration 2 on a version-1 database: iterations gain sampled_from / merged_checkpoint / merged_program (NULL for old rows)', () => {
+  const dir = tmp();
+  const raw = openDatabase(join(dir, DB_FILE));
+  raw.exec('CREATE TABLE schema_version (version INTEGER PRIMARY KEY, description TEXT NOT NULL, applied_at TEXT NOT NULL)');
+  raw.exec(MIGRATIONS[0]!.sql);
+  raw.prepare("INSERT INTO schema_version VALUES (1, 'initial schema', 'x')").run();
+  raw.prepare("INSERT INTO iterations (arm, t, status, factory_checkpoint, started_at) VALUES ('dpo', 1, 'done', 'factory/iter-1', 'x')").run();
+  raw.close();
+  const s = RunStore.open(dir);
+  try {
+    assert.equal(s.schemaVersion(), 2);
+    const it = s.iteration(1)!;
+    assert.deepEqual([it.factoryCheckpoint, it.sampledFrom, it.mergedCheckpoint, it.mergedProgram], ['factory/iter-1', null, null, null]);
+    const { hash } = s.addSamples([{ iterationId: it.id, code: 'function merge(t) { return t[0]; }' }])[0]!;
+    s.updateIteration(it.id, { sampledFrom: 'factory/merged-iter-0', mergedCheckpoint: 'factory/merged-iter-1', mergedProgram: hash });
+    s.updateIteration(it.id, { status: 'done' }); // other updates keep them
+    const u = s.iteration(1)!;
+    assert.deepEqual([u.factoryCheckpoint, u.sampledFrom, u.mergedCheckpoint, u.mergedProgram], ['factory/iter-1', 'factory/merged-iter-0', 'factory/merged-iter-1', hash]);
+    assert.throws(() => s.updateIteration(it.id, { mergedProgram: 'f'.repeat(64) }), /FOREIGN KEY/);
+  } finally {
+    s.close();
+  }
 });
 
 test('createRun / getRun round trip; a second createRun is refused', () => {

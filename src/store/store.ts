@@ -73,6 +73,12 @@ export interface IterationRecord {
   timings: Record<string, number>;
   startedAt: string;
   finishedAt: string | null;
+  /** The factory this iteration sampled from (see schema.ts, migration 2); null before it was recorded. */
+  sampledFrom: string | null;
+  /** Recursive mode: folder (relative to the run) with the merge of this iteration's best program. */
+  mergedCheckpoint: string | null;
+  /** Recursive mode: the program whose merge is in mergedCheckpoint. */
+  mergedProgram: string | null;
 }
 
 export interface SampleInput {
@@ -404,6 +410,7 @@ function median(xs: number[]): number | null {
 interface IterationRow {
   id: number; arm: string; repeat_index: number; t: number; temperature: number | null; status: IterationStatus;
   n_target: number | null; factory_checkpoint: string | null; timings_json: string; started_at: string; finished_at: string | null;
+  sampled_from: string | null; merged_checkpoint: string | null; merged_program: string | null;
 }
 interface EvaluationRow {
   program_hash: string; eval_key: string; verdict: string; message: string | null; dev_subset: number | null;
@@ -417,6 +424,7 @@ function toIteration(r: IterationRow): IterationRecord {
     id: r.id, arm: r.arm, repeatIndex: r.repeat_index, t: r.t, temperature: r.temperature, status: r.status,
     nTarget: r.n_target, factoryCheckpoint: r.factory_checkpoint, timings: JSON.parse(r.timings_json) as Record<string, number>,
     startedAt: r.started_at, finishedAt: r.finished_at,
+    sampledFrom: r.sampled_from, mergedCheckpoint: r.merged_checkpoint, mergedProgram: r.merged_program,
   };
 }
 
@@ -612,7 +620,7 @@ export class RunStore {
    * Updates an iteration's status and optional fields. Timings are merged into the existing map.
    * Status 'done' or 'failed' also sets finished_at.
    */
-  updateIteration(id: number, u: { status?: IterationStatus; factoryCheckpoint?: string | null; timings?: Record<string, number> }): IterationRecord {
+  updateIteration(id: number, u: { status?: IterationStatus; factoryCheckpoint?: string | null; timings?: Record<string, number>; sampledFrom?: string | null; mergedCheckpoint?: string | null; mergedProgram?: string | null }): IterationRecord {
     return this.transaction(() => {
       const it = this.iterationById(id);
       if (!it) throw new Error(`store: no iteration with id ${id}`);
@@ -620,9 +628,10 @@ export class RunStore {
       for (const [k, v] of Object.entries(timings)) checkScore(`timings.${k}`, v);
       const status = u.status ?? it.status;
       const finished = status === 'done' || status === 'failed' ? (it.finishedAt ?? now()) : null;
+      const keep = <T>(v: T | undefined, old: T) => (v === undefined ? old : v);
       this.db
-        .prepare('UPDATE iterations SET status = ?, factory_checkpoint = ?, timings_json = ?, finished_at = ? WHERE id = ?')
-        .run(status, u.factoryCheckpoint === undefined ? it.factoryCheckpoint : u.factoryCheckpoint, JSON.stringify(timings), finished, id);
+        .prepare('UPDATE iterations SET status = ?, factory_checkpoint = ?, timings_json = ?, finished_at = ?, sampled_from = ?, merged_checkpoint = ?, merged_program = ? WHERE id = ?')
+        .run(status, keep(u.factoryCheckpoint, it.factoryCheckpoint), JSON.stringify(timings), finished, keep(u.sampledFrom, it.sampledFrom), keep(u.mergedCheckpoint, it.mergedCheckpoint), keep(u.mergedProgram, it.mergedProgram), id);
       return this.iterationById(id)!;
     });
   }
