@@ -1,29 +1,24 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { makeTempDir } from '../io/testing.ts';
 import { RunStore } from '../store/store.ts';
-import { initBackend, Llama, makeConfig, saveModel, Tokenizer, train, encodePair } from '../nn/index.ts';
-import { buildPrompt, loadPromptFiles } from '../factory/index.ts';
+import { initBackend, Llama, makeConfig, saveModel, Tokenizer } from '../nn/index.ts';
 import { runLoop } from './controller.ts';
-import { makeMicroWorld } from './testing.ts';
+import { loopPromptAndPrograms, makeMicroWorld, teachPrograms } from './testing.ts';
 
 test('builtin factory through the loop: samples programs, DPO-trains on their pairs, iteration 2 samples from the iteration-1 checkpoint', async () => {
   await initBackend();
   const tmp = makeTempDir('selfdev-loop-builtin-');
   try {
     const w = await makeMicroWorld(tmp.path, { nExperts: 2, nOod: 0, nDev: 4, nTest: 2, trainSteps: 60 });
-    // a tiny code model that has learned three programs after the prompt's last 8 tokens
-    const tok = new Tokenizer();
-    const files = loadPromptFiles(process.cwd(), resolve('algorithms/task_arithmetic.js'));
-    const prompt = buildPrompt({ apiReference: files.apiReference, example: files.example });
-    const tail = tok.decode(tok.encode(prompt.text).slice(-8));
+    // a tiny code model that has learned three programs after the prompt's last 8 tokens:
     // expert 0 alone, expert 1 alone (each answers its half of the problems), and the seed (answers none)
-    const programs = ['taskVectors[0].mul(1)', 'taskVectors[1].mul(1)', 'taskVectors[0].mul(0)'].map((e) => `function merge(taskVectors, ctx) {\n  return ${e};\n}${prompt.stop[0]}`);
-    const cfgM = makeConfig({ vocab_size: tok.vocabSize, hidden_size: 32, num_attention_heads: 2, num_hidden_layers: 1, intermediate_size: 64, max_position_embeddings: 128 });
-    const fm = Llama.init(cfgM, 9);
-    train(fm, tok, programs.map((p) => encodePair(tok, tail, p)), { steps: 250, lr: 1e-2, batchSize: 3, seqLen: 128, seed: 1, progress: false });
+    const tok = new Tokenizer();
+    const { tail, programs } = loopPromptAndPrograms(8, ['taskVectors[0].mul(1)', 'taskVectors[1].mul(1)', 'taskVectors[0].mul(0)']);
+    const fm = Llama.init(makeConfig({ vocab_size: tok.vocabSize, hidden_size: 32, num_attention_heads: 2, num_hidden_layers: 1, intermediate_size: 64, max_position_embeddings: 128 }), 9);
+    teachPrograms(fm, tok, tail, programs, 128);
     const factoryDir = join(tmp.path, 'factory0');
     saveModel(factoryDir, fm, tok);
     fm.dispose();

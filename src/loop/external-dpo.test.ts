@@ -4,11 +4,11 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { makeTempDir } from '../io/testing.ts';
 import { RunStore } from '../store/store.ts';
-import { initBackend, Llama, makeConfig, saveModel, Tokenizer, train, encodePair } from '../nn/index.ts';
+import { initBackend, Llama, makeConfig, saveModel, Tokenizer } from '../nn/index.ts';
 import { exportGguf } from '../nn/export-gguf.ts';
-import { buildPrompt, loadPromptFiles, openFactory } from '../factory/index.ts';
+import { openFactory } from '../factory/index.ts';
 import { deriveSeed, runLoop } from './controller.ts';
-import { makeMicroWorld } from './testing.ts';
+import { loopPromptAndPrograms, makeMicroWorld, teachPrograms } from './testing.ts';
 
 const BIN = resolve('bin/selfdev.mjs');
 const CTX = 128;
@@ -23,12 +23,9 @@ test('llama.cpp factory + external DPO trainer (dpo.command): the command gets P
     const w = await makeMicroWorld(tmp.path, { nExperts: 2, nOod: 0, nDev: 4, nTest: 2, trainSteps: 60 });
     // a tiny code model that writes one of four programs after the prompt's last TAIL tokens, as GGUF
     const tok = new Tokenizer();
-    const files = loadPromptFiles(process.cwd(), resolve('algorithms/task_arithmetic.js'));
-    const prompt = buildPrompt({ apiReference: files.apiReference, example: files.example });
-    const tail = tok.decode(tok.encode(prompt.text).slice(-TAIL));
-    const programs = ['taskVectors[0].mul(1)', 'taskVectors[1].mul(1)', 'taskVectors[0].add(taskVectors[1]).mul(0.5)', 'taskVectors[0].mul(0.7)', 'taskVectors[0].mul(0)'].map((e) => `function merge(taskVectors, ctx) {\n  return ${e};\n}${prompt.stop[0]}`);
+    const { prompt, tail, programs } = loopPromptAndPrograms(TAIL, ['taskVectors[0].mul(1)', 'taskVectors[1].mul(1)', 'taskVectors[0].add(taskVectors[1]).mul(0.5)', 'taskVectors[0].mul(0.7)', 'taskVectors[0].mul(0)']);
     const fm = Llama.init(makeConfig({ vocab_size: tok.vocabSize, hidden_size: 32, num_attention_heads: 2, num_hidden_layers: 1, intermediate_size: 64, max_position_embeddings: CTX }), 9);
-    train(fm, tok, programs.map((p) => encodePair(tok, tail, p)), { steps: 250, lr: 1e-2, batchSize: 5, seqLen: CTX, seed: 1, progress: false });
+    teachPrograms(fm, tok, tail, programs, CTX);
     const baseHf = join(tmp.path, 'factory0');
     saveModel(baseHf, fm, tok, { dtype: 'F32' });
     fm.dispose();

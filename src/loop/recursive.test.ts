@@ -13,6 +13,7 @@ import { BuiltinFactory } from '../factory/builtin.ts';
 import { deriveSeed, runLoop } from './controller.ts';
 import { resolveConfig, temperatureAt } from './config.ts';
 import { openEvalContext } from './pool.ts';
+import { loopPromptAndPrograms, teachPrograms } from './testing.ts';
 
 const ROOT = process.cwd();
 const files = loadPromptFiles(ROOT, resolve('algorithms/task_arithmetic.js'));
@@ -29,10 +30,9 @@ async function makeFactoryWorld(dir: string) {
   await initBackend();
   const tok = new Tokenizer();
   const cfg = makeConfig({ vocab_size: tok.vocabSize, hidden_size: 32, num_attention_heads: 2, num_hidden_layers: 1, intermediate_size: 64, max_position_embeddings: 160 });
-  const tail = tok.decode(tok.encode(PROMPT.text).slice(-8));
-  const programs = ['taskVectors[0].mul(1)', 'taskVectors[1].mul(1)', 'taskVectors[0].mul(0)'].map((e) => `function merge(taskVectors, ctx) {\n  return ${e};\n}${PROMPT.stop[0]}`);
+  const { tail, programs } = loopPromptAndPrograms(8, ['taskVectors[0].mul(1)', 'taskVectors[1].mul(1)', 'taskVectors[0].mul(0)'], ROOT);
   const seed = Llama.init(cfg, 9);
-  train(seed, tok, programs.map((p) => encodePair(tok, tail, p)), { steps: 250, lr: 1e-2, batchSize: 3, seqLen: 128, seed: 1, progress: false });
+  teachPrograms(seed, tok, tail, programs, 128);
   const base = seed.getWeights();
   saveModel(join(dir, 'seed'), seed, tok);
   seed.dispose();

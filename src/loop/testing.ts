@@ -3,6 +3,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { initBackend, Llama, makeConfig, saveModel, Tokenizer, Rng, train, encodePair } from '../nn/index.ts';
 import { buildPrompt } from '../eval/prompt.ts';
+import { buildPrompt as buildFactoryPrompt, loadPromptFiles, type FactoryPrompt } from '../factory/index.ts';
 
 export interface MicroWorld {
   seedModel: string;
@@ -69,4 +70,23 @@ export function processAlive(pid: number): boolean {
   } catch {
     return false;
   }
+}
+
+/**
+ * For loop tests with a model factory: the loop's factory prompt (example algorithms/task_arithmetic.js),
+ * its last `tailTokens` tokens under the byte-level tokenizer, and `exprs` as the merge programs a
+ * factory writes (`return EXPR;`, closed by the prompt's stop string).
+ */
+export function loopPromptAndPrograms(tailTokens: number, exprs: string[], root = process.cwd()): { prompt: FactoryPrompt; tail: string; programs: string[] } {
+  const files = loadPromptFiles(root, join(root, 'algorithms', 'task_arithmetic.js'));
+  const prompt = buildFactoryPrompt({ apiReference: files.apiReference, example: files.example });
+  const tok = new Tokenizer();
+  const tail = tok.decode(tok.encode(prompt.text).slice(-tailTokens));
+  const programs = exprs.map((e) => `function merge(taskVectors, ctx) {\n  return ${e};\n}${prompt.stop[0]}`);
+  return { prompt, tail, programs };
+}
+
+/** Trains `model` in place (250 steps, lr 1e-2, seed 1) to write one of `programs` after `tail`. */
+export function teachPrograms(model: Llama, tok: Tokenizer, tail: string, programs: string[], seqLen: number): void {
+  train(model, tok, programs.map((p) => encodePair(tok, tail, p)), { steps: 250, lr: 1e-2, batchSize: programs.length, seqLen, seed: 1, progress: false });
 }
