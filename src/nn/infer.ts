@@ -20,7 +20,7 @@
  * caches outgrow the L2/L3 caches), so questions/s per CPU-second hardly grow with the batch size.
  */
 import { native } from '../tensor/native.ts';
-import type { Llama, LlamaConfig } from './model.ts';
+import { ropeTables, type Llama, type LlamaConfig } from './model.ts';
 
 /** Addon entry points used here (native/infer.cc); absent from older builds of the addon. */
 interface InferKernels {
@@ -178,19 +178,8 @@ export class InferModel {
 
   /** Rotary tables for positions 0..P-1 (like model.ts, positions past max_position_embeddings are allowed). */
   ensurePositions(P: number): void {
-    const d = this.config.head_dim;
-    const half = d / 2;
-    if (this.cos.length >= P * half) return;
-    this.cos = new Float32Array(P * half);
-    this.sin = new Float32Array(P * half);
-    for (let i = 0; i < half; i++) {
-      const inv = 1 / Math.pow(this.config.rope_theta, (2 * i) / d);
-      for (let t = 0; t < P; t++) {
-        const a = t * inv;
-        this.cos[t * half + i] = Math.cos(a);
-        this.sin[t * half + i] = Math.sin(a);
-      }
-    }
+    if (this.cos.length >= (P * this.config.head_dim) / 2) return;
+    ({ cos: this.cos, sin: this.sin } = ropeTables(this.config, P));
   }
 
   /**

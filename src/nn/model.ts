@@ -136,9 +136,7 @@ export class Llama {
   private constructor(config: LlamaConfig, params: Map<string, Variable>) {
     this.config = config;
     this.params = params;
-    const d = config.head_dim;
-    this.invFreq = new Float64Array(d / 2);
-    for (let i = 0; i < d / 2; i++) this.invFreq[i] = 1 / Math.pow(config.rope_theta, (2 * i) / d);
+    this.invFreq = ropeInvFreq(config);
   }
 
   /** Random init: N(0, 0.02), o_proj/down_proj N(0, 0.02/sqrt(2L)), norms 1. Same seed → same weights. */
@@ -296,4 +294,28 @@ export class Llama {
     const logits = this.lin(x, cfg.tie_word_embeddings ? 'model.embed_tokens.weight' : 'lm_head.weight', inf);
     return { logits, cache: opts.cache ? { k: newK, v: newV, length: Tk } : undefined };
   }
+}
+
+/** Rotary inverse frequencies 1 / θ^(2i/d), i < head_dim/2 (double precision). */
+export function ropeInvFreq(config: LlamaConfig): Float64Array {
+  const d = config.head_dim;
+  const inv = new Float64Array(d / 2);
+  for (let i = 0; i < d / 2; i++) inv[i] = 1 / Math.pow(config.rope_theta, (2 * i) / d);
+  return inv;
+}
+
+/** cos/sin of the rotary angles of positions 0..P-1, [P, head_dim/2] each (the angles `Llama.forward` uses). */
+export function ropeTables(config: LlamaConfig, P: number): { cos: Float32Array<ArrayBuffer>; sin: Float32Array<ArrayBuffer> } {
+  const inv = ropeInvFreq(config);
+  const h = inv.length;
+  const cos = new Float32Array(P * h);
+  const sin = new Float32Array(P * h);
+  for (let t = 0; t < P; t++) {
+    for (let i = 0; i < h; i++) {
+      const a = t * inv[i];
+      cos[t * h + i] = Math.cos(a);
+      sin[t * h + i] = Math.sin(a);
+    }
+  }
+  return { cos, sin };
 }

@@ -17,7 +17,7 @@
  */
 import { native } from '../tensor/native.ts';
 import { getThreads } from '../tensor/kernels.ts';
-import { paramShapes } from './model.ts';
+import { paramShapes, ropeTables } from './model.ts';
 import type { LlamaConfig } from './model.ts';
 import type { Batch } from './data.ts';
 
@@ -149,18 +149,7 @@ export class NativeTrainer {
 
   private tables(T: number): void {
     if (this.ropeT === T) return;
-    const d = this.config.head_dim;
-    const h = d / 2;
-    this.cos = new Float32Array(T * h);
-    this.sin = new Float32Array(T * h);
-    for (let i = 0; i < h; i++) {
-      const f = 1 / Math.pow(this.config.rope_theta, (2 * i) / d);
-      for (let t = 0; t < T; t++) {
-        const a = t * f;
-        this.cos[t * h + i] = Math.cos(a);
-        this.sin[t * h + i] = Math.sin(a);
-      }
-    }
+    ({ cos: this.cos, sin: this.sin } = ropeTables(this.config, T));
     this.ropeT = T;
   }
 
