@@ -52,7 +52,7 @@ Config (YAML; paths relative to the current directory; every key but world.* opt
                                               # + server: { command, model, url?, readyTimeoutSec?, dtype?, concurrency? }:
                                               #   score each merge through an OpenAI-compatible server (env MODEL, PORT)
   topKTest: 15
-  dpo: { beta: 0.01, lr: 1.0e-5, epochs: 2, nllAlpha: 0, batchSize: 4, maxLen: 512, command: "sh train.sh" }
+  dpo: { beta: 0.01, lr: 1.0e-5, epochs: 2, nllAlpha: 0, batchSize: 4, lossType: sigmoid, maxLen: 512, command: "sh train.sh" }
                                               # command: external trainer (openai/llamacpp), env PAIRS, OUT, ITER, PREV;
                                               #   a llamacpp factory loads the next iteration from OUT/model.gguf
   factory: { kind: corpus }                   # or { kind: builtin, dir: DIR, maxTokens, maxPromptTokens }

@@ -44,7 +44,8 @@ export interface LoopConfig {
   /** `server` set: candidates are scored through an OpenAI-compatible server started per candidate (served.ts); unset: in-process. */
   eval: { devSubset: number; promoteTopFraction: number; maxTokens: number; calculator: boolean; batchSize: number; server?: EvalServerConfig };
   topKTest: number;
-  dpo: { beta: number; lr: number; epochs: number; nllAlpha: number; batchSize: number; maxLen?: number; command?: string };
+  /** lossType: 'sigmoid' (DPO, the paper's) or 'ipo' (bounded target margin; builtin factory only). */
+  dpo: { beta: number; lr: number; epochs: number; nllAlpha: number; batchSize: number; lossType: 'sigmoid' | 'ipo'; maxLen?: number; command?: string };
   factory: FactoryConfig;
   world: { seedModel: string; experts: string[]; oodExperts: string[]; dev: string; test: string; algorithms: string; example: string };
   baselines: { lambdas: number[] };
@@ -74,7 +75,7 @@ export const DEFAULT_CONFIG: LoopConfig = {
   tensorFilter: 'mlp',
   eval: { devSubset: 40, promoteTopFraction: 0.25, maxTokens: 96, calculator: true, batchSize: 32 },
   topKTest: 15,
-  dpo: { beta: 0.01, lr: 1e-5, epochs: 2, nllAlpha: 0, batchSize: 4 },
+  dpo: { beta: 0.01, lr: 1e-5, epochs: 2, nllAlpha: 0, batchSize: 4, lossType: 'sigmoid' },
   factory: { kind: 'corpus' },
   world: { seedModel: '', experts: [], oodExperts: [], dev: 'world/bench/dev.jsonl', test: 'world/bench/test.jsonl', algorithms: 'algorithms', example: 'algorithms/task_arithmetic.js' },
   baselines: { lambdas: [0.2, 0.4, 0.6, 0.8, 1.0] },
@@ -142,6 +143,7 @@ export function resolveConfig(user: unknown, where = 'config'): LoopConfig {
   }
   if (!(c.temperature.t1 >= 0) || !(c.temperature.decay >= 0)) throw new Error(`${where}: temperature.t1 and temperature.decay must be >= 0`);
   if (!(c.dpo.beta > 0) || !(c.dpo.lr > 0) || !(c.dpo.nllAlpha >= 0)) throw new Error(`${where}: dpo.beta and dpo.lr must be > 0, dpo.nllAlpha >= 0`);
+  if (c.dpo.lossType !== 'sigmoid' && c.dpo.lossType !== 'ipo') throw new Error(`${where}: dpo.lossType must be sigmoid or ipo, got ${JSON.stringify(c.dpo.lossType)}`);
   if (!c.world.seedModel) throw new Error(`${where}: world.seedModel is required`);
   if (!Array.isArray(c.world.experts) || c.world.experts.length === 0) throw new Error(`${where}: world.experts must list at least one model folder`);
   if (!Array.isArray(c.world.oodExperts)) throw new Error(`${where}: world.oodExperts must be a list`);

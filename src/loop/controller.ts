@@ -440,7 +440,7 @@ export async function trainFactory(cfg: LoopConfig, root: string, runDir: string
       const promptText = f.maxPromptTokens && ids.length > f.maxPromptTokens ? pol.tokenizer.decode(ids.slice(-f.maxPromptTokens)) : prompt.text;
       const pairs = store.pairs(iterationId).map((r) => ({ prompt: promptText, chosen: store.programByHash(r.chosenHash)!.code, rejected: store.programByHash(r.rejectedHash)!.code }));
       const steps = Math.max(1, Math.ceil((pairs.length * cfg.dpo.epochs) / cfg.dpo.batchSize));
-      const log = dpoTrain(pol.model, pol.tokenizer, pairs, { steps, lr: cfg.dpo.lr, batchSize: cfg.dpo.batchSize, beta: cfg.dpo.beta, nllAlpha: cfg.dpo.nllAlpha, seed: deriveSeed(cfg.seed, `dpo:${t}`), maxLen: cfg.dpo.maxLen }, ref.model);
+      const log = dpoTrain(pol.model, pol.tokenizer, pairs, { steps, lr: cfg.dpo.lr, batchSize: cfg.dpo.batchSize, beta: cfg.dpo.beta, lossType: cfg.dpo.lossType, nllAlpha: cfg.dpo.nllAlpha, seed: deriveSeed(cfg.seed, `dpo:${t}`), maxLen: cfg.dpo.maxLen }, ref.model);
       saveModel(out, pol.model, pol.tokenizer);
       store.addDpoSteps(iterationId, log.map((s) => ({ step: s.step, loss: s.loss, rewardsChosen: s['rewards/chosen'], rewardsRejected: s['rewards/rejected'], margin: s['rewards/margins'], accuracy: s['rewards/accuracies'], logpsChosen: s['logps/chosen'], logpsRejected: s['logps/rejected'], lr: s.lr })));
     } finally {

@@ -9,7 +9,7 @@ import { trainFactory } from './controller.ts';
 import { resolveConfig } from './config.ts';
 import { generateProgram } from '../factory/index.ts';
 
-test('factory DPO step (builtin): pairs → TRL JSONL → dpoTrain against the previous factory → checkpoint + dpo_steps; chosen gains on rejected', async () => {
+for (const lossType of ['sigmoid', 'ipo'] as const) test(`factory DPO step (builtin, ${lossType}): pairs → TRL JSONL → dpoTrain against the previous factory → checkpoint + dpo_steps; chosen gains on rejected`, async () => {
   await initBackend();
   const tmp = makeTempDir('selfdev-loop-dpo-');
   try {
@@ -20,7 +20,7 @@ test('factory DPO step (builtin): pairs → TRL JSONL → dpoTrain against the p
     saveModel(factoryDir, m, tok);
     m.dispose();
     const cfg = resolveConfig({
-      seed: 5, dpo: { beta: 0.1, lr: 3e-3, epochs: 4, batchSize: 2, maxLen: 200 },
+      seed: 5, dpo: { beta: 0.1, lr: 3e-3, epochs: 4, batchSize: 2, maxLen: 200, lossType },
       factory: { kind: 'builtin', dir: factoryDir, maxPromptTokens: 12 },
       world: { seedModel: 'x', experts: ['y'] },
     });
@@ -43,6 +43,9 @@ test('factory DPO step (builtin): pairs → TRL JSONL → dpoTrain against the p
       assert.ok(existsSync(join(runDir, 'pairs', 'iter-1.jsonl')));
       const steps = store.dpoSteps(it.id);
       assert.equal(steps.length, Math.ceil((2 * 4) / 2));
+      // first step: policy = reference, so the loss is the loss at zero margin: ln 2, or IPO's (1/(2β))²
+      const atZero = lossType === 'ipo' ? (1 / (2 * 0.1)) ** 2 : Math.LN2;
+      assert.ok(Math.abs(steps[0]!.loss - atZero) < 1e-4 * atZero, `${lossType} first loss ${steps[0]!.loss} vs ${atZero}`);
       // independent check: log-ratio margins of the trained factory against the original
       const src = loadModel(factoryDir);
       const trained = loadModel(join(runDir, r.checkpoint!));
@@ -66,4 +69,9 @@ test('factory DPO step (builtin): pairs → TRL JSONL → dpoTrain against the p
   } finally {
     tmp.cleanup();
   }
+});
+
+test('dpo.lossType is validated', () => {
+  assert.throws(() => resolveConfig({ dpo: { lossType: 'kto' }, world: { seedModel: 'x', experts: ['y'] } }), /dpo\.lossType must be sigmoid or ipo, got "kto"/);
+  assert.equal(resolveConfig({ world: { seedModel: 'x', experts: ['y'] } }).dpo.lossType, 'sigmoid');
 });
