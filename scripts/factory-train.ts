@@ -12,9 +12,10 @@
 import { existsSync, rmSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { replaceDir } from '../src/io/checkpoint.ts';
 import { generateCorpus } from '../src/factory/corpus.ts';
 import {
-  DEFAULT_FACTORY_RECIPE, measurePassRates, readFactoryMeta, replaceDir, trainFactoryModel, validateFactoryRecipe, writeFactoryMeta,
+  DEFAULT_FACTORY_RECIPE, measurePassRates, readFactoryMeta, trainFactoryModel, validateFactoryRecipe, writeFactoryMeta,
 } from '../src/factory/train.ts';
 import type { FactoryMeta, FactoryRecipe } from '../src/factory/train.ts';
 

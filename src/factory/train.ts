@@ -7,7 +7,7 @@
  * Deterministic: corpus, tokenizer, initial weights and batch order are functions of the recipe's
  * seeds, and sampling is seeded, so the same recipe gives the same weights and the same samples.
  */
-import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { initBackend } from '../nn/ops.ts';
 import { Llama, makeConfig, numParams } from '../nn/model.ts';
@@ -369,12 +369,3 @@ export function readFactoryMeta(dir: string): FactoryMeta {
   return j;
 }
 
-/** Replace `target` by the finished folder `staging` (rename; the old folder is removed after). */
-export function replaceDir(staging: string, target: string): void {
-  if (existsSync(target)) {
-    const old = `${staging}.old`;
-    renameSync(target, old);
-    renameSync(staging, target);
-    rmSync(old, { recursive: true, force: true });
-  } else renameSync(staging, target);
-}

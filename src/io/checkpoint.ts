@@ -203,6 +203,20 @@ function openSharded(dir: string, indexPath: string): SafetensorsFile[] {
 }
 
 /** Parses a size like "5GB" (decimal units as in HF: KB, MB, GB, TB), "2GiB", "1.5 MB" or bytes. */
+/**
+ * Replace the folder `target` by the finished folder `staging`: the old folder is renamed aside
+ * first and removed only after `staging` took its place, so `target` is always a complete folder
+ * (or absent when it did not exist before).
+ */
+export function replaceDir(staging: string, target: string): void {
+  if (existsSync(target)) {
+    const old = `${staging}.old`;
+    renameSync(target, old);
+    renameSync(staging, target);
+    rmSync(old, { recursive: true, force: true });
+  } else renameSync(staging, target);
+}
+
 export function parseSize(s: string | number): number {
   if (typeof s === 'number') {
     if (!Number.isFinite(s) || s <= 0) throw new Error(`invalid size ${s}: must be a positive number of bytes`);

@@ -16,9 +16,10 @@
  * recipe: docs/real-llm.md.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { isAbsolute, join, relative, resolve } from 'node:path';
 import { stringify as yamlStringify } from 'yaml';
+import { replaceDir } from '../io/checkpoint.ts';
 import { RunStore, writeFileAtomic, type EvaluationRecord, type LeaderboardRow } from '../store/store.ts';
 import { initBackend, loadModel, saveModel, dpoTrain } from '../nn/index.ts';
 import { buildPrompt, loadPromptFiles, openFactory, type AlgorithmFactory, type FactoryPrompt } from '../factory/index.ts';
@@ -465,8 +466,7 @@ export async function trainFactory(cfg: LoopConfig, root: string, runDir: string
       throw new Error(`dpo.command failed in iteration ${t} (${(e as Error).message.split('\n')[0]}); its output folder was ${partial}`);
     }
     if (!complete(partial)) throw new Error(`dpo.command finished but wrote no ${join(partial, 'model.gguf')}: a llamacpp factory loads the next iteration's model from $OUT/model.gguf`);
-    rmSync(out, { recursive: true, force: true });
-    renameSync(partial, out);
+    replaceDir(partial, out);
     return { checkpoint: rel, timings: { pairs: nPairs } };
   }
   // corpus arm, or no trainer configured: nothing to train (recorded as skipped)

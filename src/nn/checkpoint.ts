@@ -2,9 +2,9 @@
  * Save / load a Llama + tokenizer as a Hugging Face model folder: config.json (as transformers
  * writes LlamaConfig), model.safetensors, generation_config.json and the tokenizer files.
  */
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
-import { Checkpoint } from '../io/checkpoint.ts';
+import { Checkpoint, replaceDir } from '../io/checkpoint.ts';
 import { SafetensorsFile, writeSafetensors } from '../io/safetensors.ts';
 import { decodeToF32, encodeFromF32, torchDTypeName } from '../tensor/dtype.ts';
 import type { FloatDType } from '../tensor/dtype.ts';
@@ -120,12 +120,7 @@ export function saveModel(dir: string, model: Llama, tokenizer: Tokenizer | null
     for (const [name, ts] of Object.entries(opts.extraTensors ?? {})) {
       writeSafetensors(join(tmp, name), [...ts].map(([n, data]) => ({ name: n, dtype: 'F32' as const, shape: [data.length], data: encodeFromF32(data, 'F32') })));
     }
-    if (existsSync(target)) {
-      const old = `${tmp}.old`;
-      renameSync(target, old);
-      renameSync(tmp, target);
-      rmSync(old, { recursive: true, force: true });
-    } else renameSync(tmp, target);
+    replaceDir(tmp, target);
   } catch (e) {
     rmSync(tmp, { recursive: true, force: true });
     throw e;

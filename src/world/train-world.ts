@@ -13,6 +13,7 @@ import { initBackend } from '../nn/ops.ts';
 import { Llama, makeConfig } from '../nn/model.ts';
 import { Tokenizer } from '../nn/tokenizer.ts';
 import { loadModel, saveModel } from '../nn/checkpoint.ts';
+import { replaceDir } from '../io/checkpoint.ts';
 import { encodePair } from '../nn/data.ts';
 import type { Example } from '../nn/data.ts';
 import { train } from '../nn/train.ts';
@@ -158,15 +159,6 @@ function writeMeta(dir: string, recipe: Recipe, stage: Stage, hash: string, resu
   };
   put('README.md', renderCard(recipe, stage, hash, result));
   put(WORLD_JSON, JSON.stringify({ trainer_version: TRAINER_VERSION, recipe: recipe.name, hash, model: recipe.model, dtype: recipe.dtype, stage, result }, null, 2) + '\n');
-}
-
-function replaceDir(tmp: string, target: string): void {
-  if (existsSync(target)) {
-    const old = `${tmp}.old`;
-    renameSync(target, old);
-    renameSync(tmp, target);
-    rmSync(old, { recursive: true, force: true });
-  } else renameSync(tmp, target);
 }
 
 /**
