@@ -1,18 +1,18 @@
-// Writes the tiny world's shipped benchmark splits: world/bench/dev.jsonl and world/bench/test.jsonl.
+// Writes the tiny world's shipped benchmark splits: world/bench/{dev,test,select}.jsonl.
 // Usage: npx tsx scripts/make-bench.ts [--check] [--out DIR]
 //   --check  only compare the files with a fresh generation (exit 1 if they differ)
 import { mkdirSync, readFileSync, renameSync, writeFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { makeBenchmark, toJsonl, BENCH_FAMILIES, DEFAULT_BENCH_SEED } from '../src/world/bench.ts';
+import { makeBenchmark, toJsonl, BENCH_FAMILIES, DEFAULT_BENCH_SEED, SPLITS } from '../src/world/bench.ts';
 
 const root = join(fileURLToPath(import.meta.url), '..', '..');
 const { values } = parseArgs({ options: { check: { type: 'boolean', default: false }, out: { type: 'string', default: join(root, 'world', 'bench') } } });
 const outDir = values.out as string;
 const bench = makeBenchmark(DEFAULT_BENCH_SEED);
 let bad = 0;
-for (const split of ['dev', 'test'] as const) {
+for (const split of SPLITS) {
   const text = toJsonl(bench[split]);
   const file = join(outDir, `${split}.jsonl`);
   if (values.check) {
@@ -27,5 +27,5 @@ for (const split of ['dev', 'test'] as const) {
   renameSync(tmp, file);
   console.error(`wrote ${file} (${bench[split].length} problems)`);
 }
-console.log(JSON.stringify({ seed: DEFAULT_BENCH_SEED, families: BENCH_FAMILIES, dev: bench.dev.length, test: bench.test.length, ok: bad === 0 }));
+console.log(JSON.stringify({ seed: DEFAULT_BENCH_SEED, families: BENCH_FAMILIES, dev: bench.dev.length, test: bench.test.length, select: bench.select.length, ok: bad === 0 }));
 process.exit(bad === 0 ? 0 : 1);

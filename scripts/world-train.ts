@@ -12,8 +12,8 @@ import { readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { DEFAULT_RECIPE, validateRecipe } from '../src/world/recipe.ts';
-import type { Recipe } from '../src/world/recipe.ts';
+import { DEFAULT_RECIPE, ROLES, validateRecipe, withSeedOffset } from '../src/world/recipe.ts';
+import type { Recipe, Role } from '../src/world/recipe.ts';
 import { trainWorld } from '../src/world/train-world.ts';
 import type { WorldEvent } from '../src/world/train-world.ts';
 
@@ -26,17 +26,24 @@ const { values } = parseArgs({
     'no-eval': { type: 'boolean', default: false },
     'eval-limit': { type: 'string' },
     'steps-scale': { type: 'string' },
+    'seed-offset': { type: 'string' },
+    'seed-roles': { type: 'string' },
     help: { type: 'boolean', short: 'h', default: false },
   },
   strict: true,
 });
 if (values.help) {
-  console.log('usage: world-train [--out DIR] [--recipe FILE.json] [--only a,b] [--force] [--no-eval] [--eval-limit N] [--steps-scale F]');
+  console.log('usage: world-train [--out DIR] [--recipe FILE.json] [--only a,b] [--force] [--no-eval] [--eval-limit N] [--steps-scale F]\n' +
+    '                   [--seed-offset K [--seed-roles expert,ood,oracle]]   (other training seeds: +1000·K on those roles; default all roles = a second world)');
   process.exit(0);
 }
 
 let recipe: Recipe = values.recipe ? (JSON.parse(readFileSync(values.recipe, 'utf8')) as Recipe) : DEFAULT_RECIPE;
 validateRecipe(recipe);
+if (values['seed-offset'] !== undefined) {
+  const roles = values['seed-roles'] === undefined ? ROLES : (values['seed-roles'].split(',').map((x) => x.trim()) as Role[]);
+  recipe = withSeedOffset(recipe, Number(values['seed-offset']), roles);
+}
 let defaultOut = 'world/models';
 if (values['steps-scale'] !== undefined) {
   const f = Number(values['steps-scale']);

@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { readRegularText } from '../io/files.ts';
 import { parseArgs } from 'node:util';
 import { UsageError, type Command, parseCli } from './command.ts';
 import { uniformAt } from '../tensor/kernels.ts';
@@ -91,7 +92,7 @@ export const command: Command = {
     const file = positionals[0]!;
     let source: string;
     try {
-      source = readFileSync(file, 'utf8');
+      source = readRegularText(file, 'algorithm file', 16 << 20); // a FIFO or folder is refused, not waited on
     } catch (e) {
       throw new UsageError(`cannot read ${file}: ${(e as Error).message}`);
     }

@@ -72,9 +72,9 @@ export const command: Command = {
       const dims = { layers: 4, hidden: 128, intermediate: 344, vocab: 259, heads: 4, kvHeads: 2, dtype: 'BF16' as const };
       console.log(`selfdev demo — work folder ${work}`);
       console.log('1. building a seed model and three fine-tunes (Llama architecture, bf16, HF folders) ...');
-      makeLlamaCheckpoint(join(work, 'seed'), { ...dims, seed: 1, overwrite: true });
+      makeLlamaCheckpoint(join(work, 'seed'), { ...dims, seed: 1, overwrite: true, tokenizer: true });
       for (const [i, name] of ['e1', 'e2', 'e3'].entries())
-        makeLlamaCheckpoint(join(work, name), { ...dims, seed: 10 + i, perturb: { from: join(work, 'seed'), scale: 0.002 }, overwrite: true });
+        makeLlamaCheckpoint(join(work, name), { ...dims, seed: 10 + i, perturb: { from: join(work, 'seed'), scale: 0.002 }, overwrite: true, tokenizer: true });
       const seed = flat(join(work, 'seed'));
       const experts = ['e1', 'e2', 'e3'].map((e) => flat(join(work, e)));
       console.log(`2. merging with ${METHODS.length} methods through YAML configs (streaming engine) ...\n`);

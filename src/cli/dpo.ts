@@ -65,6 +65,8 @@ export const command: Command = {
     const { loadModel, saveModel } = await import('../nn/checkpoint.ts');
     const { dpoTrain, readPairs } = await import('../nn/dpo.ts');
     const pairs = readPairs(values.data!);
+    const { readLlamaFolder } = await import('../io/model-config.ts');
+    readLlamaFolder(values.model!); // the shared reader: config.json and tokenizer.json against the tensors
     await O.initBackend();
     const { model, tokenizer } = loadModel(values.model!);
     if (!tokenizer) throw new UsageError(`${values.model}: no tokenizer.json`);

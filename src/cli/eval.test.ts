@@ -37,7 +37,8 @@ test('eval: clear usage errors', async () => {
     [['--model', join(root, 'nope')], /model folder not found: .*nope/],
     [['--model', model, '--bench', 'gsm9k:x'], /bad bench spec 'gsm9k:x'/],
     [['--model', model, '--bench', 'gsm8k:/no/such.jsonl'], /GSM8k file not found: \/no\/such.jsonl/],
-    [['--model', model, '--split', 'train'], /--split must be dev, test or all/],
+    [['--model', model, '--split', 'train'], /--split must be dev, test, select or all/],
+    [['--model', model, '--bench', 'gsm8k:/no/such.jsonl', '--split', 'select'], /--split select is the tiny world's selection split/],
     [[], /give --model DIR or --endpoint/],
     [['--endpoint', 'http://127.0.0.1:9'], /--model-name/],
     [['--model', model, '--shots', '3'], /zero-shot/],
@@ -82,6 +83,17 @@ test('eval: tiny world with a random model — text and JSON summaries, records 
   const fams = [...new Set(probs.map((p) => p.family!))].sort();
   assert.deepEqual(Object.keys(s.perFamily), fams);
   assert.equal(Object.values(s.perFamily as Record<string, { n: number }>).reduce((a, f) => a + f.n, 0), 6);
+});
+
+test('eval: --split select scores the tiny world\'s selection split', async () => {
+  const out = join(root, 'select.jsonl');
+  const r = await run(['--model', model, '--split', 'select', '--limit', '3', '--max-tokens', '4', '--json', '--out', out]);
+  assert.equal(r.code, 0, r.err);
+  const s = JSON.parse(r.out.split('\n').pop()!);
+  assert.equal(s.split, 'select');
+  assert.equal(s.n, 3);
+  const recs = readFileSync(out, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { question: string });
+  assert.deepEqual(recs.map((x) => x.question), loadProblems({ kind: 'tiny' }, 'select').slice(0, 3).map((p) => p.question));
 });
 
 test('eval: real GSM8k file with few-shot prompts from train.jsonl beside it', { skip: !existsSync('../shared/data/gsm8k/test.jsonl') }, async () => {

@@ -12,8 +12,10 @@ tiny world); --out writes one JSON record per question.
 
 Options:
   --bench B            tiny | gsm8k:PATH (a GSM8k JSONL file)   [tiny]
-  --split S            dev | test | all. tiny: world/bench/{dev,test}.jsonl; gsm8k: dev = 100
-                       problems carved with seed 0, test = the rest                [dev]
+  --split S            dev | test | select | all. tiny: world/bench/{dev,test,select}.jsonl
+                       (select: the 1,000-problem selection split the loop chooses its best
+                       program on; all = dev + test); gsm8k: dev = 100 problems carved with
+                       seed 0, test = the rest, no select                          [dev]
   --limit N            only the first N problems of the split
   --shots K            few-shot examples for gsm8k, drawn per problem from the train file
                        (seeded by --seed and the problem's index; tiny is zero-shot) [5]
@@ -63,7 +65,8 @@ export const command: Command = {
       throw new UsageError((e as Error).message);
     }
     const split = values.split ?? 'dev';
-    if (split !== 'dev' && split !== 'test' && split !== 'all') throw new UsageError(`--split must be dev, test or all, got '${split}'`);
+    if (split !== 'dev' && split !== 'test' && split !== 'select' && split !== 'all') throw new UsageError(`--split must be dev, test, select or all, got '${split}'`);
+    if (split === 'select' && spec.kind !== 'tiny') throw new UsageError(`--split select is the tiny world's selection split; gsm8k:PATH has dev, test and all`);
     if (values.calculator && values['no-calculator']) throw new UsageError('give --calculator or --no-calculator, not both');
     if (values.endpoint && values.model) throw new UsageError('give --model DIR (builtin engine) or --endpoint URL, not both');
     if (!values.endpoint && !values.model) throw new UsageError('give --model DIR or --endpoint URL --model-name NAME');

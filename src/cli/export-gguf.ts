@@ -1,5 +1,7 @@
+import { lstatSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { UsageError, type Command, parseCli } from './command.ts';
+import { checkOutputPath } from '../io/files.ts';
 import { ProgressBar } from './progress.ts';
 
 const usage = `selfdev export-gguf MODEL_DIR OUT.gguf [--dtype f32|f16] [--name NAME] [--verify]
@@ -8,7 +10,7 @@ Converts a Hugging Face Llama folder (config.json, safetensors weights, byte-lev
 tokenizer.json) into a GGUF v3 file that llama.cpp (llama-cli, llama-server, node-llama-cpp,
 Ollama) loads: llama.* metadata from config.json, the vocabulary and merges as a "gpt2" tokenizer,
 Q/K rows permuted to llama.cpp's RoPE layout. The folder is validated first; the output file
-appears only when complete.
+appears only when complete, and never inside the model folder (the input is left as it was).
 
 Options:
   --dtype f32|f16  storage type of the 2-D weights (default f32; norms always stay f32)
@@ -30,6 +32,12 @@ export const command: Command = {
     if (!dir || !out || extra.length > 0) throw new UsageError(`expected MODEL_DIR and OUT.gguf\n\n${usage}`);
     const dtype = parsed.values.dtype ?? 'f32';
     if (dtype !== 'f32' && dtype !== 'f16') throw new UsageError(`--dtype must be f32 or f16, got '${dtype}'`);
+    // the shared reader first: config.json against the tensors, a byte-level BPE tokenizer.json whose
+    // ids fit vocab_size (nothing is sized from config.json before this); then the output must not
+    // touch the model folder
+    const { readLlamaFolder } = await import('../io/model-config.ts');
+    readLlamaFolder(dir);
+    checkGgufOutput(dir, out);
     const { exportGguf } = await import('../nn/export-gguf.ts');
     const bar = new ProgressBar('export-gguf');
     const t0 = performance.now();
@@ -48,3 +56,15 @@ export const command: Command = {
     return 0;
   },
 };
+
+/** OUT.gguf may not be, lie inside or contain the model folder (real paths), nor be an existing folder or special file. */
+function checkGgufOutput(dir: string, out: string): void {
+  checkOutputPath(out, [{ path: dir, what: `the model folder ${dir}` }], 'OUT.gguf');
+  let st;
+  try {
+    st = lstatSync(out);
+  } catch {
+    return;
+  }
+  if (!st.isFile() && !st.isSymbolicLink()) throw new UsageError(`${out}: exists and is not a regular file`);
+}

@@ -56,6 +56,8 @@ export const command: Command = {
     const O = await import('../nn/ops.ts');
     const { loadModel } = await import('../nn/checkpoint.ts');
     const { generate } = await import('../nn/generate.ts');
+    const { readLlamaFolder } = await import('../io/model-config.ts');
+    readLlamaFolder(values.model); // the shared reader: config.json and tokenizer.json against the tensors
     await O.initBackend();
     const { model, tokenizer } = loadModel(values.model);
     if (!tokenizer) throw new UsageError(`${values.model}: no tokenizer.json`);

@@ -4,6 +4,7 @@ import { UsageError, type Command, parseCli } from './command.ts';
 import { Checkpoint } from '../io/checkpoint.ts';
 import { CheckpointError } from '../io/errors.ts';
 import { numelOf } from '../io/safetensors.ts';
+import { configProblems } from '../io/model-config.ts';
 
 const usage = `selfdev inspect MODEL_DIR [--stats] [--json]
 
@@ -106,28 +107,13 @@ function summarizeConfig(c: Record<string, unknown>): ConfigSummary {
   };
 }
 
-/** Consistency of config.json with the tensors present (HF decoder naming). */
-function crossCheck(ck: Checkpoint, s: ConfigSummary): string[] {
-  const w: string[] = [];
-  const layerIds = new Set<number>();
-  for (const n of ck.tensorNames()) {
-    const m = /^model\.layers\.(\d+)\./.exec(n);
-    if (m) layerIds.add(Number(m[1]));
-  }
-  if (s.layers !== null && layerIds.size > 0) {
-    const expected = [...Array(s.layers).keys()];
-    const missing = expected.filter((i) => !layerIds.has(i));
-    const extra = [...layerIds].filter((i) => i >= s.layers!).sort((a, b) => a - b);
-    if (missing.length > 0) w.push(`config.json has num_hidden_layers ${s.layers} but tensors of layer(s) ${missing.slice(0, 5).join(', ')}${missing.length > 5 ? ', …' : ''} are missing`);
-    if (extra.length > 0) w.push(`config.json has num_hidden_layers ${s.layers} but tensors exist for layer(s) ${extra.slice(0, 5).join(', ')}${extra.length > 5 ? ', …' : ''}`);
-  }
-  const emb = ck.has('model.embed_tokens.weight') ? ck.info('model.embed_tokens.weight').shape : null;
-  if (emb && emb.length === 2) {
-    if (s.vocabSize !== null && emb[0] !== s.vocabSize) w.push(`config.json has vocab_size ${s.vocabSize} but model.embed_tokens.weight has ${emb[0]} rows`);
-    if (s.hiddenSize !== null && emb[1] !== s.hiddenSize) w.push(`config.json has hidden_size ${s.hiddenSize} but model.embed_tokens.weight has ${emb[1]} columns`);
-  }
-  if (s.tieWordEmbeddings === false && emb && !ck.has('lm_head.weight')) w.push('config.json says tie_word_embeddings false but there is no lm_head.weight');
-  return w;
+/**
+ * Consistency of config.json with the tensors present (HF decoder naming), from the shared reader
+ * that eval, export-gguf, merge and the loop refuse on (inspect reports them). Bounded by the tensors
+ * the checkpoint holds, whatever sizes the config claims.
+ */
+function crossCheck(ck: Checkpoint): string[] {
+  return configProblems(ck.config!, ck);
 }
 
 const FLOAT_DTYPES = new Set(['F32', 'F16', 'BF16', 'F64']);
@@ -167,7 +153,7 @@ export function inspectCheckpoint(dir: string, opts: { stats?: boolean } = {}): 
       bytesByDtype,
       config,
       auxFiles: ck.auxFiles(),
-      warnings: config ? crossCheck(ck, config) : [],
+      warnings: config ? crossCheck(ck) : [],
       tensors,
     };
   } finally {

@@ -44,7 +44,8 @@ export async function main(argv: string[]): Promise<number> {
       return 2;
     }
     const e = err as Error;
-    console.error(`selfdev ${name}: ${e?.message ?? String(err)}`);
+    // one line: a message that carries a file's bytes or a parser's excerpt has its line breaks folded
+    console.error(`selfdev ${name}: ${String(e?.message ?? err).replace(/\s*[\r\n]+\s*/g, ' ')}`);
     if (process.env.SELFDEV_DEBUG) console.error(e?.stack);
     return 1;
   }

@@ -17,7 +17,10 @@ Options:
   --seed N              seed of random methods (dare_*, della*), default 0
   --threads N           kernel threads, default 2
   --out-shard-size S    largest output shard, e.g. 5GB (default), 500MB
-  --overwrite           replace OUT_DIR if it exists
+  --overwrite           replace OUT_DIR if it exists (never an input: OUT_DIR may not be, contain
+                        or lie inside a model folder, the config or the algorithm it reads)
+  --allow-non-finite    write NaN / ±Inf results (by default the merge stops at the first tensor
+                        that has any, naming it and the count; also allow_non_finite: true)
   --json                print the summary as JSON
 
 merge_method: custom runs a merge algorithm program (docs/algorithm-contract.md), e.g. one that
@@ -39,6 +42,7 @@ export const command: Command = {
           threads: { type: 'string' },
           'out-shard-size': { type: 'string' },
           overwrite: { type: 'boolean' },
+          'allow-non-finite': { type: 'boolean' },
           json: { type: 'boolean' },
         },
       }));
@@ -69,6 +73,7 @@ export const command: Command = {
         seed,
         maxShardBytes,
         overwrite: v.overwrite ?? false,
+        allowNonFinite: v['allow-non-finite'] ?? false,
         custom: custom?.custom,
         onProgress: (p) => bar.update(p.done, p.total, `${formatBytes((p.bytesRead + p.bytesWritten) / Math.max(p.seconds, 1e-9))}/s`),
       });

@@ -1,9 +1,10 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { parse as parseYaml } from 'yaml';
 import { UsageError, parseCli, type Command } from './command.ts';
 import { formatSeconds } from './progress.ts';
+import { readRegularText } from '../io/files.ts';
 import type { LoopEvent } from '../loop/controller.ts';
 import type { Arm } from '../loop/config.ts';
 
@@ -11,9 +12,14 @@ const usage = `selfdev run [CONFIG.yml] --out DIR [--resume]
 selfdev run [CONFIG.yml] --out DIR --arms dpo,random,evolution --repeats R
 
 Runs the Self-Developing loop (sample merge programs → sandbox cascade → in-memory merge onto the
-seed → dev scoring → preference pairs → DPO on the factory), then scores the top-k on test,
-compares with the seed and dev-tuned Task Arithmetic, applies the top-3 to the out-of-domain
-experts, and writes DIR/report.html, DIR/best-algorithm.js and DIR/best-merge.yml.
+seed → dev scoring → preference pairs → DPO on the factory). Then it chooses the best program on a
+separate selection split: the top selectTopK programs by dev are re-scored on world.select and the
+best there is the run's best program (dev screens, select chooses, test only reports). It scores the
+top topKTest by dev, plus that program, on test (every valid program with eval.testAll, to measure
+how the splits agree; never used for a choice), compares with the seed and dev-tuned Task
+Arithmetic, applies the top-3 by dev to the out-of-domain experts, and writes DIR/report.html,
+DIR/best-algorithm.js and DIR/best-merge.yml (the best program). The best test score among the top
+topKTest by dev (the paper's protocol, which selects on test) is reported beside it.
 
 Every finished step is stored in DIR/run.sqlite: after an interruption, rerun with --resume (the
 stored config is used; the config argument may be omitted).
@@ -22,14 +28,18 @@ Experiment (with --arms and/or --repeats): each (arm, repeat) is its own resumab
 DIR/<arm>/r<k>/ with seed derive(seed, k) — the same per repeat in every arm — with the same budget.
 Arms: dpo (the loop), random (the untrained factory every iteration, no DPO), evolution (iteration 1
 as random, then mutations/recombinations of the best programs so far by dev, no DPO). Then
-DIR/summary.json and DIR/report.html compare the arms: test accuracy of the best-by-dev program,
-mean over repeats with a bootstrap 95% interval (and the paper's best-by-test among the top-k,
-labelled), median dev per iteration. Rerunning the same command continues unfinished runs and
-skips finished ones (no --resume needed; the stored DIR/experiment.json config is used).
+DIR/summary.json and DIR/report.html compare the arms: test accuracy of each run's best program
+(chosen on the selection split), mean over repeats with a bootstrap 95% interval, and its margin over
+dev-tuned Task Arithmetic; the best-by-dev program's test accuracy and the paper's best-by-test among
+the top-k (labelled); the dev-vs-test rank correlation per run; median dev per iteration.
+Rerunning the same command continues unfinished runs and skips finished ones (no --resume needed;
+the stored DIR/experiment.json config is used).
 
 Options:
   --out DIR     run folder (required)
   --resume      continue the run in DIR
+  --check       only check the config completely (types, ranges, every path and model folder it
+                names) and exit; nothing is created (a run also checks all this before it starts)
   --json        print the final result as one JSON object
   --arms LIST   experiment arms, comma-separated: dpo, random, evolution (default dpo)
   --repeats R   experiment repeats with different seeds (default 1)
@@ -48,10 +58,12 @@ Config (YAML; paths relative to the current directory; every key but world.* opt
   carryTopK: 3                                # top-k of each earlier iteration, chosen again
   failedAsRejected: false
   tensorFilter: mlp                           # mlp | attention | all | re:REGEX | comma list of kinds
-  eval: { devSubset: 40, promoteTopFraction: 0.25, maxTokens: 96, calculator: true, batchSize: 32 }
+  eval: { devSubset: 40, promoteTopFraction: 0.25, maxTokens: 96, calculator: true, batchSize: 32, testAll: false }
+                                              # testAll: after the choice, score every valid program on test (measurement only)
                                               # + server: { command, model, url?, readyTimeoutSec?, dtype?, concurrency? }:
                                               #   score each merge through an OpenAI-compatible server (env MODEL, PORT)
-  topKTest: 15
+  topKTest: 15                                # top programs by dev scored on test (+ the best program if not among them)
+  selectTopK: 10                              # top programs by dev re-scored on world.select; the best there is the best program
   dpo: { beta: 0.01, lr: 1.0e-5, epochs: 2, nllAlpha: 0, batchSize: 4, lossType: sigmoid, maxLen: 512, command: "sh train.sh" }
                                               # command: external trainer (openai/llamacpp), env PAIRS, OUT, ITER, PREV;
                                               #   a llamacpp factory loads the next iteration from OUT/model.gguf
@@ -64,6 +76,8 @@ Config (YAML; paths relative to the current directory; every key but world.* opt
     oodExperts: [models/o1]
     dev: world/bench/dev.jsonl
     test: world/bench/test.jsonl
+    select: world/bench/select.jsonl          # selection split: disjoint from dev and test, same benchmark (required
+                                              #   when dev/test are not the tiny world's)
     algorithms: algorithms                    # human algorithms (corpus arm)
     example: algorithms/task_arithmetic.js    # the prompt's one-shot example
   baselines: { lambdas: [0.2, 0.4, 0.6, 0.8, 1.0] }
@@ -75,13 +89,19 @@ export const command: Command = {
   usage,
   async run(args) {
     const { values, positionals } = parseCli(() =>
-      parseArgs({ args, options: { out: { type: 'string' }, resume: { type: 'boolean' }, json: { type: 'boolean' }, arms: { type: 'string' }, repeats: { type: 'string' } }, allowPositionals: true }),
+      parseArgs({ args, options: { out: { type: 'string' }, resume: { type: 'boolean' }, json: { type: 'boolean' }, arms: { type: 'string' }, repeats: { type: 'string' }, check: { type: 'boolean' } }, allowPositionals: true }),
     );
     if (positionals.length > 1) throw new UsageError(`unexpected argument '${positionals[1]}'`);
+    if (values.check) {
+      if (!positionals[0]) throw new UsageError('--check needs the CONFIG.yml to check');
+      await readConfigFile(positionals[0]);
+      process.stdout.write(`${positionals[0]}: config OK\n`);
+      return 0;
+    }
     if (!values.out) throw new UsageError('--out DIR is required');
     const out = resolve(values.out);
     if (values.arms !== undefined || values.repeats !== undefined) return runExperimentCli(positionals[0], out, values);
-    const exists = existsSync(join(out, 'run.sqlite'));
+    const exists = await holdsRun(out);
     if (exists && !values.resume) throw new UsageError(`${values.out} already holds a run; pass --resume to continue it (or choose another --out)`);
     if (!exists && values.resume && positionals.length === 0) throw new UsageError(`${values.out} holds no run to resume; give a CONFIG.yml to start one`);
     let config: unknown;
@@ -117,34 +137,67 @@ export const command: Command = {
     }
     if (tty) process.stderr.write('\r\x1b[K');
     if (values.json) {
-      process.stdout.write(JSON.stringify({ runDir: result.runDir, best: result.best && { hash: result.best.hash, dev: result.best.devStrict, test: result.best.testStrict }, baselines: result.baselines, report: result.reportPath }) + '\n');
+      const row = (r: typeof result.best) => r && { hash: r.hash, dev: r.devStrict, select: r.selectStrict, test: r.testStrict };
+      process.stdout.write(JSON.stringify({ runDir: result.runDir, best: row(result.best), bestByTestTopK: row(result.bestByTestTopK), baselines: result.baselines, report: result.reportPath }) + '\n');
       return 0;
     }
     const pct = (x: number | null) => (x === null ? '   -' : (100 * x).toFixed(1).padStart(5));
-    const lines = ['rank  program       dev   test', ...result.leaderboard.map((r) => `${String(r.rank).padStart(4)}  ${r.hash.slice(0, 12)}  ${pct(r.devStrict)}  ${pct(r.testStrict)}`), '', 'baselines                    dev   test', ...result.baselines.map((b) => `${b.name.padEnd(28)} ${pct(b.devStrict)}  ${pct(b.testStrict)}`), ''];
-    if (result.best) lines.push(`best: ${result.best.hash.slice(0, 12)} (dev ${pct(result.best.devStrict).trim()}, test ${pct(result.best.testStrict).trim()}) → ${join(out, 'best-algorithm.js')}, ${join(out, 'best-merge.yml')}`);
+    const lines = ['rank  program       dev   test  select', ...result.leaderboard.map((r) => `${String(r.rank).padStart(4)}  ${r.hash.slice(0, 12)}  ${pct(r.devStrict)}  ${pct(r.testStrict)}   ${pct(r.selectStrict)}`), '', 'baselines                    dev   test', ...result.baselines.map((b) => `${b.name.padEnd(28)} ${pct(b.devStrict)}  ${pct(b.testStrict)}`), ''];
+    const scores = (r: NonNullable<typeof result.best>) => `dev ${pct(r.devStrict).trim()}, select ${pct(r.selectStrict).trim()}, test ${pct(r.testStrict).trim()}`;
+    if (result.best) lines.push(`best (chosen on the selection split): ${result.best.hash.slice(0, 12)} (${scores(result.best)}) → ${join(out, 'best-algorithm.js')}, ${join(out, 'best-merge.yml')}`);
+    if (result.bestByTestTopK) lines.push(`best test among the top ${result.leaderboard.length} by dev (paper protocol; selects on test, optimistic): ${result.bestByTestTopK.hash.slice(0, 12)} (${scores(result.bestByTestTopK)})`);
     lines.push(`report: ${result.reportPath}`);
     process.stdout.write(lines.join('\n') + '\n');
     return 0;
   },
 };
 
-/** A loop config file: parsed and validated, every problem a UsageError naming the file. */
+/**
+ * A loop config file: parsed and validated completely — types, ranges and every path it names (model
+ * folders through the shared model reader) — before any run folder or store is created; every
+ * problem a UsageError naming the file.
+ */
 async function readConfigFile(file: string): Promise<unknown> {
   if (!existsSync(file)) throw new UsageError(`config file not found: ${file}`);
+  let text: string;
+  try {
+    text = readRegularText(file, 'config file', 16 << 20);
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
   let config: unknown;
   try {
-    config = parseYaml(readFileSync(file, 'utf8'));
+    config = parseYaml(text);
   } catch (e) {
     throw new UsageError(`${file}: not valid YAML: ${(e as Error).message.split('\n')[0]}`);
   }
   const { resolveConfig } = await import('../loop/config.ts');
+  const { checkRunPaths } = await import('../loop/config-check.ts');
   try {
-    resolveConfig(config, file);
+    await checkRunPaths(resolveConfig(config, file), process.cwd(), file);
   } catch (e) {
-    throw new UsageError((e as Error).message);
+    throw new UsageError((e as Error).message.split('\n')[0]!);
   }
   return config;
+}
+
+/** Whether DIR/run.sqlite holds a run (a store left without one by an interrupted start does not). */
+async function holdsRun(out: string): Promise<boolean> {
+  if (!existsSync(join(out, 'run.sqlite'))) return false;
+  const { RunStore } = await import('../store/store.ts');
+  let store;
+  try {
+    store = RunStore.open(out, { readonly: true });
+  } catch {
+    return true; // unreadable: let the loop report it
+  }
+  try {
+    return store.getRun() !== undefined;
+  } catch {
+    return true;
+  } finally {
+    store.close();
+  }
 }
 
 /** The TTY progress line of a run: iteration, evaluations done, pass rate, dev best/median, ETA. */
@@ -258,13 +311,15 @@ async function runExperimentCli(configFile: string | undefined, out: string, val
   }
   if (tty) process.stderr.write('\r\x1b[K');
   if (values.json) {
-    process.stdout.write(JSON.stringify({ summary: join(out, 'summary.json'), report: join(out, 'report.html'), perArm: summary.perArm.map((a) => ({ arm: a.arm, finished: a.finished, testBestByDev: a.testBestByDev, testBestByTestTopK: a.testBestByTestTopK })) }) + '\n');
+    process.stdout.write(JSON.stringify({ summary: join(out, 'summary.json'), report: join(out, 'report.html'), perArm: summary.perArm.map((a) => ({ arm: a.arm, finished: a.finished, testBestBySelect: a.testBestBySelect, marginBySelectVsTa: a.marginBySelectVsTa, testBestByDev: a.testBestByDev, testBestByTestTopK: a.testBestByTestTopK })) }) + '\n');
     return 0;
   }
   const pct = (x: number | null) => (x === null ? '-' : (100 * x).toFixed(1));
   const ci = (e: { ci: { lo: number; hi: number } | null }) => (e.ci ? `[${pct(e.ci.lo)}, ${pct(e.ci.hi)}]` : '');
-  const lines = ['arm          runs  test(best by dev) mean [95% CI]     best test in top-k (paper, optimistic)'];
-  for (const a of summary.perArm) lines.push(`${a.arm.padEnd(12)} ${`${a.finished}/${a.repeats}`.padStart(4)}  ${pct(a.testBestByDev.mean).padStart(5)} ${ci(a.testBestByDev).padEnd(24)}  ${pct(a.testBestByTestTopK.mean).padStart(5)} ${ci(a.testBestByTestTopK)}`);
+  const pts = (x: number | null) => (x === null ? '-' : `${x >= 0 ? '+' : '-'}${(100 * Math.abs(x)).toFixed(1)}`);
+  const ciPts = (e: { ci: { lo: number; hi: number } | null }) => (e.ci ? `[${pts(e.ci.lo)}, ${pts(e.ci.hi)}]` : '');
+  const lines = ['arm          runs  test(best, chosen on select) [95% CI]  vs Task Arithmetic [95% CI]    test(best by dev) [95% CI]     best test in top-k (paper, optimistic)'];
+  for (const a of summary.perArm) lines.push(`${a.arm.padEnd(12)} ${`${a.finished}/${a.repeats}`.padStart(4)}  ${pct(a.testBestBySelect.mean).padStart(5)} ${ci(a.testBestBySelect).padEnd(31)}  ${pts(a.marginBySelectVsTa.mean).padStart(5)} ${ciPts(a.marginBySelectVsTa).padEnd(24)}  ${pct(a.testBestByDev.mean).padStart(5)} ${ci(a.testBestByDev).padEnd(24)}  ${pct(a.testBestByTestTopK.mean).padStart(5)} ${ci(a.testBestByTestTopK)}`);
   lines.push('', `summary: ${join(out, 'summary.json')}`, `report: ${join(out, 'report.html')}`);
   process.stdout.write(lines.join('\n') + '\n');
   return 0;

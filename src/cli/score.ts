@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { readRegularText } from '../io/files.ts';
 import { parseArgs } from 'node:util';
 import { UsageError, type Command, parseCli } from './command.ts';
 import { scoreResponse, type Variant } from '../eval/scoring.ts';
@@ -81,7 +81,7 @@ export const command: Command = {
     if (variant !== 'gsm8k' && variant !== 'gsm8k_cot') throw new UsageError(`--variant must be gsm8k or gsm8k_cot, got ${parsed.values.variant}`);
     let text: string;
     try {
-      text = readFileSync(file, 'utf8');
+      text = readRegularText(file, 'completions file');
     } catch (e) {
       throw new Error(`cannot read ${file}: ${(e as Error).message}`);
     }

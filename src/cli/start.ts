@@ -7,10 +7,11 @@ import { command as runCommand } from './run.ts';
 const usage = `selfdev start [--out DIR] [--config FILE] [--json]
 
 The embedded default (what \`npm start\` runs): the Self-Developing loop on the shipped tiny world
-(world/models: seed M0, experts E1–E3, out-of-domain experts X1–X2) with the shipped builtin code
+(world/models: seed M0, experts E1–E3, out-of-domain experts X1–X2; world/models-2 is a second world by the same recipe) with the shipped builtin code
 model as the algorithm factory (factory/model), configured by configs/embedded.yml — 3 iterations of
-sample → sandbox → merge → dev score → preference pairs → DPO, then the top programs on test, the
-dev-tuned Task Arithmetic baseline and the transfer test. Ends with the result table, the median
+sample → sandbox → merge → dev score → preference pairs → DPO, then the choice of the best program
+on the selection split (world/bench/select.jsonl), the top programs on test, the dev-tuned Task
+Arithmetic baseline and the transfer test. Ends with the result table, the median
 dev score of valid programs per iteration, and the report's path.
 
 If DIR already holds this run, it is resumed (a finished run just prints its result again; delete

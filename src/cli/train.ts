@@ -1,4 +1,5 @@
 import { existsSync, readFileSync } from 'node:fs';
+import { readRegularText } from '../io/files.ts';
 import { parseArgs } from 'node:util';
 import YAML from 'yaml';
 import { UsageError, type Command, parseCli } from './command.ts';
@@ -30,7 +31,12 @@ Options:
 
 export function readConfigFile(path: string): Record<string, any> {
   if (!existsSync(path)) throw new UsageError(`config file not found: ${path}`);
-  const text = readFileSync(path, 'utf8');
+  let text: string;
+  try {
+    text = readRegularText(path, 'config file', 16 << 20);
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
   let obj: unknown;
   try {
     obj = /\.ya?ml$/i.test(path) ? YAML.parse(text) : JSON.parse(text);
@@ -81,6 +87,8 @@ export const command: Command = {
     let model: LlamaT;
     let tok: TokenizerT;
     if (c.init_from !== undefined) {
+      const { readLlamaFolder } = await import('../io/model-config.ts');
+      readLlamaFolder(c.init_from); // the shared reader: config.json and tokenizer.json against the tensors
       const r = loadModel(c.init_from);
       if (!r.tokenizer) throw new UsageError(`${c.init_from}: no tokenizer.json`);
       model = r.model;

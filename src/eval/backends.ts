@@ -194,6 +194,10 @@ export class BuiltinBackend implements EvalBackend {
     if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new Error(`model folder not found: ${dir}`);
     if (!existsSync(join(dir, 'config.json'))) throw new Error(`${dir}: not a model folder (no config.json)`);
     if (!existsSync(join(dir, 'tokenizer.json'))) throw new Error(`${dir}: no tokenizer.json (the builtin engine needs the model's tokenizer)`);
+    // the shared reader: config.json checked against the tensors, tokenizer.json against the vocabulary,
+    // before the engine sizes anything from them
+    const { readLlamaFolder } = await import('../io/model-config.ts');
+    readLlamaFolder(dir);
     const O = await import('../nn/ops.ts');
     const { loadModel } = await import('../nn/checkpoint.ts');
     await O.initBackend();

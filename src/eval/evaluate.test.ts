@@ -85,6 +85,16 @@ test('bench specs and splits', () => {
   assert.ok(dev.every((p) => typeof p.family === 'string'));
   assert.equal(loadProblems({ kind: 'tiny' }, 'all').length, dev.length + loadGsm8k(tinyBenchFile('test')).length);
   assert.throws(() => loadProblems({ kind: 'gsm8k', path: '/nonexistent/x.jsonl' }, 'dev'), /GSM8k file not found: \/nonexistent\/x.jsonl/);
+  // the selection split: 1,000 shipped problems, disjoint from dev and test, every family; 'all' stays dev + test
+  const select = loadProblems({ kind: 'tiny' }, 'select');
+  assert.equal(select.length, 1000);
+  assert.equal(select.length, loadGsm8k(tinyBenchFile('select')).length);
+  assert.deepEqual(select.map((p) => p.index), Array.from({ length: 1000 }, (_, i) => i));
+  const seen = new Set([...dev, ...loadProblems({ kind: 'tiny' }, 'test')].map((p) => p.question));
+  assert.equal(select.filter((p) => seen.has(p.question)).length, 0, 'select shares no question with dev or test');
+  assert.deepEqual([...new Set(select.map((p) => p.family))].sort(), [...new Set(dev.map((p) => p.family))].sort());
+  assert.throws(() => loadProblems({ kind: 'gsm8k', path: '/a/b.jsonl' }, 'select'), /a GSM8k file has no selection split/);
+  assert.throws(() => loadProblems({ kind: 'tiny' }, 'train' as never), /unknown split 'train': expected dev, test, select, all/);
   const real = '../shared/data/gsm8k/test.jsonl';
   if (existsSync(real)) {
     const d = loadProblems({ kind: 'gsm8k', path: real }, 'dev');

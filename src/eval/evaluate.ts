@@ -15,6 +15,7 @@ import { buildPrompt, cutAtStop, selectShots, STOP_STRINGS, DEFAULT_NUM_SHOTS } 
 import type { QA } from './prompt.ts';
 import { scoreResponse } from './scoring.ts';
 import type { EvalBackend, FinishReason } from './backends.ts';
+import type { SplitName } from '../world/bench.ts';
 
 export interface EvalProblem extends GsmDoc {
   /** Position in the source file (0-based); seeds the problem's shot set. */
@@ -138,7 +139,9 @@ export async function evaluate(backend: EvalBackend, problems: readonly EvalProb
 // ------------------------------------------------------------------------------ bench specs
 
 export type BenchSpec = { kind: 'tiny' } | { kind: 'gsm8k'; path: string };
-export type Split = 'dev' | 'test' | 'all';
+/** A shipped split (dev: screening, select: choosing the best program, test: reporting), or 'all' = dev + test. */
+export type Split = SplitName | 'all';
+export const SPLIT_NAMES: readonly Split[] = ['dev', 'test', 'select', 'all'];
 
 /** Parse `tiny` or `gsm8k:PATH`. */
 export function parseBenchSpec(s: string): BenchSpec {
@@ -147,8 +150,8 @@ export function parseBenchSpec(s: string): BenchSpec {
   throw new Error(`bad bench spec '${s}': expected 'tiny' or 'gsm8k:PATH' (a GSM8k JSONL file)`);
 }
 
-/** The shipped tiny-world benchmark file of a split. */
-export function tinyBenchFile(split: 'dev' | 'test'): string {
+/** The shipped tiny-world benchmark file of a split (world/bench/{dev,test,select}.jsonl). */
+export function tinyBenchFile(split: SplitName): string {
   return fileURLToPath(new URL(`../../world/bench/${split}.jsonl`, import.meta.url));
 }
 
@@ -157,13 +160,15 @@ export const GSM8K_DEV_SIZE = 100;
 export const GSM8K_SPLIT_SEED = 0;
 
 /**
- * Problems of a bench + split. Tiny world: the shipped `world/bench/{dev,test}.jsonl` ('all' = both).
- * GSM8k file: 'dev' = 100 problems carved by splitDevTest(seed 0), 'test' = the rest, 'all' = the
- * whole file; each problem keeps its file index.
+ * Problems of a bench + split. Tiny world: the shipped `world/bench/{dev,test,select}.jsonl` ('all' =
+ * dev + test, as before the selection split existed). GSM8k file: 'dev' = 100 problems carved by
+ * splitDevTest(seed 0), 'test' = the rest, 'all' = the whole file; each problem keeps its file index.
+ * A GSM8k file has no selection split ('select' is an error).
  */
 export function loadProblems(spec: BenchSpec, split: Split): EvalProblem[] {
+  if (!SPLIT_NAMES.includes(split)) throw new Error(`unknown split '${String(split)}': expected ${SPLIT_NAMES.join(', ')}`);
   if (spec.kind === 'tiny') {
-    const splits: Array<'dev' | 'test'> = split === 'all' ? ['dev', 'test'] : [split];
+    const splits: SplitName[] = split === 'all' ? ['dev', 'test'] : [split];
     const out: EvalProblem[] = [];
     for (const s of splits) {
       const f = tinyBenchFile(s);
@@ -172,6 +177,7 @@ export function loadProblems(spec: BenchSpec, split: Split): EvalProblem[] {
     }
     return out.map((d, i) => ({ ...d, index: i }));
   }
+  if (split === 'select') throw new Error(`a GSM8k file has no selection split: use dev, test or all with gsm8k:${spec.path} (the select split is the tiny world's world/bench/select.jsonl)`);
   if (!existsSync(spec.path)) throw new Error(`GSM8k file not found: ${spec.path}`);
   const docs: EvalProblem[] = loadGsm8k(spec.path).map((d, i) => ({ ...d, index: i }));
   if (split === 'all') return docs;

@@ -4,7 +4,7 @@
  * with a `#### N` line (the real files have exactly one `#### ` per record). Extra fields (e.g. the
  * tiny world's `family`) are kept.
  */
-import { readFileSync } from 'node:fs';
+import { readRegularText } from '../io/files.ts';
 import { mulberry32 } from '../tensor/random.ts';
 
 export interface GsmDoc {
@@ -65,7 +65,7 @@ export function parseGsm8kJsonl(text: string, file: string): GsmDoc[] {
 export function loadGsm8k(file: string): GsmDoc[] {
   let text: string;
   try {
-    text = readFileSync(file, 'utf8');
+    text = readRegularText(file, 'GSM8k file'); // a FIFO or folder is refused, not waited on
   } catch (e) {
     throw new Error(`cannot read GSM8k file ${file}: ${(e as Error).message}`);
   }

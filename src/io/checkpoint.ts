@@ -2,11 +2,12 @@
  * Hugging Face model folders: reading (single or sharded safetensors, fully validated on open) and
  * writing (HF `save_pretrained` sharding, streamed tensor by tensor, atomic via a temp dir).
  */
-import { closeSync, copyFileSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmSync, rmdirSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, copyFileSync, existsSync, fsyncSync, lstatSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, rmdirSync, statSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { DTYPE_BYTES } from '../tensor/dtype.ts';
 import type { DType } from '../tensor/dtype.ts';
 import { CheckpointError } from './errors.ts';
+import { openRegularFile, readRegularText } from './files.ts';
 import { SafetensorsFile, buildHeader, checkTensorSpec, numelOf, tempSibling, writeFully } from './safetensors.ts';
 import type { TensorEntry } from './safetensors.ts';
 
@@ -24,6 +25,16 @@ function isAuxName(name: string): boolean {
   return AUX_NAMES.has(name) || /^tokenizer[._-]/.test(name) || /\.tiktoken$/.test(name);
 }
 
+/** Whether a directory entry exists (a dangling symlink or a FIFO counts: opening it then says what it is). */
+function lexists(path: string): boolean {
+  try {
+    lstatSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 function shardName(i: number, n: number): string {
   return `model-${String(i + 1).padStart(5, '0')}-of-${String(n).padStart(5, '0')}.safetensors`;
 }
@@ -31,8 +42,9 @@ function shardName(i: number, n: number): string {
 function readJson(path: string, what: string): unknown {
   let text: string;
   try {
-    text = readFileSync(path, 'utf8');
+    text = readRegularText(path, what);
   } catch (e) {
+    if (e instanceof CheckpointError) throw e;
     throw new CheckpointError(path, `cannot read ${what} (${(e as Error).message})`);
   }
   try {
@@ -83,15 +95,15 @@ export class Checkpoint {
     if (!st.isDirectory()) throw new CheckpointError(dir, 'is not a folder (expected a Hugging Face model folder with config.json and *.safetensors)');
     const configPath = join(dir, 'config.json');
     let config: Record<string, unknown> | null = null;
-    if (existsSync(configPath)) {
+    if (lexists(configPath)) {
       const c = readJson(configPath, 'config.json');
       if (typeof c !== 'object' || c === null || Array.isArray(c)) throw new CheckpointError(configPath, 'config.json is not a JSON object');
       config = c as Record<string, unknown>;
     }
     const single = join(dir, SINGLE_FILE);
     const indexPath = join(dir, INDEX_FILE);
-    if (existsSync(single)) return new Checkpoint(dir, config, [SafetensorsFile.open(single)], null);
-    if (existsSync(indexPath)) return new Checkpoint(dir, config, openSharded(dir, indexPath), indexPath);
+    if (lexists(single)) return new Checkpoint(dir, config, [SafetensorsFile.open(single)], null);
+    if (lexists(indexPath)) return new Checkpoint(dir, config, openSharded(dir, indexPath), indexPath);
     const files = readdirSync(dir);
     if (files.some((f) => f === 'pytorch_model.bin' || f === 'pytorch_model.bin.index.json' || /^pytorch_model-\d+-of-\d+\.bin$/.test(f))) {
       throw new CheckpointError(dir, 'has only PyTorch pickle weights (pytorch_model*.bin): pickle checkpoints are not supported, convert to safetensors (e.g. save_pretrained(..., safe_serialization=True))');
@@ -399,6 +411,11 @@ export class CheckpointWriter {
     this.ensureOpen();
     try {
       this.checkExtraName(name);
+      try {
+        closeSync(openRegularFile(srcPath, name).fd); // a FIFO or folder is refused, never copied or waited on
+      } catch (e) {
+        throw new CheckpointError(srcPath, `cannot copy into the output (${e instanceof CheckpointError ? e.problem : (e as Error).message})`);
+      }
       copyFileSync(srcPath, join(this.tmpDir, name));
       this.extraFiles.add(name);
     } catch (e) {

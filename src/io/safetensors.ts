@@ -5,12 +5,13 @@
  *
  * Layout: u64 LE header length N · N bytes UTF-8 JSON header · data buffer (tensors tile it).
  */
-import { closeSync, fstatSync, fsyncSync, openSync, readSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, openSync, readSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { endianness } from 'node:os';
 import { DTYPE_BYTES, decodeToF32, isDType, isFloatDType } from '../tensor/dtype.ts';
 import type { DType } from '../tensor/dtype.ts';
 import { CheckpointError } from './errors.ts';
+import { openRegularFile } from './files.ts';
 
 export interface TensorEntry {
   name: string;
@@ -184,16 +185,20 @@ export class SafetensorsFile {
   /** Opens a file and validates its whole header (throws CheckpointError naming the file). */
   static open(path: string): SafetensorsFile {
     let fd: number;
+    let size: number;
     try {
-      fd = openSync(path, 'r');
+      // a FIFO / socket / device under a weight file name is refused before any read (never blocks)
+      ({ fd, size } = openRegularFile(path, 'safetensors file'));
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
-      throw new CheckpointError(path, code === 'ENOENT' ? 'file not found' : code === 'EISDIR' ? 'is a directory, not a safetensors file' : `cannot open (${(e as Error).message})`);
+      if (e instanceof CheckpointError) {
+        if (/ not found$/.test(e.problem)) throw new CheckpointError(path, 'file not found');
+        if (/it is a folder/.test(e.problem)) throw new CheckpointError(path, 'is a directory, not a safetensors file');
+        throw e;
+      }
+      throw new CheckpointError(path, code === 'ENOENT' ? 'file not found' : `cannot open (${(e as Error).message})`);
     }
     try {
-      const st = fstatSync(fd);
-      if (st.isDirectory()) throw new CheckpointError(path, 'is a directory, not a safetensors file');
-      const size = st.size;
       if (size < 8) throw new CheckpointError(path, `file is ${size} bytes, too small for a safetensors file (needs at least the 8-byte header length)`);
       const lenBuf = new Uint8Array(8);
       readFully(fd, lenBuf, 0, path);

@@ -92,6 +92,19 @@ export interface LlamaFixtureOptions {
   /** Copy of another checkpoint (same shapes) plus normal(0, 1) × scale noise seeded by `seed`. */
   perturb?: { from: string; scale: number };
   overwrite?: boolean;
+  /** Also write a tokenizer.json (fixtureTokenizerJson) so the folder is a complete model. */
+  tokenizer?: boolean;
+}
+
+/**
+ * A small valid tokenizer.json (BPE, ids below `vocab`: "<unk>", "a", "b", "ab" with the merge
+ * "a b", as many as fit), with `tag` as an extra top-level field so fixtures can tell copies apart.
+ */
+export function fixtureTokenizerJson(vocab: number, tag?: string): string {
+  const tokens = ['<unk>', 'a', 'b', 'ab'].slice(0, Math.max(1, Math.min(vocab, 4)));
+  const v = Object.fromEntries(tokens.map((t, i) => [t, i]));
+  const merges = tokens.length === 4 ? ['a b'] : [];
+  return JSON.stringify({ version: '1.0', added_tokens: [{ id: 0, content: '<unk>', special: true }], model: { type: 'BPE', unk_token: '<unk>', vocab: v, merges }, ...(tag === undefined ? {} : { from: tag }) });
 }
 
 export interface LlamaFixture {
@@ -198,6 +211,7 @@ export function makeLlamaCheckpoint(dir: string, opts: LlamaFixtureOptions): Lla
     }
     w.writeJson('config.json', config);
     w.writeJson('generation_config.json', { _from_model_config: true, bos_token_id: 1, eos_token_id: 2, transformers_version: '4.46.0' });
+    if (opts.tokenizer) w.writeJson('tokenizer.json', JSON.parse(fixtureTokenizerJson(vocab)));
     w.commit();
   } catch (e) {
     w.abort();

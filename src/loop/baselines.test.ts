@@ -136,7 +136,7 @@ test('baselines: bad input — missing world, untrained stages, unknown split, b
   };
   stage('M0', 'seed', w.seed);
   stage('E1_addsub', 'expert', w.experts[0]!);
-  assert.throws(() => discoverWorld(wdir), /not fully trained; missing stage\(s\): E2_groups \(expert\), E3_units \(expert\), X1_onestep \(ood\), X2_steps \(ood\), oracle \(oracle\), oracle_long \(oracle\)/);
+  assert.throws(() => discoverWorld(wdir), /not fully trained; missing stage\(s\): E2_groups \(expert\), E3_units \(expert\), X1_gainsgroups \(ood\), X2_comparerates \(ood\), oracle \(oracle\), oracle_long \(oracle\)/);
   stage('E2_groups', 'expert', null);
   assert.throws(() => discoverWorld(wdir), /stage\(s\) without model.safetensors \(training not finished\?\): E2_groups/);
   rmSync(wdir, { recursive: true, force: true });

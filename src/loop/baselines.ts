@@ -67,6 +67,8 @@ export interface Candidate {
   params?: Record<string, ParamValue>;
   /** Parameters set on every model entry (mergekit `models[].parameters`). */
   modelParams?: Record<string, ParamValue>;
+  /** Parameters of each model entry in turn (over `modelParams`), e.g. a weight per expert. */
+  modelParamsEach?: Array<Record<string, ParamValue>>;
 }
 
 export interface SplitScore {
@@ -321,10 +323,12 @@ export function mergeWeights(c: Candidate, load: (dir: string) => LoadedModel, t
   const models = c.models.map(load);
   const params = c.params ?? {};
   const modelParams = c.modelParams ?? {};
+  if (c.modelParamsEach && c.modelParamsEach.length !== c.models.length) throw new Error(`baseline ${c.family} ${c.label}: modelParamsEach has ${c.modelParamsEach.length} entries for ${c.models.length} models`);
+  const each = c.models.map((_, i) => ({ ...modelParams, ...(c.modelParamsEach?.[i] ?? {}) }));
   const known = new Set([...method.globalParams, ...method.modelParams].map((p) => p.name));
-  for (const k of [...Object.keys(params), ...Object.keys(modelParams)]) if (!known.has(k)) throw new Error(`baseline ${c.family} ${c.label}: ${c.method} has no parameter '${k}'`);
+  for (const k of [...Object.keys(params), ...each.flatMap((e) => Object.keys(e))]) if (!known.has(k)) throw new Error(`baseline ${c.family} ${c.label}: ${c.method} has no parameter '${k}'`);
   const perModel = new Set(method.modelParams.map((p) => p.name));
-  for (const k of Object.keys(modelParams)) if (!perModel.has(k)) throw new Error(`baseline ${c.family} ${c.label}: '${k}' is not a per-model parameter of ${c.method}`);
+  for (const k of each.flatMap((e) => Object.keys(e))) if (!perModel.has(k)) throw new Error(`baseline ${c.family} ${c.label}: '${k}' is not a per-model parameter of ${c.method}`);
   const sel = tensorSelector(tensors);
   const numLayers = base.config.num_hidden_layers;
   const out = new Map<string, Float32Array>();
@@ -343,7 +347,7 @@ export function mergeWeights(c: Candidate, load: (dir: string) => LoadedModel, t
     });
     const layer = layerOf(name);
     const g = resolveParams(method.globalParams, null, params as Record<string, RawValue>, name, layer, numLayers, 'parameters');
-    const mp = models.map((m, i) => resolveParams(method.modelParams, modelParams as Record<string, RawValue>, params as Record<string, RawValue>, name, layer, numLayers, `models[${i}] (${m.dir})`));
+    const mp = models.map((m, i) => resolveParams(method.modelParams, each[i] as Record<string, RawValue>, params as Record<string, RawValue>, name, layer, numLayers, `models[${i}] (${m.dir})`));
     const r = method.merge({ name, shape, base: method.base === 'none' ? null : Float32Array.from(b), models: xs, modelParams: mp, params: g, layer, numLayers, seed: tensorSeed(seed, name) });
     if (r.length !== b.length) throw new Error(`${c.method} returned ${r.length} values for tensor ${name} of ${b.length}`);
     const dt = base.dtypes.get(name)!;
@@ -360,7 +364,10 @@ export function mergekitConfig(c: Candidate, allNames: string[], tensors: Tensor
   const cfg: Record<string, unknown> = {
     merge_method: c.method,
     base_model: c.base,
-    models: c.models!.map((m) => (Object.keys(c.modelParams ?? {}).length ? { model: m, parameters: { ...c.modelParams } } : { model: m })),
+    models: c.models!.map((m, i) => {
+      const p = { ...(c.modelParams ?? {}), ...(c.modelParamsEach?.[i] ?? {}) };
+      return Object.keys(p).length ? { model: m, parameters: p } : { model: m };
+    }),
   };
   if (Object.keys(c.params ?? {}).length) cfg.parameters = { ...c.params };
   if (tensors !== 'all') {
@@ -490,7 +497,7 @@ export async function runBaselines(world: BaselineWorld, opts: BaselineOptions =
   const keyOf = (c: Candidate, split: SplitName): string => {
     const id = c.kind === 'model'
       ? { kind: 'model', model: load(c.model!).hash }
-      : { kind: 'merge', method: c.method, base: load(c.base!).hash, models: c.models!.map((m) => load(m).hash), params: c.params ?? {}, modelParams: c.modelParams ?? {}, tensors, seed: getMethod(c.method!).random ? seed : null };
+      : { kind: 'merge', method: c.method, base: load(c.base!).hash, models: c.models!.map((m) => load(m).hash), params: c.params ?? {}, modelParams: c.modelParams ?? {}, modelParamsEach: c.modelParamsEach, tensors, seed: getMethod(c.method!).random ? seed : null };
     return sha256(canonical({ v: CACHE_VERSION, id, split, bench: benchHash[split], maxTokens, calculator }));
   };
   let computed = 0;

@@ -1,4 +1,6 @@
 /** Loop configuration: defaults (the paper's numbers, scaled to the tiny world) and validation. */
+import { checkConfigTypes } from './config-check.ts';
+
 export type FactoryConfig =
   | { kind: 'corpus' }
   | { kind: 'builtin'; dir: string; batchSize?: number; maxTokens?: number; maxPromptTokens?: number }
@@ -41,13 +43,21 @@ export interface LoopConfig {
   /** Use programs that failed the cascade as rejected too. */
   failedAsRejected: boolean;
   tensorFilter: string;
-  /** `server` set: candidates are scored through an OpenAI-compatible server started per candidate (served.ts); unset: in-process. */
-  eval: { devSubset: number; promoteTopFraction: number; maxTokens: number; calculator: boolean; batchSize: number; server?: EvalServerConfig };
+  /**
+   * `server` set: candidates are scored through an OpenAI-compatible server started per candidate (served.ts); unset: in-process.
+   * `testAll`: after the best program is chosen, also score every valid program (full dev score) on test — for measuring
+   * how dev, select and test agree; never used for any choice.
+   */
+  eval: { devSubset: number; promoteTopFraction: number; maxTokens: number; calculator: boolean; batchSize: number; testAll: boolean; server?: EvalServerConfig };
+  /** Size of the final test set: the top programs by full dev (plus the best-by-selection program when it is not among them). */
   topKTest: number;
+  /** How many of the top programs by full dev are re-scored on the selection split (world.select); the best program is the best of them there. */
+  selectTopK: number;
   /** lossType: 'sigmoid' (DPO, the paper's) or 'ipo' (bounded target margin; builtin factory only). */
   dpo: { beta: number; lr: number; epochs: number; nllAlpha: number; batchSize: number; lossType: 'sigmoid' | 'ipo'; maxLen?: number; command?: string };
   factory: FactoryConfig;
-  world: { seedModel: string; experts: string[]; oodExperts: string[]; dev: string; test: string; algorithms: string; example: string };
+  /** dev: screening of every candidate; select: choosing the best program among the top selectTopK by dev; test: reporting only. */
+  world: { seedModel: string; experts: string[]; oodExperts: string[]; dev: string; test: string; select: string; algorithms: string; example: string };
   baselines: { lambdas: number[] };
   /** Evaluation worker processes (cascade + merge + scoring of candidates run in parallel); 1 = in the loop's own process. */
   workers: number;
@@ -73,11 +83,12 @@ export const DEFAULT_CONFIG: LoopConfig = {
   carryTopK: 3,
   failedAsRejected: false,
   tensorFilter: 'mlp',
-  eval: { devSubset: 40, promoteTopFraction: 0.25, maxTokens: 96, calculator: true, batchSize: 32 },
+  eval: { devSubset: 40, promoteTopFraction: 0.25, maxTokens: 96, calculator: true, batchSize: 32, testAll: false },
   topKTest: 15,
+  selectTopK: 10,
   dpo: { beta: 0.01, lr: 1e-5, epochs: 2, nllAlpha: 0, batchSize: 4, lossType: 'sigmoid' },
   factory: { kind: 'corpus' },
-  world: { seedModel: '', experts: [], oodExperts: [], dev: 'world/bench/dev.jsonl', test: 'world/bench/test.jsonl', algorithms: 'algorithms', example: 'algorithms/task_arithmetic.js' },
+  world: { seedModel: '', experts: [], oodExperts: [], dev: 'world/bench/dev.jsonl', test: 'world/bench/test.jsonl', select: 'world/bench/select.jsonl', algorithms: 'algorithms', example: 'algorithms/task_arithmetic.js' },
   baselines: { lambdas: [0.2, 0.4, 0.6, 0.8, 1.0] },
   workers: 2,
   recursive: false,
@@ -115,6 +126,9 @@ export function resolveConfig(user: unknown, where = 'config'): LoopConfig {
   posInt(c.iterations, 'iterations');
   posInt(c.samplesPerIteration, 'samplesPerIteration');
   posInt(c.topKTest, 'topKTest');
+  posInt(c.selectTopK, 'selectTopK');
+  if (typeof c.eval.testAll !== 'boolean') throw new Error(`${where}: eval.testAll must be true or false, got ${JSON.stringify(c.eval.testAll)}`);
+  if (typeof c.world.select !== 'string' || !c.world.select.trim()) throw new Error(`${where}: world.select must be the path of the selection split (a GSM8k-format JSONL file, disjoint from dev and test), got ${JSON.stringify(c.world.select)}`);
   posInt(c.eval.devSubset, 'eval.devSubset');
   posInt(c.eval.maxTokens, 'eval.maxTokens');
   posInt(c.eval.batchSize, 'eval.batchSize');
@@ -156,5 +170,6 @@ export function resolveConfig(user: unknown, where = 'config'): LoopConfig {
   if (typeof c.recursive !== 'boolean') throw new Error(`${where}: recursive must be true or false, got ${JSON.stringify(c.recursive)}`);
   if (c.recursive && c.factory.kind === 'corpus') throw new Error(`${where}: recursive: true needs factory.kind: builtin (the best merged model becomes the next factory, so the factory must be a model loaded from a Hugging Face Llama folder); factory.kind corpus has no model`);
   if (c.recursive && c.factory.kind !== 'builtin') throw new Error(`${where}: recursive: true with factory.kind ${c.factory.kind} is not supported yet (the loop cannot put the merged model behind a ${c.factory.kind === 'openai' ? 'running endpoint' : 'llama.cpp model path'}); use factory.kind: builtin with a world whose seed model shares the factory's architecture and tokenizer`);
+  checkConfigTypes(c, where); // every remaining field's type and range (config-check.ts)
   return c;
 }

@@ -16,7 +16,7 @@
  * recipe: docs/real-llm.md.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { isAbsolute, join, relative, resolve } from 'node:path';
 import { stringify as yamlStringify } from 'yaml';
 import { replaceDir } from '../io/checkpoint.ts';
@@ -25,9 +25,10 @@ import { initBackend, loadModel, saveModel, dpoTrain } from '../nn/index.ts';
 import { buildPrompt, loadPromptFiles, openFactory, type AlgorithmFactory, type FactoryPrompt } from '../factory/index.ts';
 import { writeReport } from '../report/report.ts';
 import { CorpusSampler, EvolutionSampler, evolutionPool, skipTraining } from './arms.ts';
-import { resolveConfig, temperatureAt, type LoopConfig } from './config.ts';
+import { DEFAULT_CONFIG, resolveConfig, temperatureAt, type LoopConfig } from './config.ts';
 import { LocalRunner, WorkerPool, loadProblems, openEvalContext, type EvalContext, type EvalSet, type JobRunner, type Scores } from './pool.ts';
 import { checkRecursiveWorld, ensureMergedFactory } from './recursive.ts';
+import { bestBySelection, bestByTest } from './selection.ts';
 
 export { ProgramEvaluator } from './pool.ts';
 
@@ -36,7 +37,8 @@ export type LoopEvent =
   | { type: 'sampled'; t: number; n: number }
   | { type: 'evaluated'; t: number; hash: string; done: number; total: number; verdict: string; score: number | null; cached: boolean }
   | { type: 'phase'; t: number | null; phase: string }
-  | { type: 'done'; best: LeaderboardRow | null };
+  /** best: the run's best program (by the selection split); bestByTestTopK: the paper's best test score among the top topKTest by dev (selects on test; reported, never chosen). */
+  | { type: 'done'; best: LeaderboardRow | null; bestByTestTopK: LeaderboardRow | null };
 
 export interface LoopOptions {
   signal?: AbortSignal;
@@ -45,12 +47,17 @@ export interface LoopOptions {
   root?: string;
   /** Overrides the config's `workers` (e.g. when resuming on another machine). */
   workers?: number;
+  /** Tests: run every evaluation job on this runner instead of the world (no world or worker is loaded; closed with the run). */
+  runner?: JobRunner;
 }
 
 export interface LoopResult {
   runDir: string;
   leaderboard: LeaderboardRow[];
+  /** The best program: the best by the selection split among the top selectTopK by dev (falls back to the top by dev when none has a selection score). */
   best: LeaderboardRow | null;
+  /** The paper's protocol, reported as a secondary row: the best test score among the top topKTest by dev (selects on test). */
+  bestByTestTopK: LeaderboardRow | null;
   baselines: { name: string; devStrict: number | null; testStrict: number | null }[];
   reportPath: string;
 }
@@ -130,10 +137,12 @@ export async function runLoop(config: unknown, runDir: string, opts: LoopOptions
       if (config === undefined || config === null) throw new Error(`${runDir}: no run here yet; a config is required to start one`);
       cfg = resolveConfig(config);
       checkRecursiveWorld(cfg, root); // before the run is recorded or anything heavy starts
-      run = store.createRun({ name: cfg.name, config: cfg, seed: cfg.seed, evalConfig: { dev: cfg.world.dev, test: cfg.world.test, devSubset: cfg.eval.devSubset, maxTokens: cfg.eval.maxTokens, calculator: cfg.eval.calculator, tensorFilter: cfg.tensorFilter, experts: cfg.world.experts, seedModel: cfg.world.seedModel } });
+      checkSelectionSplit(cfg, root);
+      run = store.createRun({ name: cfg.name, config: cfg, seed: cfg.seed, evalConfig: { dev: cfg.world.dev, test: cfg.world.test, select: cfg.world.select, devSubset: cfg.eval.devSubset, maxTokens: cfg.eval.maxTokens, calculator: cfg.eval.calculator, tensorFilter: cfg.tensorFilter, experts: cfg.world.experts, seedModel: cfg.world.seedModel } });
     } else {
       cfg = resolveConfig(run.config, `${runDir} stored config`);
       checkRecursiveWorld(cfg, root);
+      checkSelectionSplit(cfg, root);
       store.setRunStatus('running');
     }
     const p = (x: string) => resolve(root, x);
@@ -146,7 +155,9 @@ export async function runLoop(config: unknown, runDir: string, opts: LoopOptions
     // loaded here), or drained by worker processes started once per run (this process then loads no world)
     let runner: JobRunner;
     let localCtx: EvalContext | null = null; // workers = 1: the runner's context (recursive mode merges with it too)
-    if (workers > 1) {
+    if (opts.runner) {
+      runner = opts.runner;
+    } else if (workers > 1) {
       const pool = new WorkerPool(workers, cfg, root);
       if (run.status !== 'done') pool.start(); // load while the factory samples (a finished run starts them only if a job comes)
       runner = pool;
@@ -274,14 +285,46 @@ export async function runLoop(config: unknown, runDir: string, opts: LoopOptions
     }
 
     // --------------------------------------------------------------- final stage
-    emit({ type: 'phase', t: null, phase: 'test' });
-    // rounds, not one pass: a program that fails on re-merge drops out and the next one enters the top-k
-    for (let pend = store.pendingWork({ topK: cfg.topKTest, arm: cfg.arm }).awaitingTest; pend.length; pend = store.pendingWork({ topK: cfg.topKTest, arm: cfg.arm }).awaitingTest) {
-      await drain(pend, async (a) => {
-        const r = await runner.run({ code: store.programByHash(a.hash)!.code, seed: seedOf(a.hash), set: 'test' });
-        if (!r.ok) store.recordEvaluation({ hash: a.hash, verdict: r.verdict, message: `failed on re-merge for test: ${r.message}` });
-        else store.recordEvaluation({ hash: a.hash, testStrict: r.scores.strict, testFlex: r.scores.flexible });
-      });
+    // dev screens, the selection split chooses, test only reports: the top selectTopK by full dev are scored on
+    // world.select and the best of them there is the run's best program; the top topKTest by dev, plus that program
+    // when it is not among them, are scored on test; with eval.testAll every valid program too (measurement only).
+    // Each score is stored as it arrives, so a resumed run scores only what is missing. Passes repeat until none has
+    // work: a program that fails on re-merge leaves the valid set and the next one enters a top-k (new work for an
+    // earlier phase).
+    const scoreOn = (set: 'select' | 'test') => async (a: { hash: string }) => {
+      const r = await runner.run({ code: store.programByHash(a.hash)!.code, seed: seedOf(a.hash), set });
+      if (!r.ok) store.recordEvaluation({ hash: a.hash, verdict: r.verdict, message: `failed on re-merge for ${set}: ${r.message}` });
+      else if (set === 'select') store.recordEvaluation({ hash: a.hash, selectStrict: r.scores.strict, selectFlex: r.scores.flexible });
+      else store.recordEvaluation({ hash: a.hash, testStrict: r.scores.strict, testFlex: r.scores.flexible });
+    };
+    const chosen = () => bestBySelection(store.leaderboard(cfg.selectTopK, { arm: cfg.arm }));
+    const phases: { name: string; pending: () => { hash: string }[]; run: (a: { hash: string }) => Promise<void> }[] = [
+      { name: 'select', pending: () => store.pendingWork({ selectTopK: cfg.selectTopK, arm: cfg.arm }).awaitingSelect, run: scoreOn('select') },
+      {
+        name: 'test',
+        pending: () => {
+          const pend: { hash: string }[] = store.pendingWork({ topK: cfg.topKTest, arm: cfg.arm }).awaitingTest;
+          const b = chosen();
+          if (b && b.testStrict === null && !pend.some((x) => x.hash === b.hash)) pend.push({ hash: b.hash });
+          return pend;
+        },
+        run: scoreOn('test'),
+      },
+      ...(cfg.eval.testAll ? [{ name: 'test-all', pending: () => store.rankedPrograms({ arm: cfg.arm }).filter((r) => r.devStrict !== null && r.testStrict === null), run: scoreOn('test') }] : []),
+    ];
+    const announced = new Set<string>();
+    for (let busy = true; busy; ) {
+      busy = false;
+      for (const ph of phases) {
+        if (!announced.has(ph.name)) {
+          announced.add(ph.name);
+          emit({ type: 'phase', t: null, phase: ph.name });
+        }
+        for (let pend = ph.pending(); pend.length; pend = ph.pending()) {
+          busy = true;
+          await drain(pend, ph.run);
+        }
+      }
     }
 
     emit({ type: 'phase', t: null, phase: 'baselines' });
@@ -300,22 +343,23 @@ export async function runLoop(config: unknown, runDir: string, opts: LoopOptions
       await runBaselines(store, runner, drain, 'ood', cfg);
     }
 
-    // exports
-    const best = top.find((r) => r.testStrict !== null) ?? top[0] ?? null;
-    const bestByTest = [...top].filter((r) => r.testStrict !== null).sort((a, b) => b.testStrict! - a.testStrict! || a.rank - b.rank)[0] ?? best;
-    if (bestByTest) {
-      writeFileAtomic(join(runDir, 'best-algorithm.js'), exportableProgram(bestByTest.code, cfg.tensorFilter, seedOf(bestByTest.hash), bestByTest));
+    // exports: the best program by the selection split (the top program by dev only when nothing has a selection score)
+    const best = chosen() ?? top[0] ?? null;
+    const byTest = bestByTest(top);
+    if (best) {
+      writeFileAtomic(join(runDir, 'best-algorithm.js'), exportableProgram(best.code, cfg.tensorFilter, seedOf(best.hash), best));
       const yml = yamlStringify({ merge_method: 'custom', algorithm: 'best-algorithm.js', base_model: resolve(p(cfg.world.seedModel)), models: cfg.world.experts.map((e) => ({ model: resolve(p(e)) })), dtype: 'float32' });
       writeFileAtomic(join(runDir, 'best-merge.yml'), yml);
     }
     const reportPath = join(runDir, 'report.html');
     writeReport(store, reportPath);
     store.setRunStatus('done');
-    emit({ type: 'done', best: bestByTest });
+    emit({ type: 'done', best, bestByTestTopK: byTest });
     return {
       runDir,
       leaderboard: store.leaderboard(cfg.topKTest, { arm: cfg.arm }),
-      best: bestByTest,
+      best,
+      bestByTestTopK: byTest,
       baselines: store.baselines({ selectedOnly: true }).map((b) => ({ name: `${b.name} (${b.expertSet})`, devStrict: b.devStrict, testStrict: b.testStrict })),
       reportPath,
     };
@@ -333,13 +377,57 @@ export async function runLoop(config: unknown, runDir: string, opts: LoopOptions
   }
 }
 
+/** Questions of a GSM8k-format JSONL file (one object per line with a string `question`). */
+function splitQuestions(file: string, what: string): string[] {
+  const out: string[] = [];
+  readFileSync(file, 'utf8').split('\n').forEach((line, i) => {
+    if (!line.trim()) return;
+    let q: unknown;
+    try {
+      q = (JSON.parse(line) as { question?: unknown }).question;
+    } catch {
+      q = undefined;
+    }
+    if (typeof q !== 'string') throw new Error(`${what}: ${file} line ${i + 1} is not a JSON object with a string "question" (GSM8k format: {"question", "answer"})`);
+    out.push(q.trim());
+  });
+  return out;
+}
+
+/**
+ * Run-start check of the selection split (world.select), before anything is recorded or loaded: the
+ * file exists, holds problems, and shares no question with dev or test (choosing on problems the
+ * programs were screened or are reported on would not be an honest choice); and it is not the tiny
+ * world's default while dev or test are another benchmark's (select must come from the same one).
+ */
+export function checkSelectionSplit(cfg: LoopConfig, root: string): void {
+  const p = (x: string) => resolve(root, x);
+  const file = p(cfg.world.select);
+  const role = 'the top selectTopK programs by dev are re-scored on it and the best there is the run\'s best program';
+  const tinyDefault = file === p(DEFAULT_CONFIG.world.select);
+  const custom = [['world.dev', cfg.world.dev, DEFAULT_CONFIG.world.dev], ['world.test', cfg.world.test, DEFAULT_CONFIG.world.test]].filter(([, v, d]) => p(v!) !== p(d!));
+  if (tinyDefault && custom.length) {
+    throw new Error(`world.select is not set, so it is the tiny world's selection split (${file}), but ${custom.map(([k, v]) => `${k} is ${p(v!)}`).join(' and ')}: set world.select to a selection split of the same benchmark, disjoint from dev and test (${role})`);
+  }
+  if (!existsSync(file)) throw new Error(`world.select: ${file} not found (the selection split: ${role}; the tiny world ships world/bench/select.jsonl)`);
+  const select = splitQuestions(file, 'world.select');
+  if (select.length === 0) throw new Error(`world.select: ${file} holds no problems (the selection split: ${role})`);
+  const mine = new Set(select);
+  for (const [key, path] of [['world.dev', cfg.world.dev], ['world.test', cfg.world.test]] as const) {
+    const f = p(path);
+    if (!existsSync(f)) continue; // a missing dev or test file fails where it is loaded, with its own message
+    const shared = splitQuestions(f, key).filter((q) => mine.has(q));
+    if (shared.length) throw new Error(`world.select (${file}) shares ${shared.length} question(s) with ${key} (${f}), e.g. ${JSON.stringify(shared[0]!.slice(0, 80))}: the selection split must be disjoint from dev and test`);
+  }
+}
+
 /**
  * The program as `selfdev merge` (merge_method: custom) should run it: the loop merged only the
  * tensors of its tensor filter, so unless the filter is 'all' the program's merge is renamed and
  * wrapped to return a zero task vector (= keep the seed) for the other tensors.
  */
-export function exportableProgram(code: string, filter: string, seed: number, row: { hash: string; devStrict: number | null; testStrict: number | null }): string {
-  const header = `// Discovered by selfdev run (program ${row.hash}; dev ${row.devStrict ?? '-'}, test ${row.testStrict ?? '-'}).\n// The loop merged with ctx.seed = ${seed} and tensor filter ${JSON.stringify(filter)}.\n`;
+export function exportableProgram(code: string, filter: string, seed: number, row: { hash: string; devStrict: number | null; testStrict: number | null; selectStrict?: number | null }): string {
+  const header = `// Discovered by selfdev run (program ${row.hash}; dev ${row.devStrict ?? '-'}, select ${row.selectStrict ?? '-'}, test ${row.testStrict ?? '-'}).\n// The loop merged with ctx.seed = ${seed} and tensor filter ${JSON.stringify(filter)}.\n`;
   if (filter === 'all') return header + code;
   const re = /\bfunction\s+merge\s*\(/;
   if (!re.test(code)) return header + code;

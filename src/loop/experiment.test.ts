@@ -62,6 +62,8 @@ test('experiment: 2 arms × 2 repeats end to end through the CLI; rerun skips; i
       assert.equal(run.seed, repeatSeed(5, run.repeat));
       assert.ok(run.bestByDev && run.bestByDev.test !== null, 'the best-by-dev program has a test score');
       assert.ok(run.bestByTestTopK!.test! >= run.bestByDev.test!, 'best-by-test among the top-k is at least the best-by-dev test');
+      assert.ok(run.bestBySelect && run.bestBySelect.select !== null && run.bestBySelect.test !== null, 'the best program (chosen on select) has select and test scores');
+      assert.ok(run.rank.devTest.n >= 1 && run.rank.devTest.n <= 3, 'dev vs test over the top-2 by dev plus the chosen program');
       assert.deepEqual(run.iterations.map((i) => i.t), [1, 2]);
       assert.ok(existsSync(join(out, run.dir, 'report.html')));
     }
@@ -75,6 +77,13 @@ test('experiment: 2 arms × 2 repeats end to end through the CLI; rerun skips; i
       assert.deepEqual(a.testBestByDev.ci, { lo: ci.lo, hi: ci.hi });
       assert.ok(ci.lo >= Math.min(...vals) && ci.hi <= Math.max(...vals) && ci.lo <= mean(vals)! && mean(vals)! <= ci.hi);
       assert.equal(a.medianDevByIteration.length, 2);
+    }
+    assert.equal(s1.budget.selectTopK, 10);
+    for (const a of s1.perArm) {
+      const rs = s1.runs.filter((x) => x.arm === a.arm);
+      assert.deepEqual(a.testBestBySelect.values, rs.map((x) => x.bestBySelect!.test!));
+      assert.deepEqual(a.marginBySelectVsTa.values, rs.map((x) => x.bestBySelect!.test! - x.taTest!));
+      assert.deepEqual(a.rankDevTest.values, rs.flatMap((x) => (x.rank.devTest.rho === null ? [] : [x.rank.devTest.rho])));
     }
     const evo = s1.perArm.find((a) => a.arm === 'evolution')!;
     assert.deepEqual(evo.diffVsDpo!.values, [0, 1].map((k) => s1.runs.find((x) => x.arm === 'evolution' && x.repeat === k)!.bestByDev!.test! - s1.runs.find((x) => x.arm === 'dpo' && x.repeat === k)!.bestByDev!.test!));

@@ -16,6 +16,7 @@ import { bootstrapCI, mean, median } from '../report/stats.ts';
 import { writeExperimentReport } from '../report/experiment.ts';
 import { deriveSeed, runLoop, type LoopEvent } from './controller.ts';
 import { ARMS, resolveConfig, type Arm, type LoopConfig } from './config.ts';
+import { bestBySelection, bestByTest, rankCorrelations, type RankCorrelation } from './selection.ts';
 
 export type ExperimentEvent =
   | { type: 'run'; arm: Arm; repeat: number; runDir: string; state: 'start' | 'resume' | 'skip' }
@@ -32,6 +33,8 @@ export interface ExperimentOptions {
 export interface Scored {
   hash: string;
   dev: number | null;
+  /** Score on the selection split (null when not scored there). */
+  select: number | null;
   test: number | null;
 }
 
@@ -42,11 +45,15 @@ export interface RunSummary {
   /** Relative to the experiment folder. */
   dir: string;
   status: string;
-  /** Headline: the top program by dev (full dev, then flexible, then subset) and its test score. */
+  /** Headline: the run's best program, chosen on the selection split among the top selectTopK by dev, and its test score. */
+  bestBySelect: Scored | null;
+  /** The top program by dev (full dev, then flexible, then subset) and its test score: what choosing on dev alone gives. */
   bestByDev: Scored | null;
   /** Paper protocol (optimistic: selects on test): the best test score among the top-k by dev. */
   bestByTestTopK: Scored | null;
   topK: number;
+  /** Spearman rank correlations between the splits over the run's valid programs with both scores (all of them on test with eval.testAll). */
+  rank: { devTest: RankCorrelation; devSelect: RankCorrelation; selectTest: RankCorrelation };
   taTest: number | null;
   seedTest: number | null;
   /** Per iteration t = 1..: median and best screening dev score of the valid programs, pass rate. */
@@ -64,12 +71,20 @@ export interface ArmSummary {
   arm: Arm;
   repeats: number;
   finished: number;
+  /** Headline: test accuracy of the best program (chosen on the selection split). */
+  testBestBySelect: Estimate;
+  /** Paired by repeat: test of the best program − test of dev-tuned Task Arithmetic. */
+  marginBySelectVsTa: Estimate;
+  /** Paired by repeat (same seed): this arm − dpo, for the test accuracy of the best program (chosen on select). */
+  diffVsDpoBySelect: Estimate | null;
   testBestByDev: Estimate;
   testBestByTestTopK: Estimate;
   devBestByDev: Estimate;
   taTest: Estimate;
   /** Paired by repeat (same seed): this arm − dpo, for the test accuracy of the best-by-dev program. */
   diffVsDpo: Estimate | null;
+  /** Spearman ρ of dev vs test per run (runs where it is defined). */
+  rankDevTest: Estimate;
   medianDevByIteration: { t: number; mean: number | null; values: number[] }[];
   passRate: number | null;
 }
@@ -79,7 +94,7 @@ export interface ExperimentSummary {
   seed: number;
   arms: Arm[];
   repeats: number;
-  budget: { iterations: number; samplesPerIteration: number; topKTest: number; factory: string };
+  budget: { iterations: number; samplesPerIteration: number; topKTest: number; selectTopK: number; factory: string };
   runs: RunSummary[];
   perArm: ArmSummary[];
 }
@@ -164,26 +179,29 @@ export async function runExperiment(config: unknown, outDir: string, opts: Exper
 }
 
 /** Reads one finished (or partial) run's store. */
-export function summarizeRun(outDir: string, arm: Arm, repeat: number, seed: number, topK: number): RunSummary {
+export function summarizeRun(outDir: string, arm: Arm, repeat: number, seed: number, topK: number, selectTopK: number): RunSummary {
   const rel = armRunDir(arm, repeat);
   const dir = join(outDir, rel);
-  const empty: RunSummary = { arm, repeat, seed, dir: rel, status: 'missing', bestByDev: null, bestByTestTopK: null, topK, taTest: null, seedTest: null, iterations: [] };
+  const noRank: RankCorrelation = { rho: null, n: 0 };
+  const empty: RunSummary = { arm, repeat, seed, dir: rel, status: 'missing', bestBySelect: null, bestByDev: null, bestByTestTopK: null, topK, rank: { devTest: noRank, devSelect: noRank, selectTest: noRank }, taTest: null, seedTest: null, iterations: [] };
   if (!existsSync(join(dir, 'run.sqlite'))) return empty;
   const s = RunStore.open(dir, { readonly: true });
   try {
     const run = s.getRun();
     if (!run) return empty;
     const top = s.leaderboard(topK, { arm });
-    const sc = (r: (typeof top)[number]): Scored => ({ hash: r.hash, dev: r.devStrict ?? r.devSubset, test: r.testStrict });
-    const tested = top.filter((r) => r.testStrict !== null);
-    const byDev = tested[0] ?? top[0];
-    const byTest = [...tested].sort((a, b) => b.testStrict! - a.testStrict! || a.rank - b.rank)[0];
+    const sc = (r: (typeof top)[number]): Scored => ({ hash: r.hash, dev: r.devStrict ?? r.devSubset, select: r.selectStrict, test: r.testStrict });
+    const byDev = top.find((r) => r.testStrict !== null) ?? top[0];
+    const byTest = bestByTest(top);
+    const bySelect = bestBySelection(s.leaderboard(selectTopK, { arm }));
     const bl = s.baselines({ expertSet: 'in-domain', selectedOnly: true });
     return {
       arm, repeat, seed, dir: rel, status: run.status,
+      bestBySelect: bySelect ? sc(bySelect) : null,
       bestByDev: byDev ? sc(byDev) : null,
       bestByTestTopK: byTest ? sc(byTest) : null,
       topK,
+      rank: rankCorrelations(s.rankedPrograms({ arm })),
       taTest: bl.find((b) => b.name === 'task_arithmetic')?.testStrict ?? null,
       seedTest: bl.find((b) => b.name === 'seed')?.testStrict ?? null,
       iterations: s.iterationSummary({ arm }).map((it) => ({ t: it.t, medianDev: it.medianScreen, bestDev: it.bestScreen, passRate: it.passRate, nValid: it.nValid, nSampled: it.nSampled })),
@@ -201,29 +219,37 @@ function estimate(values: number[], seed: number): Estimate {
 /** The summary of the runs in `outDir` (deterministic: bootstrap seeds derive from the experiment seed). */
 export function summarizeExperiment(outDir: string, base: LoopConfig, arms: Arm[], repeats: number): ExperimentSummary {
   const runs: RunSummary[] = [];
-  for (const arm of arms) for (let k = 0; k < repeats; k++) runs.push(summarizeRun(outDir, arm, k, repeatSeed(base.seed, k), base.topKTest));
+  for (const arm of arms) for (let k = 0; k < repeats; k++) runs.push(summarizeRun(outDir, arm, k, repeatSeed(base.seed, k), base.topKTest, base.selectTopK));
   const nums = (xs: (number | null | undefined)[]) => xs.filter((x): x is number => typeof x === 'number');
   const perArm = arms.map((arm): ArmSummary => {
     const rs = runs.filter((r) => r.arm === arm);
     const bs = (metric: string) => deriveSeed(base.seed, `bootstrap:${arm}:${metric}`);
     const ts = [...new Set(rs.flatMap((r) => r.iterations.map((i) => i.t)))].sort((a, b) => a - b);
     let diffVsDpo: Estimate | null = null;
+    let diffVsDpoBySelect: Estimate | null = null;
     if (arm !== 'dpo' && arms.includes('dpo')) {
       const d: number[] = [];
+      const ds: number[] = [];
       for (const r of rs) {
         const o = runs.find((x) => x.arm === 'dpo' && x.repeat === r.repeat);
         if (r.bestByDev?.test != null && o?.bestByDev?.test != null) d.push(r.bestByDev.test - o.bestByDev.test);
+        if (r.bestBySelect?.test != null && o?.bestBySelect?.test != null) ds.push(r.bestBySelect.test - o.bestBySelect.test);
       }
       diffVsDpo = estimate(d, bs('diff'));
+      diffVsDpoBySelect = estimate(ds, bs('diff-by-select'));
     }
     const pass = rs.flatMap((r) => r.iterations.flatMap((i) => (i.passRate === null ? [] : [i.passRate])));  // per (repeat, iteration)
     return {
       arm, repeats: rs.length, finished: rs.filter((r) => r.status === 'done').length,
+      testBestBySelect: estimate(nums(rs.map((r) => r.bestBySelect?.test)), bs('test-by-select')),
+      marginBySelectVsTa: estimate(rs.flatMap((r) => (r.bestBySelect?.test != null && r.taTest !== null ? [r.bestBySelect.test - r.taTest] : [])), bs('margin-by-select')),
+      diffVsDpoBySelect,
       testBestByDev: estimate(nums(rs.map((r) => r.bestByDev?.test)), bs('test-by-dev')),
       testBestByTestTopK: estimate(nums(rs.map((r) => r.bestByTestTopK?.test)), bs('test-by-test')),
       devBestByDev: estimate(nums(rs.map((r) => r.bestByDev?.dev)), bs('dev-by-dev')),
       taTest: estimate(nums(rs.map((r) => r.taTest)), bs('ta')),
       diffVsDpo,
+      rankDevTest: estimate(nums(rs.map((r) => r.rank.devTest.rho)), bs('rank-dev-test')),
       medianDevByIteration: ts.map((t) => {
         const values = nums(rs.map((r) => r.iterations.find((i) => i.t === t)?.medianDev));
         return { t, mean: mean(values), values };
@@ -233,7 +259,7 @@ export function summarizeExperiment(outDir: string, base: LoopConfig, arms: Arm[
   });
   return {
     name: base.name, seed: base.seed, arms, repeats,
-    budget: { iterations: base.iterations, samplesPerIteration: base.samplesPerIteration, topKTest: base.topKTest, factory: base.factory.kind },
+    budget: { iterations: base.iterations, samplesPerIteration: base.samplesPerIteration, topKTest: base.topKTest, selectTopK: base.selectTopK, factory: base.factory.kind },
     runs, perArm,
   };
 }

@@ -8,6 +8,7 @@ import { runLoop } from './controller.ts';
 import { makeMicroWorld } from './testing.ts';
 import { MergeWorld } from './merger.ts';
 import { Sandbox, makeMergeFunction } from '../sandbox/index.ts';
+import { bestBySelection } from './selection.ts';
 
 // one micro world for this file: a random-init seed, 2 experts trained on disjoint problems, 1 OOD expert
 const shared = makeTempDir('selfdev-loop-world-');
@@ -67,6 +68,15 @@ test('2-iteration run end to end writes the store, pairs, baselines, transfer, r
       assert.ok(base.some((b) => b.name === 'seed'));
       assert.ok(store.transfers().length >= 1 || r.leaderboard.length === 0);
       for (const row of r.leaderboard) assert.notEqual(row.testStrict, null, 'top-k have test scores');
+      // the selection split: the top selectTopK (default 10) by dev with a full-dev score are scored on it, nothing else;
+      // the best program is the best there, it has a test score, and it is the one exported
+      const top10 = store.leaderboard(10);
+      const ranked = store.rankedPrograms();
+      assert.ok(top10.some((x) => x.devStrict !== null));
+      for (const x of ranked) assert.equal(x.selectStrict !== null, x.devStrict !== null && top10.some((y) => y.hash === x.hash), `select score of ${x.hash}`);
+      assert.equal(r.best?.hash, bestBySelection(top10)!.hash);
+      assert.notEqual(r.best!.testStrict, null, 'the best program has a test score');
+      assert.ok(readFileSync(join(runDir, 'best-algorithm.js'), 'utf8').includes(`program ${r.best!.hash};`));
       assert.equal(store.run().status, 'done');
       // the micro world gives a signal: some merges answer some problems
       assert.ok(r.leaderboard.some((x) => (x.devStrict ?? 0) > 0), 'some program scores above 0 on dev');

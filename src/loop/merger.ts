@@ -5,21 +5,17 @@
  */
 import { loadModel, Llama, paramShapes } from '../nn/index.ts';
 import type { LlamaConfig, Tokenizer } from '../nn/index.ts';
-import { computeStats, tensorKind, tensorLayer, DEFAULT_LIMITS, type MergeFunction, type ModelStats, type SandboxLimits, type TensorKind } from '../sandbox/index.ts';
+import { computeStats, tensorKind, tensorLayer, DEFAULT_LIMITS, type MergeFunction, type ModelStats, type SandboxLimits } from '../sandbox/index.ts';
+import { parseTensorFilter } from './config-check.ts';
 
 /** Which tensors are merged: kinds ('mlp', 'attention', …), 'all', or a regular expression `re:…`. */
 export type TensorFilter = string;
 
 export function tensorSelector(filter: TensorFilter): (name: string) => boolean {
-  if (filter === 'all') return () => true;
-  if (filter.startsWith('re:')) {
-    const re = new RegExp(filter.slice(3));
-    return (n) => re.test(n);
-  }
-  const kinds = filter.split(',').map((s) => s.trim()) as TensorKind[];
-  const known: TensorKind[] = ['attention', 'mlp', 'embedding', 'norm', 'other'];
-  for (const k of kinds) if (!known.includes(k)) throw new Error(`tensor filter ${JSON.stringify(filter)}: unknown kind '${k}' (use all, re:REGEX, or a comma list of ${known.join(', ')})`);
-  return (n) => kinds.includes(tensorKind(n));
+  const f = parseTensorFilter(filter, 'tensor filter'); // the one parser, also used to check run configs
+  if (f.kind === 'all') return () => true;
+  if (f.kind === 're') return (n) => f.re.test(n);
+  return (n) => f.kinds.includes(tensorKind(n));
 }
 
 export class MergeWorld {

@@ -19,8 +19,8 @@ import { BuiltinBackend } from '../eval/backends.ts';
 import { MergeWorld } from './merger.ts';
 import type { LoopConfig } from './config.ts';
 
-/** Which problems a job is scored on: the first eval.devSubset dev problems, all dev, or test. */
-export type EvalSet = 'subset' | 'dev' | 'test';
+/** Which problems a job is scored on: the first eval.devSubset dev problems, all dev, the selection split (world.select), or test. */
+export type EvalSet = 'subset' | 'dev' | 'select' | 'test';
 
 /**
  * A program's merge (ctx.seed = `seed`, derived from the run seed and the program hash), or a
@@ -112,11 +112,12 @@ export async function openEvalContext(cfg: LoopConfig, root: string): Promise<Ev
   const p = (x: string) => resolve(root, x);
   const sandbox = new Sandbox();
   sandbox.start().catch(() => undefined); // boot the sandbox child while the world loads (a failure shows on first use)
-  let dev: EvalProblem[], test: EvalProblem[], world: MergeWorld;
+  let dev: EvalProblem[], test: EvalProblem[], select: EvalProblem[], world: MergeWorld;
   try {
     await initBackend();
     dev = loadProblems(p(cfg.world.dev));
     test = loadProblems(p(cfg.world.test));
+    select = loadProblems(p(cfg.world.select));
     world = MergeWorld.load(p(cfg.world.seedModel), cfg.world.experts.map(p), cfg.tensorFilter);
   } catch (e) {
     sandbox.close();
@@ -125,7 +126,7 @@ export async function openEvalContext(cfg: LoopConfig, root: string): Promise<Ev
   const subset = dev.slice(0, Math.min(cfg.eval.devSubset, dev.length));
   let ood: ProgramEvaluator | null = null;
   return {
-    world, sandbox, ev: new ProgramEvaluator(world, sandbox, cfg, p(cfg.world.seedModel)), sets: { subset, dev, test }, close: () => sandbox.close(),
+    world, sandbox, ev: new ProgramEvaluator(world, sandbox, cfg, p(cfg.world.seedModel)), sets: { subset, dev, select, test }, close: () => sandbox.close(),
     ood: () => {
       if (cfg.world.oodExperts.length === 0) throw new Error('an out-of-domain job, but world.oodExperts is empty');
       return (ood ??= new ProgramEvaluator(MergeWorld.load(p(cfg.world.seedModel), cfg.world.oodExperts.map(p), cfg.tensorFilter), sandbox, cfg, p(cfg.world.seedModel)));

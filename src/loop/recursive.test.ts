@@ -53,7 +53,8 @@ async function makeFactoryWorld(dir: string) {
   mkdirSync(join(dir, 'bench'));
   writeFileSync(join(dir, 'bench', 'dev.jsonl'), devLines.join('\n') + '\n');
   writeFileSync(join(dir, 'bench', 'test.jsonl'), testLines.join('\n') + '\n');
-  return { seedModel: join(dir, 'seed'), experts, oodExperts: [] as string[], dev: join(dir, 'bench', 'dev.jsonl'), test: join(dir, 'bench', 'test.jsonl') };
+  writeFileSync(join(dir, 'bench', 'select.jsonl'), read('world/bench/select.jsonl', 2).join('\n') + '\n');
+  return { seedModel: join(dir, 'seed'), experts, oodExperts: [] as string[], dev: join(dir, 'bench', 'dev.jsonl'), test: join(dir, 'bench', 'test.jsonl'), select: join(dir, 'bench', 'select.jsonl') };
 }
 
 function runConfig(world: Awaited<ReturnType<typeof makeFactoryWorld>>, workers: number) {

@@ -11,15 +11,17 @@ export interface MicroWorld {
   oodExperts: string[];
   dev: string;
   test: string;
+  /** The selection split: the first `nSelect` problems of world/bench/select.jsonl (no expert is trained on them). */
+  select: string;
 }
 
 /**
  * Writes a seed (random init) + `nExperts` + `nOod` experts into `dir`, and dev/test files of
- * `nDev`/`nTest` problems from world/bench. With `trainSteps`, expert i is the seed trained to
+ * `nDev`/`nTest`/`nSelect` problems from world/bench. With `trainSteps`, expert i is the seed trained to
  * answer the problems (dev ∪ test) with index ≡ i (mod number of experts) — so merges score
  * differently; otherwise experts are seeded perturbations (every model scores 0).
  */
-export async function makeMicroWorld(dir: string, o: { nExperts?: number; nOod?: number; nDev?: number; nTest?: number; seed?: number; root?: string; trainSteps?: number } = {}): Promise<MicroWorld> {
+export async function makeMicroWorld(dir: string, o: { nExperts?: number; nOod?: number; nDev?: number; nTest?: number; nSelect?: number; seed?: number; root?: string; trainSteps?: number } = {}): Promise<MicroWorld> {
   await initBackend();
   const root = o.root ?? process.cwd();
   const tok = new Tokenizer();
@@ -59,7 +61,8 @@ export async function makeMicroWorld(dir: string, o: { nExperts?: number; nOod?:
     writeFileSync(join(dir, 'bench', out), lines.join('\n') + '\n');
     return join(dir, 'bench', out);
   };
-  return { seedModel: seedDir, experts, oodExperts, dev: write(devLines, 'dev.jsonl'), test: write(testLines, 'test.jsonl') };
+  const selectLines = read('world/bench/select.jsonl', o.nSelect ?? 4);
+  return { seedModel: seedDir, experts, oodExperts, dev: write(devLines, 'dev.jsonl'), test: write(testLines, 'test.jsonl'), select: write(selectLines, 'select.jsonl') };
 }
 
 /** Whether a process with this pid exists (signal 0), for tests that check workers exit. */

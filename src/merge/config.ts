@@ -11,10 +11,12 @@
  * Anything else mergekit has (slices, modules, union tokenizers, LoRA "+" paths, …) is rejected
  * with a message saying so, never silently ignored.
  */
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import YAML from 'yaml';
 import { parseDTypeName, type FloatDType } from '../tensor/dtype.ts';
+import { CheckpointError } from '../io/errors.ts';
+import { readRegularText } from '../io/files.ts';
 
 /** A parameter value as written in the config: scalar, gradient, or filter list. */
 export type RawValue = number | boolean | number[] | Array<{ filter?: string; value: number | boolean | number[] }>;
@@ -44,6 +46,10 @@ export interface MergeConfig {
   algorithm: string | null;
   /** Directory relative paths were resolved against (the config file's folder). */
   baseDir: string;
+  /** The config file (an input the output may not overwrite), when read from one. */
+  configFile?: string;
+  /** allow_non_finite: write NaN / ±Inf results instead of stopping at the first tensor that has them. */
+  allowNonFinite: boolean;
 }
 
 export class ConfigError extends Error {
@@ -52,7 +58,7 @@ export class ConfigError extends Error {
 
 const TOP_KEYS = new Set([
   'merge_method', 'base_model', 'models', 'parameters', 'dtype', 'out_dtype', 'tokenizer_source', 'tokenizer',
-  'task_vector_base', 'include_tensors', 'exclude_tensors', 'algorithm', 'name',
+  'task_vector_base', 'include_tensors', 'exclude_tensors', 'algorithm', 'name', 'allow_non_finite',
 ]);
 const UNSUPPORTED_TOP: Record<string, string> = {
   slices: 'slices (frankenmerges over layer ranges) are not supported yet; list whole models under `models:`',
@@ -65,9 +71,13 @@ function isPlainObject(x: unknown): x is Record<string, unknown> {
   return typeof x === 'object' && x !== null && !Array.isArray(x);
 }
 
+/** Largest finite float32: every merge computes in float32, so a parameter beyond it would be ±Inf there. */
+export const F32_MAX = 3.4028234663852886e38;
+
 function checkValue(v: unknown, where: string): RawValue {
   if (typeof v === 'number') {
     if (!Number.isFinite(v)) throw new ConfigError(`${where}: value must be a finite number, got ${v}`);
+    if (Math.abs(v) > F32_MAX) throw new ConfigError(`${where}: ${v} is outside the float32 range (|x| ≤ 3.4e38) that merges compute in`);
     return v;
   }
   if (typeof v === 'boolean') return v;
@@ -75,6 +85,7 @@ function checkValue(v: unknown, where: string): RawValue {
     if (v.length === 0) throw new ConfigError(`${where}: empty list`);
     if (v.every((x) => typeof x === 'number')) {
       for (const x of v) if (!Number.isFinite(x)) throw new ConfigError(`${where}: gradient values must be finite numbers`);
+      for (const x of v) if (Math.abs(x) > F32_MAX) throw new ConfigError(`${where}: ${x} is outside the float32 range (|x| ≤ 3.4e38) that merges compute in`);
       return v as number[];
     }
     if (v.every(isPlainObject)) {
@@ -82,6 +93,7 @@ function checkValue(v: unknown, where: string): RawValue {
         for (const k of Object.keys(e)) if (k !== 'filter' && k !== 'value') throw new ConfigError(`${where}[${i}]: unknown key '${k}' (expected filter, value)`);
         if (!('value' in e)) throw new ConfigError(`${where}[${i}]: missing 'value'`);
         if (e.filter !== undefined && typeof e.filter !== 'string') throw new ConfigError(`${where}[${i}].filter must be a string`);
+        if (typeof e.filter === 'string') checkPattern(e.filter, `${where}[${i}].filter`);
         const inner = checkValue(e.value, `${where}[${i}].value`);
         if (Array.isArray(inner) && inner.length > 0 && typeof inner[0] !== 'number') throw new ConfigError(`${where}[${i}].value: filter lists cannot nest`);
         return { filter: e.filter as string | undefined, value: inner as number | boolean | number[] };
@@ -116,14 +128,44 @@ function modelSpec(x: unknown, where: string): string {
   throw new ConfigError(`${where} must be a model folder path`);
 }
 
+/**
+ * The one tensor-name pattern syntax of a merge config (include_tensors, exclude_tensors and the
+ * `filter` of parameter lists): `/regex/` (a JavaScript regular expression, tested anywhere in the
+ * name), `*` (everything), else a substring. Throws a ConfigError naming `where` for an invalid regex.
+ */
+export function checkPattern(s: string, where: string): void {
+  if (s.length === 0) throw new ConfigError(`${where} must be a non-empty string (a substring, or /regex/)`);
+  if (isRegexPattern(s)) {
+    try {
+      compiled(s);
+    } catch (e) {
+      throw new ConfigError(`${where}: bad regex ${s}: ${(e as Error).message}`);
+    }
+  } else if (s.startsWith('/')) {
+    // tensor names never contain '/': a leading '/' means a /regex/ that is not written as one
+    throw new ConfigError(`${where}: ${JSON.stringify(s)} starts with / but is not a /regex/ (write /regex/ without flags, or a substring)`);
+  }
+}
+
+function isRegexPattern(s: string): boolean {
+  return s.length > 2 && s.startsWith('/') && s.endsWith('/');
+}
+const regexCache = new Map<string, RegExp>();
+function compiled(pattern: string): RegExp {
+  let re = regexCache.get(pattern);
+  if (!re) {
+    re = new RegExp(pattern.slice(1, -1));
+    regexCache.set(pattern, re);
+  }
+  return re;
+}
+
 function patternList(x: unknown, where: string): string[] {
   if (x === undefined || x === null) return [];
   const list = typeof x === 'string' ? [x] : x;
   if (!Array.isArray(list) || !list.every((s) => typeof s === 'string' && s.length > 0))
     throw new ConfigError(`${where} must be a list of non-empty strings (substrings, or /regex/)`);
-  for (const s of list) if (s.startsWith('/') && s.endsWith('/') && s.length > 2) {
-    try { new RegExp(s.slice(1, -1)); } catch (e) { throw new ConfigError(`${where}: bad regex ${s}: ${(e as Error).message}`); }
-  }
+  list.forEach((s: string, i: number) => checkPattern(s, `${where}[${i}]`));
   return list;
 }
 
@@ -189,8 +231,10 @@ export function parseMergeConfig(raw: unknown, baseDir: string): MergeConfig {
     if (typeof raw.algorithm !== 'string') throw new ConfigError('algorithm must be the path of a merge-algorithm file');
     algorithm = isAbsolute(raw.algorithm) ? raw.algorithm : resolve(baseDir, raw.algorithm);
     if (!existsSync(algorithm)) throw new ConfigError(`algorithm file '${raw.algorithm}' not found (${algorithm})`);
+    if (!statSync(algorithm).isFile()) throw new ConfigError(`algorithm '${raw.algorithm}' is not a regular file (${algorithm})`);
     if (method !== 'custom') throw new ConfigError(`algorithm is only used with merge_method: custom (got ${method})`);
   } else if (method === 'custom') throw new ConfigError('merge_method: custom needs `algorithm: <file.js>`');
+  if (raw.allow_non_finite !== undefined && typeof raw.allow_non_finite !== 'boolean') throw new ConfigError(`allow_non_finite must be true or false, got ${JSON.stringify(raw.allow_non_finite)}`);
 
   return {
     method,
@@ -205,6 +249,7 @@ export function parseMergeConfig(raw: unknown, baseDir: string): MergeConfig {
     excludeTensors: patternList(raw.exclude_tensors, 'exclude_tensors'),
     algorithm,
     baseDir,
+    allowNonFinite: raw.allow_non_finite === true,
   };
 }
 
@@ -221,8 +266,9 @@ function parseDt(x: unknown, where: string): FloatDType {
 export function loadMergeConfig(file: string): MergeConfig {
   let text: string;
   try {
-    text = readFileSync(file, 'utf8');
+    text = readRegularText(file, 'config file', 64 << 20);
   } catch (e) {
+    if (e instanceof CheckpointError) throw new ConfigError(`cannot read config ${file}: ${/ not found$/.test(e.problem) ? 'ENOENT (no such file)' : e.problem}`);
     throw new ConfigError(`cannot read config ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
   }
   let raw: unknown;
@@ -232,7 +278,7 @@ export function loadMergeConfig(file: string): MergeConfig {
     throw new ConfigError(`${file}: invalid YAML: ${(e as Error).message.split('\n')[0]}`);
   }
   try {
-    return parseMergeConfig(raw, dirname(resolve(file)));
+    return { ...parseMergeConfig(raw, dirname(resolve(file))), configFile: resolve(file) };
   } catch (e) {
     if (e instanceof ConfigError) throw new ConfigError(`${file}: ${e.message}`);
     throw e;
@@ -241,6 +287,6 @@ export function loadMergeConfig(file: string): MergeConfig {
 
 /** True when `name` matches a pattern: a substring, or /regex/. */
 export function matchesPattern(name: string, pattern: string): boolean {
-  if (pattern.length > 2 && pattern.startsWith('/') && pattern.endsWith('/')) return new RegExp(pattern.slice(1, -1)).test(name);
+  if (isRegexPattern(pattern)) return compiled(pattern).test(name);
   return pattern === '*' || name.includes(pattern);
 }

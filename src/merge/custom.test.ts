@@ -13,7 +13,7 @@ const algorithms = fileURLToPath(new URL('../../algorithms/', import.meta.url));
 const root = mkdtempSync(join(tmpdir(), 'selfdev-custom-'));
 test.after(() => rmSync(root, { recursive: true, force: true }));
 const dims = { layers: 2, hidden: 16, intermediate: 32, vocab: 40, heads: 2, kvHeads: 1, dtype: 'F32' as const };
-makeLlamaCheckpoint(join(root, 'seed'), { ...dims, seed: 1 });
+makeLlamaCheckpoint(join(root, 'seed'), { ...dims, seed: 1, tokenizer: true });
 makeLlamaCheckpoint(join(root, 'e1'), { ...dims, seed: 2, perturb: { from: join(root, 'seed'), scale: 0.01 } });
 makeLlamaCheckpoint(join(root, 'e2'), { ...dims, seed: 3, perturb: { from: join(root, 'seed'), scale: 0.01 } });
 

@@ -5,10 +5,10 @@
  * vector, and the engine adds it to the base. The program is validated (parse + smoke cascade)
  * before any tensor is read, and never trusted: limits apply to every call.
  */
-import { readFileSync } from 'node:fs';
 import { extname } from 'node:path';
 import { Sandbox, validateAlgorithm, makeMergeFunction, transpileIfTypeScript, tensorKind, DEFAULT_LIMITS, type ModelStats, type SandboxLimits } from '../sandbox/index.ts';
 import { Checkpoint } from '../io/checkpoint.ts';
+import { readRegularText } from '../io/files.ts';
 import { axpy, dot, sub } from '../tensor/kernels.ts';
 import type { MergeConfig } from './config.ts';
 import type { MergeOptions } from './engine.ts';
@@ -52,7 +52,7 @@ function streamStats(base: Checkpoint, models: Checkpoint[], names: string[]): M
 /** Loads, validates and prepares the algorithm of a `merge_method: custom` config. */
 export async function loadCustomAlgorithm(config: MergeConfig, opts: { seed?: number } = {}): Promise<CustomAlgorithm> {
   const file = config.algorithm!;
-  const source = readFileSync(file, 'utf8');
+  const source = readRegularText(file, 'algorithm file', 16 << 20);
   if (!config.base) throw new Error('merge_method: custom needs base_model (task vectors are taken relative to it)');
   const language = extname(file) === '.ts' ? 'ts' : 'js';
   const sandbox = new Sandbox();

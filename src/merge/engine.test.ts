@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { makeLlamaCheckpoint } from '../io/testing.ts';
+import { fixtureTokenizerJson, makeLlamaCheckpoint } from '../io/testing.ts';
 import { Checkpoint } from '../io/checkpoint.ts';
 import { loadMergeConfig, parseMergeConfig } from './config.ts';
 import { runMerge } from './engine.ts';
@@ -19,8 +19,12 @@ const m2 = join(root, 'm2');
 makeLlamaCheckpoint(base, { ...dims, seed: 1 });
 makeLlamaCheckpoint(m1, { ...dims, seed: 2, perturb: { from: base, scale: 0.05 } });
 makeLlamaCheckpoint(m2, { ...dims, seed: 3, perturb: { from: base, scale: 0.05 } });
-writeFileSync(join(base, 'tokenizer.json'), '{"from":"base"}');
-writeFileSync(join(m1, 'tokenizer.json'), '{"from":"m1"}');
+// valid tokenizers (a merge needs one), told apart by their "from" field
+const baseTokenizer = fixtureTokenizerJson(dims.vocab, 'base');
+const m1Tokenizer = fixtureTokenizerJson(dims.vocab, 'm1');
+writeFileSync(join(base, 'tokenizer.json'), baseTokenizer);
+writeFileSync(join(m1, 'tokenizer.json'), m1Tokenizer);
+writeFileSync(join(m2, 'tokenizer.json'), fixtureTokenizerJson(dims.vocab, 'm2'));
 
 function tensors(dir: string): Map<string, Float32Array> {
   const c = Checkpoint.open(dir);
@@ -52,7 +56,7 @@ test('task_arithmetic with a per-layer gradient equals B + Σ w_i(W_i − B), ro
   }
   const cfg = JSON.parse(readFileSync(join(o, 'config.json'), 'utf8'));
   assert.equal(cfg.torch_dtype, 'bfloat16');
-  assert.equal(readFileSync(join(o, 'tokenizer.json'), 'utf8'), '{"from":"base"}');
+  assert.equal(readFileSync(join(o, 'tokenizer.json'), 'utf8'), baseTokenizer);
   assert.ok(existsSync(join(o, 'generation_config.json')));
 });
 
@@ -66,7 +70,7 @@ test('sharded and unsharded outputs hold identical tensors; tokenizer comes from
   assert.ok(existsSync(join(b, 'model.safetensors.index.json')));
   assert.ok(readdirSync(b).includes(`model-00001-of-${String(s.shards).padStart(5, '0')}.safetensors`));
   assert.deepEqual(tensors(a), tensors(b));
-  assert.equal(readFileSync(join(b, 'tokenizer.json'), 'utf8'), '{"from":"m1"}');
+  assert.equal(readFileSync(join(b, 'tokenizer.json'), 'utf8'), m1Tokenizer);
   const W1 = tensors(m1), W2 = tensors(m2);
   for (const [name, r] of tensors(a)) {
     const x = W1.get(name)!, y = W2.get(name)!;

@@ -5,9 +5,11 @@
  * about (models + 2) tensors, independent of model size. Output goes to a temporary folder that is
  * renamed only when complete.
  */
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { closeSync, existsSync, lstatSync, readdirSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { Checkpoint, CheckpointWriter, type PlannedTensor } from '../io/checkpoint.ts';
+import { checkOutputPath, openRegularFile, readJsonObject } from '../io/files.ts';
+import { checkConfigAgainstTensors, checkTokenizerFile } from '../io/model-config.ts';
 import { DTYPE_BYTES, decodeToF32, encodeFromF32, isFloatDType, torchDTypeName, type DType, type FloatDType } from '../tensor/dtype.ts';
 import { sub, axpy } from '../tensor/kernels.ts';
 import { matchesPattern, type MergeConfig, type ModelEntry, ConfigError } from './config.ts';
@@ -31,6 +33,8 @@ export interface MergeOptions {
   seed?: number;
   maxShardBytes?: number;
   overwrite?: boolean;
+  /** Write NaN / ±Inf results (else the merge stops at the first tensor holding any; see also allow_non_finite). */
+  allowNonFinite?: boolean;
   /** Replaces the registry method (merge_method: custom): spec of parameters plus the merge function. */
   custom?: { method: Omit<MergeMethod, 'merge'>; merge: TensorMerger };
   onProgress?: (p: MergeProgress) => void;
@@ -130,6 +134,11 @@ export function planMerge(config: MergeConfig, opts: MergeOptions = {}): MergePl
     const models = entries.map((e) => open(e.path));
     const tvb = config.taskVectorBase ? open(config.taskVectorBase.path) : null;
     const reference = base ?? models[0]!;
+    // every input's config.json agrees with its tensors (the shared reader); the reference's is
+    // required, since it becomes the output's
+    const refSpecName = base ? config.base!.spec : entries[0]!.spec;
+    if (!reference.config) throw new ConfigError(`${join(reference.dir, 'config.json')}: config.json is missing in ${refSpecName}, whose config the merged model gets`);
+    for (const c of opened) checkConfigAgainstTensors(c);
     const names = reference.tensorNames();
     const cfgLayers = Number((reference.config as Record<string, unknown> | null)?.num_hidden_layers);
     let maxLayer = -1;
@@ -179,6 +188,7 @@ export function planMerge(config: MergeConfig, opts: MergeOptions = {}): MergePl
     if (!tensors.some((t) => t.modelParams !== null)) throw new ConfigError('no tensor is selected for merging (check include_tensors / exclude_tensors)');
 
     const tokenizerDir = config.tokenizerSource ?? base?.dir ?? config.base?.path ?? models[0]!.dir;
+    checkCarriedFiles(reference.dir, tokenizerDir, reference);
     return {
       method, merge, base, models, modelEntries: entries, taskVectorBase: tvb, reference, tensors, numLayers, tokenizerDir,
       close: () => opened.forEach((c) => c.close()),
@@ -189,9 +199,70 @@ export function planMerge(config: MergeConfig, opts: MergeOptions = {}): MergePl
   }
 }
 
+/**
+ * The files a merged model carries: config.json (required, from the reference model) and a tokenizer
+ * (required: tokenizer.json or tokenizer.model, from the tokenizer source), every one a regular file,
+ * every JSON one a valid JSON object, tokenizer.json a valid tokenizer whose ids fit the embedding.
+ */
+function checkCarriedFiles(modelDir: string, tokenizerDir: string, reference: Checkpoint): void {
+  for (const f of MODEL_FILES) if (hasEntry(modelDir, f)) readJsonObject(join(modelDir, f), f);
+  const hasJson = hasEntry(tokenizerDir, 'tokenizer.json');
+  if (!hasJson && !hasEntry(tokenizerDir, 'tokenizer.model'))
+    throw new ConfigError(`${tokenizerDir}: no tokenizer (tokenizer.json or tokenizer.model), so the merged model would be incomplete; give tokenizer_source a model folder that has one`);
+  const cfg = reference.config as Record<string, unknown>;
+  const emb = reference.has('model.embed_tokens.weight') ? reference.info('model.embed_tokens.weight').shape[0] : undefined;
+  const vocabSize = typeof cfg.vocab_size === 'number' ? cfg.vocab_size : emb ?? null;
+  for (const f of TOKENIZER_FILES) {
+    if (!hasEntry(tokenizerDir, f)) continue;
+    const p = join(tokenizerDir, f);
+    if (f === 'tokenizer.json') checkTokenizerFile(p, { vocabSize });
+    else if (f.endsWith('.json')) readJsonObject(p, f);
+    else closeSync(openRegularFile(p, f).fd);
+  }
+}
+
+function hasEntry(dir: string, name: string): boolean {
+  try {
+    lstatSync(join(dir, name));
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Number of NaN / ±Inf values in raw little-endian float bytes (all exponent bits set). */
+export function countNonFinite(bytes: Uint8Array, dtype: DType): number {
+  let n = 0;
+  if (dtype === 'BF16') {
+    for (let i = 1; i < bytes.length; i += 2) if ((bytes[i]! & 0x7f) === 0x7f && (bytes[i - 1]! & 0x80) !== 0) n++;
+  } else if (dtype === 'F16') {
+    for (let i = 1; i < bytes.length; i += 2) if ((bytes[i]! & 0x7c) === 0x7c) n++;
+  } else if (dtype === 'F32') {
+    for (let i = 3; i < bytes.length; i += 4) if ((bytes[i]! & 0x7f) === 0x7f && (bytes[i - 1]! & 0x80) !== 0) n++;
+  } else if (dtype === 'F64') {
+    for (let i = 7; i < bytes.length; i += 8) if ((bytes[i]! & 0x7f) === 0x7f && (bytes[i - 1]! & 0xf0) === 0xf0) n++;
+  }
+  return n;
+}
+
+/** Refuses an output folder that is, contains or lies inside any input of the merge (real paths). */
+function checkMergeOutput(plan: MergePlan, outDir: string, config: MergeConfig): void {
+  const inputs = [
+    ...(config.base ? [{ path: config.base.path, what: `base_model ${config.base.spec}` }] : []),
+    ...config.models.map((m, i) => ({ path: m.path, what: `models[${i}] ${m.spec}` })),
+    ...(config.taskVectorBase ? [{ path: config.taskVectorBase.path, what: `task_vector_base ${config.taskVectorBase.spec}` }] : []),
+    { path: plan.tokenizerDir, what: `tokenizer source ${plan.tokenizerDir}` },
+    ...(config.algorithm ? [{ path: config.algorithm, what: `algorithm ${config.algorithm}` }] : []),
+    ...(config.configFile ? [{ path: config.configFile, what: `the config file ${config.configFile}` }] : []),
+  ];
+  checkOutputPath(outDir, inputs, 'OUT_DIR');
+}
+
 /** Runs a planned merge into outDir. */
 export async function executeMerge(plan: MergePlan, outDir: string, config: MergeConfig, opts: MergeOptions = {}): Promise<MergeSummary> {
   const t0 = performance.now();
+  checkMergeOutput(plan, outDir, config);
+  const allowNonFinite = opts.allowNonFinite === true || config.allowNonFinite === true;
   const writer = new CheckpointWriter(outDir, { maxShardBytes: opts.maxShardBytes, overwrite: opts.overwrite });
   let bytesRead = 0;
   let bytesWritten = 0;
@@ -235,7 +306,16 @@ export async function executeMerge(plan: MergePlan, outDir: string, config: Merg
       done++;
       opts.onProgress?.({ done, total: plan.tensors.length, bytesRead, bytesWritten, seconds: (performance.now() - t0) / 1000, tensor: name });
     };
-    const write = (name: string, bytes: Uint8Array) => {
+    const write = (name: string, bytes: Uint8Array, dtype: DType) => {
+      if (!allowNonFinite) {
+        const bad = countNonFinite(bytes, dtype);
+        if (bad > 0) {
+          throw new ConfigError(
+            `tensor '${name}': the merge gives ${bad.toLocaleString('en-US')} non-finite value${bad === 1 ? '' : 's'} (NaN or ±Inf) of ${(bytes.byteLength / DTYPE_BYTES[dtype]).toLocaleString('en-US')} in ${dtype}; nothing was written ` +
+              `(weights or lambda too large for the output dtype, or non-finite inputs; --allow-non-finite or allow_non_finite: true writes them anyway)`,
+          );
+        }
+      }
       writer.write(name, bytes);
       bytesWritten += bytes.byteLength;
       progress(name);
@@ -247,8 +327,8 @@ export async function executeMerge(plan: MergePlan, outDir: string, config: Merg
         const info = plan.reference.info(t.name);
         const bytes = plan.reference.readBytes(t.name, rawSlots[0]!);
         bytesRead += bytes.byteLength;
-        if (info.dtype === t.outDtype) write(t.name, bytes);
-        else write(t.name, encodeFromF32(decodeToF32(bytes, info.dtype, f32Slots().out.subarray(0, n)), t.outDtype, outBytes));
+        if (info.dtype === t.outDtype) write(t.name, bytes, t.outDtype);
+        else write(t.name, encodeFromF32(decodeToF32(bytes, info.dtype, f32Slots().out.subarray(0, n)), t.outDtype, outBytes), t.outDtype);
         continue;
       }
       const raws = inputs.map((c, i) => {
@@ -265,7 +345,7 @@ export async function executeMerge(plan: MergePlan, outDir: string, config: Merg
         const ok = mergeRaw!({ ...common, base: plan.base ? rt[0]! : null, models: plan.base ? rt.slice(1) : rt, out: { bytes: outBytes, dtype: t.outDtype } });
         if (ok) {
           merged++;
-          write(t.name, outBytes);
+          write(t.name, outBytes, t.outDtype);
           continue;
         }
       }
@@ -290,7 +370,7 @@ export async function executeMerge(plan: MergePlan, outDir: string, config: Merg
         axpy(out, 1, shift);
       }
       merged++;
-      write(t.name, encodeFromF32(out, t.outDtype, outBytes));
+      write(t.name, encodeFromF32(out, t.outDtype, outBytes), t.outDtype);
     }
 
     // carry config, generation config and tokenizer files

@@ -1,13 +1,13 @@
 /**
  * Parameter values per tensor, with mergekit's rules:
- * - a filter list [{filter, value}] picks the first entry whose filter is absent, `*`, or a
- *   substring of the tensor name;
+ * - a filter list [{filter, value}] picks the first entry whose filter is absent, `*`, a
+ *   substring of the tensor name, or a /regex/ matching it (the syntax of include_tensors);
  * - a gradient (list of numbers) is interpolated linearly at t = layer / (numLayers − 1)
  *   (t = 1 with one layer); tensors outside the layers (embeddings, final norm, lm_head) use t = 0;
  * - a model's own `parameters` win over the global block, which wins over the method default.
  */
-import type { RawValue } from './config.ts';
-import type { ParamSpec, ParamValue } from './types.ts';
+import { matchesPattern, type RawValue } from './config.ts';
+import type { ParamRange, ParamSpec, ParamValue } from './types.ts';
 
 const LAYER_RE = /(?:^|\.)layers\.(\d+)\./;
 
@@ -32,11 +32,32 @@ export function evaluate(raw: RawValue, name: string, layer: number | null, numL
   if (typeof raw === 'number' || typeof raw === 'boolean') return raw;
   if (raw.length > 0 && typeof raw[0] === 'number') return gradientAt(raw as number[], layer, numLayers);
   for (const e of raw as Array<{ filter?: string; value: number | boolean | number[] }>) {
-    if (e.filter === undefined || e.filter === '*' || name.includes(e.filter)) {
+    if (e.filter === undefined || matchesPattern(name, e.filter)) {
       return typeof e.value === 'object' ? gradientAt(e.value, layer, numLayers) : e.value;
     }
   }
   return undefined;
+}
+
+/** A range as text: "(0, 1]", "[0, 1)", "≥ 0", "> 0", with "an integer" when it must be one. */
+export function describeRange(r: ParamRange): string {
+  let s: string;
+  if (r.min !== undefined && r.max !== undefined) s = `in ${r.minExclusive ? '(' : '['}${r.min}, ${r.max}${r.maxExclusive ? ')' : ']'}`;
+  else if (r.min !== undefined) s = `${r.minExclusive ? '>' : '≥'} ${r.min}`;
+  else if (r.max !== undefined) s = `${r.maxExclusive ? '<' : '≤'} ${r.max}`;
+  else s = 'a number';
+  return r.integer ? `an integer ${s}` : s;
+}
+
+/** Throws unless `v` lies in the parameter's range (the message states the range). */
+export function checkParamRange(spec: ParamSpec, v: number, where: string): void {
+  const r = spec.range;
+  if (!r) return;
+  const ok =
+    (r.min === undefined || (r.minExclusive ? v > r.min : v >= r.min)) &&
+    (r.max === undefined || (r.maxExclusive ? v < r.max : v <= r.max)) &&
+    (!r.integer || Number.isInteger(v));
+  if (!ok) throw new Error(`${where}: parameter '${spec.name}' must be ${describeRange(r)}, got ${v}`);
 }
 
 function coerce(spec: ParamSpec, v: ParamValue, where: string): ParamValue {
@@ -46,6 +67,7 @@ function coerce(spec: ParamSpec, v: ParamValue, where: string): ParamValue {
     throw new Error(`${where}: parameter '${spec.name}' must be true or false, got ${v}`);
   }
   if (typeof v !== 'number') throw new Error(`${where}: parameter '${spec.name}' must be a number, got ${v}`);
+  checkParamRange(spec, v, where);
   return v;
 }
 

@@ -13,6 +13,22 @@ export interface ParamSpec {
   /** An error is raised when a required parameter has no value for some tensor. */
   required?: boolean;
   description?: string;
+  /**
+   * Valid values of a number parameter. Every value a tensor resolves to is checked against it when
+   * the merge is planned (before any tensor is read), and the message states the range.
+   */
+  range?: ParamRange;
+}
+
+/** A closed, open or half-open interval (either end optional), optionally of integers. */
+export interface ParamRange {
+  min?: number;
+  max?: number;
+  /** min is excluded: (min, … */
+  minExclusive?: boolean;
+  /** max is excluded: …, max) */
+  maxExclusive?: boolean;
+  integer?: boolean;
 }
 
 export interface MergeTensorInput {

@@ -8,6 +8,7 @@
  */
 import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { BYTE_CHARS } from '../io/model-config.ts';
 
 export const PAD_ID = 0;
 export const BOS_ID = 1;
@@ -18,26 +19,7 @@ const FIRST_MERGE_ID = BYTE_OFFSET + 256;
 
 const PRETOKEN_RE = /'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+/gu;
 
-/** GPT-2 bytes_to_unicode: byte → printable unicode char. */
-function bytesToUnicode(): string[] {
-  const bs: number[] = [];
-  for (let b = 0x21; b <= 0x7e; b++) bs.push(b);
-  for (let b = 0xa1; b <= 0xac; b++) bs.push(b);
-  for (let b = 0xae; b <= 0xff; b++) bs.push(b);
-  const cs = bs.slice();
-  let n = 0;
-  for (let b = 0; b < 256; b++) {
-    if (!bs.includes(b)) {
-      bs.push(b);
-      cs.push(256 + n);
-      n++;
-    }
-  }
-  const out = new Array<string>(256);
-  for (let i = 0; i < bs.length; i++) out[bs[i]] = String.fromCodePoint(cs[i]);
-  return out;
-}
-const BYTE_TO_CHAR = bytesToUnicode();
+const BYTE_TO_CHAR = BYTE_CHARS;
 const CHAR_TO_BYTE = new Map<string, number>(BYTE_TO_CHAR.map((c, b) => [c, b]));
 
 export function pretokenize(text: string): string[] {

@@ -92,3 +92,23 @@ test('save + resume gives the same weights as an uninterrupted run', () => {
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('trainable: frozen parameters never change, the others train, and a filter that matches nothing is refused', () => {
+  const m = Llama.init(cfg, 3);
+  const before = m.getWeights();
+  const isMlp = (n: string) => n.includes('.mlp.');
+  train(m, tok, examples, { steps: 5, lr: 1e-2, batchSize: 4, seqLen: 8, seed: 1, weightDecay: 0.1, progress: false, trainable: isMlp });
+  const after = m.getWeights();
+  let frozen = 0, moved = 0;
+  for (const [n, x] of before) {
+    const y = after.get(n)!;
+    const same = x.every((v, i) => v === y[i]);
+    if (isMlp(n)) assert.ok(!same, `${n} should have trained`);
+    else assert.ok(same, `${n} is frozen but changed`);
+    if (isMlp(n)) moved++;
+    else frozen++;
+  }
+  assert.ok(frozen > 0 && moved > 0);
+  assert.throws(() => train(m, tok, examples, { steps: 1, lr: 1e-2, batchSize: 4, seqLen: 8, progress: false, trainable: () => false }), /trainable filter matches no parameter/);
+  m.dispose();
+});

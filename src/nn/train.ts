@@ -22,6 +22,11 @@ export interface AdamWOptions {
   beta2?: number;
   eps?: number;
   weightDecay?: number;
+  /**
+   * Which parameters are updated (default all). The others are frozen: never updated, no weight
+   * decay, and left out of the global gradient norm used for clipping.
+   */
+  trainable?: (name: string) => boolean;
 }
 
 export class AdamW {
@@ -30,6 +35,7 @@ export class AdamW {
   readonly m: Float32Array[];
   readonly v: Float32Array[];
   readonly decay: boolean[];
+  readonly frozen: boolean[];
   t = 0;
   readonly beta1: number;
   readonly beta2: number;
@@ -47,12 +53,19 @@ export class AdamW {
     this.m = this.weights.map((a) => new Float32Array(a.length));
     this.v = this.weights.map((a) => new Float32Array(a.length));
     this.decay = this.names.map((n) => model.params.get(n)!.rank >= 2);
+    const trainable = opts.trainable;
+    this.frozen = this.names.map((n) => trainable !== undefined && !trainable(n));
+    if (this.frozen.every((f) => f)) throw new Error('AdamW: the trainable filter matches no parameter');
   }
 
   /** Clip `grads` to global norm `clip` (0 = off), take one step at `lr`, upload. Returns the pre-clip norm. */
   step(grads: Float32Array[], lr: number, clip: number): number {
     let sq = 0;
-    for (const g of grads) for (let i = 0; i < g.length; i++) sq += g[i] * g[i];
+    for (let p = 0; p < grads.length; p++) {
+      if (this.frozen[p]) continue;
+      const g = grads[p];
+      for (let i = 0; i < g.length; i++) sq += g[i] * g[i];
+    }
     const norm = Math.sqrt(sq);
     const scale = clip > 0 && norm > clip ? clip / (norm + 1e-6) : 1;
     this.t++;
@@ -63,6 +76,7 @@ export class AdamW {
     const stepSize = lr / bc1;
     const eps = this.eps;
     for (let p = 0; p < grads.length; p++) {
+      if (this.frozen[p]) continue;
       const g = grads[p];
       const w = this.weights[p];
       const m = this.m[p];
@@ -178,6 +192,8 @@ export interface TrainOptions {
   engine?: 'native' | 'tfjs';
   /** Threads of the native engine (default: `setThreads` of src/tensor/kernels.ts; results do not depend on it). */
   threads?: number;
+  /** Which parameters are updated (default all); see AdamWOptions.trainable. */
+  trainable?: (name: string) => boolean;
 }
 
 export interface StepInfo {
@@ -230,7 +246,7 @@ export function train(model: Llama, tokenizer: Tokenizer | null, examples: Examp
   const warmup = o.warmup ?? Math.min(20, Math.floor(o.steps / 10));
   const minLrFrac = o.minLrFrac ?? 0.1;
   const clip = o.clip ?? 1;
-  const opt = new AdamW(model, { beta1: o.beta1, beta2: o.beta2, weightDecay: o.weightDecay ?? 0 });
+  const opt = new AdamW(model, { beta1: o.beta1, beta2: o.beta2, weightDecay: o.weightDecay ?? 0, trainable: o.trainable });
   const engine = o.engine ?? (preferNativeTraining() ? 'native' : 'tfjs');
   if (engine === 'native' && !nativeTrainingAvailable()) throw new Error("train: engine 'native' needs the native addon (npm install builds it); use engine 'tfjs'");
   const nt = engine === 'native' ? new NativeTrainer(model.config, { threads: o.threads }) : null;

@@ -1,7 +1,7 @@
 // The comparison page of an experiment (selfdev run --arms … --repeats …): arms side by side with
 // bootstrap intervals, the per-iteration median dev score per arm, and one row per run linking to
 // its own report.html. Self-contained HTML (no script, no external resource); all text escaped.
-import type { ArmSummary, Estimate, ExperimentSummary } from '../loop/experiment.ts';
+import type { ArmSummary, Estimate, ExperimentSummary, RunSummary } from '../loop/experiment.ts';
 import { writeFileAtomic } from '../store/store.ts';
 import { axisBottom, axisLeft, esc, innerW, legend, n2, niceTicks, polyline, scaleLinear, svgOpen, withLegend, type Frame } from './svg.ts';
 
@@ -24,32 +24,34 @@ function estCell(e: Estimate | null, fmt: (v: number) => string = pct): string {
   return `<td class="num" data-n="${e.values.length}"><span class="mean">${esc(fmt(e.mean))}</span>${ci}<div class="vals">n = ${e.values.length}: ${esc(e.values.map(fmt).join(', '))}</div></td>`;
 }
 
+const rho = (v: number): string => `${v >= 0 ? '' : '−'}${Math.abs(v).toFixed(2)}`;
+
 function armTable(s: ExperimentSummary): string {
   const hasDpo = s.arms.includes('dpo');
   const rows = s.perArm.map(
     (a: ArmSummary) => `<tr data-arm="${esc(a.arm)}"><th scope="row"><span class="sw" style="background:${color(a.arm)}"></span>${esc(label(a.arm))}</th>
-<td class="num">${a.finished} / ${a.repeats}</td>${estCell(a.testBestByDev)}${hasDpo ? (a.arm === 'dpo' ? '<td class="num na">reference</td>' : estCell(a.diffVsDpo, pts)) : ''}${estCell(a.testBestByTestTopK)}${estCell(a.devBestByDev)}${estCell(a.taTest)}<td class="num">${pct(a.passRate)}</td></tr>`,
+<td class="num">${a.finished} / ${a.repeats}</td>${estCell(a.testBestBySelect)}${estCell(a.marginBySelectVsTa, pts)}${hasDpo ? (a.arm === 'dpo' ? '<td class="num na">reference</td>' : estCell(a.diffVsDpoBySelect, pts)) : ''}${estCell(a.testBestByDev)}${hasDpo ? (a.arm === 'dpo' ? '<td class="num na">reference</td>' : estCell(a.diffVsDpo, pts)) : ''}${estCell(a.testBestByTestTopK)}${estCell(a.devBestByDev)}${estCell(a.taTest)}${estCell(a.rankDevTest, rho)}<td class="num">${pct(a.passRate)}</td></tr>`,
   );
-  return `<table class="arms"><thead><tr><th>arm</th><th>runs done</th><th>test accuracy of the best-by-dev program (mean over repeats)</th>${hasDpo ? '<th>difference to DPO (paired by seed, points)</th>' : ''}<th>best test among the top ${s.budget.topKTest} by dev (paper protocol, optimistic)</th><th>dev score of the best-by-dev program</th><th>Task Arithmetic, dev-tuned λ (test)</th><th>valid programs (median per iteration)</th></tr></thead>
+  return `<table class="arms"><thead><tr><th>arm</th><th>runs done</th><th>test accuracy of the best program, chosen on the selection split (mean over repeats)</th><th>margin over dev-tuned Task Arithmetic (paired by repeat, points)</th>${hasDpo ? '<th>difference to DPO (paired by seed, points)</th>' : ''}<th>test accuracy of the best-by-dev program</th>${hasDpo ? '<th>best-by-dev: difference to DPO (points)</th>' : ''}<th>best test among the top ${s.budget.topKTest} by dev (paper protocol, optimistic)</th><th>dev score of the best-by-dev program</th><th>Task Arithmetic, dev-tuned λ (test)</th><th>Spearman ρ, dev vs test (per run)</th><th>valid programs (median per iteration)</th></tr></thead>
 <tbody>${rows.join('\n')}</tbody></table>`;
 }
 
 const FRAME: Frame = { width: 760, height: 320, left: 64, right: 20, top: 34, bottom: 48 };
 
-/** Test accuracy of the best-by-dev program: one dot per repeat, the mean as a bar, the bootstrap interval as a whisker. */
+/** Test accuracy of the best program (chosen on the selection split): one dot per repeat, the mean as a bar, the bootstrap interval as a whisker. */
 function testChart(s: ExperimentSummary): string {
   const f = FRAME;
-  const vals = s.perArm.flatMap((a) => [...a.testBestByDev.values, ...(a.testBestByDev.ci ? [a.testBestByDev.ci.lo, a.testBestByDev.ci.hi] : [])]);
+  const vals = s.perArm.flatMap((a) => [...a.testBestBySelect.values, ...(a.testBestBySelect.ci ? [a.testBestBySelect.ci.lo, a.testBestBySelect.ci.hi] : [])]);
   const hi = Math.max(0.05, ...vals);
   const ticks = niceTicks(0, hi);
   const y = scaleLinear([0, Math.max(hi, ticks[ticks.length - 1] ?? hi)], [f.height - f.bottom, f.top]);
   const band = innerW(f) / Math.max(1, s.perArm.length);
-  let out = svgOpen(f, 'test-by-arm', 'Test accuracy of the best-by-dev program per arm (dots: repeats; bar: mean; whisker: 95% bootstrap interval)');
+  let out = svgOpen(f, 'test-by-arm', 'Test accuracy of the best program (chosen on the selection split) per arm (dots: repeats; bar: mean; whisker: 95% bootstrap interval)');
   out += axisLeft(f, y, ticks, 'test accuracy (strict)', (v) => `${Math.round(v * 100)}%`);
   out += axisBottom(f, s.perArm.map((a, i) => ({ x: f.left + band * (i + 0.5), label: label(a.arm) })), 'arm');
   s.perArm.forEach((a, i) => {
     const cx = f.left + band * (i + 0.5);
-    const e = a.testBestByDev;
+    const e = a.testBestBySelect;
     const col = color(a.arm);
     if (e.mean !== null) out += `<rect x="${n2(cx - band * 0.18)}" y="${n2(y(e.mean))}" width="${n2(band * 0.36)}" height="${n2(Math.max(0, y(0) - y(e.mean)))}" fill="${col}" fill-opacity="0.25"><title>${esc(label(a.arm))}: mean ${pct(e.mean)}</title></rect>`;
     if (e.ci) out += `<path class="whisker" d="M${n2(cx)} ${n2(y(e.ci.lo))} L${n2(cx)} ${n2(y(e.ci.hi))} M${n2(cx - 8)} ${n2(y(e.ci.lo))} L${n2(cx + 8)} ${n2(y(e.ci.lo))} M${n2(cx - 8)} ${n2(y(e.ci.hi))} L${n2(cx + 8)} ${n2(y(e.ci.hi))}" stroke="${col}" stroke-width="2" fill="none"><title>95% CI [${pct(e.ci.lo)}, ${pct(e.ci.hi)}]</title></path>`;
@@ -84,12 +86,13 @@ function medianChart(s: ExperimentSummary): string {
 }
 
 function runsTable(s: ExperimentSummary): string {
+  const rhoCell = (c: RunSummary['rank']['devTest']) => (c.rho === null ? `<td class="num na">— <span class="ci">n = ${c.n}</span></td>` : `<td class="num">${esc(rho(c.rho))} <span class="ci">n = ${c.n}</span></td>`);
   const rows = s.runs.map(
     (r) => `<tr data-arm="${esc(r.arm)}" data-repeat="${r.repeat}"><td>${esc(label(r.arm))}</td><td class="num">${r.repeat}</td><td class="num">${esc(r.seed)}</td><td><span class="badge status-${esc(r.status)}">${esc(r.status)}</span></td>
-<td><code>${esc(r.bestByDev ? r.bestByDev.hash.slice(0, 12) : '—')}</code></td><td class="num">${pct(r.bestByDev?.dev)}</td><td class="num">${pct(r.bestByDev?.test)}</td><td class="num">${pct(r.bestByTestTopK?.test)}</td><td class="num">${pct(r.taTest)}</td><td class="num">${pct(r.seedTest)}</td>
+<td><code>${esc(r.bestBySelect ? r.bestBySelect.hash.slice(0, 12) : '—')}</code></td><td class="num">${pct(r.bestBySelect?.dev)}</td><td class="num">${pct(r.bestBySelect?.select)}</td><td class="num">${pct(r.bestBySelect?.test)}</td><td><code>${esc(r.bestByDev ? r.bestByDev.hash.slice(0, 12) : '—')}</code></td><td class="num">${pct(r.bestByDev?.test)}</td><td class="num">${pct(r.bestByTestTopK?.test)}</td><td class="num">${pct(r.taTest)}</td><td class="num">${pct(r.seedTest)}</td>${rhoCell(r.rank.devTest)}
 <td><a href="${esc(`${r.dir.split(/[\\/]/).map(encodeURIComponent).join('/')}/report.html`)}">${esc(r.dir)}/report.html</a></td></tr>`,
   );
-  return `<table class="runs"><thead><tr><th>arm</th><th>repeat</th><th>seed</th><th>status</th><th>best program (by dev)</th><th>dev</th><th>test</th><th>best test in top ${s.budget.topKTest}</th><th>Task Arithmetic test</th><th>seed model test</th><th>run report</th></tr></thead><tbody>${rows.join('\n')}</tbody></table>`;
+  return `<table class="runs"><thead><tr><th>arm</th><th>repeat</th><th>seed</th><th>status</th><th>best program (chosen on select)</th><th>its dev</th><th>its select</th><th>its test</th><th>best program by dev</th><th>its test</th><th>best test in top ${s.budget.topKTest}</th><th>Task Arithmetic test</th><th>seed model test</th><th>Spearman ρ dev vs test</th><th>run report</th></tr></thead><tbody>${rows.join('\n')}</tbody></table>`;
 }
 
 export function renderExperimentReport(s: ExperimentSummary, options: { generatedAt?: string } = {}): string {
@@ -100,11 +103,11 @@ export function renderExperimentReport(s: ExperimentSummary, options: { generate
 <style>${CSS}</style></head>
 <body><main>
 <h1>${esc(s.name)}: ${s.arms.includes('dpo') && s.arms.length > 1 ? 'DPO against its controls' : 'arms compared'}</h1>
-<p class="sub">Same budget for every arm: ${esc(b.iterations)} iterations × ${esc(b.samplesPerIteration)} programs, factory <code>${esc(b.factory)}</code>, top ${esc(b.topKTest)} by dev tested. ${esc(s.repeats)} repeat(s); repeat k uses the same seed in every arm (experiment seed ${esc(s.seed)}).</p>
+<p class="sub">Same budget for every arm: ${esc(b.iterations)} iterations × ${esc(b.samplesPerIteration)} programs, factory <code>${esc(b.factory)}</code>, top ${esc(b.selectTopK)} by dev re-scored on the selection split (the best there is the run's best program), top ${esc(b.topKTest)} by dev tested. ${esc(s.repeats)} repeat(s); repeat k uses the same seed in every arm (experiment seed ${esc(s.seed)}).</p>
 <ul class="arms-doc">${s.arms.map((a) => `<li><b>${esc(label(a))}</b>: ${esc(ARM_DOC[a] ?? '')}</li>`).join('')}</ul>
 ${b.factory === 'corpus' && s.arms.includes('dpo') ? '<p class="warn">The factory is the corpus generator: it has no trainer, so the DPO arm records DPO as skipped and samples exactly like the random arm. Use a builtin, openai or llamacpp factory to measure what DPO adds.</p>' : ''}
 <h2>Arms side by side</h2>
-<p class="note">Headline metric: test accuracy of the program ranked first by dev. Intervals are percentile bootstrap 95% intervals of the mean over repeats (2,000 resamples); with few repeats they are wide and approximate. The "paper protocol" column picks the best test score among the top ${esc(b.topKTest)} by dev, which selects on test and is biased upward.</p>
+<p class="note">Headline metric: test accuracy of each run's best program, chosen on the selection split among the top programs by dev (dev screens, select chooses, test only reports); the best-by-dev columns show what choosing on dev alone gives. Intervals are percentile bootstrap 95% intervals of the mean over repeats (2,000 resamples); with few repeats they are wide and approximate. The "paper protocol" column picks the best test score among the top ${esc(b.topKTest)} by dev, which selects on test and is biased upward.</p>
 ${armTable(s)}
 <figure>${testChart(s)}<figcaption>Dots: repeats; bar: mean; whisker: 95% bootstrap interval.</figcaption></figure>
 <h2>Search progress</h2>

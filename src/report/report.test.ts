@@ -70,6 +70,7 @@ test('empty and partial runs render with "not yet" placeholders', () => {
   assert.match(ph, /Not yet: no DPO training steps recorded\./);
   assert.match(ph, /Not yet: no out-of-domain transfer results\./);
   assert.match(ph, /not evaluated yet 1/, 'pending programs are shown in the validity chart');
+  assert.match(ph, /Not yet: no program has a selection-split score/);
   rmSync(dir, { recursive: true, force: true });
   rmSync(p.dir, { recursive: true, force: true });
 });
@@ -160,6 +161,48 @@ test('report renders in headless Chromium: no errors, charts drawn, leaderboard 
     await context.close();
     store.close();
     rmSync(profile, { recursive: true, force: true });
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('choosing the best: the program chosen on the selection split, the best by dev and by test, rank correlations with n, dev-vs-test scatter', () => {
+  const dir = tmp();
+  try {
+    const store = RunStore.open(join(dir, 'run'));
+    store.createRun({ name: 'choose', config: { topKTest: 2, selectTopK: 3 }, seed: 1, evalConfig: { dev: 200 } });
+    const it = store.startIteration({ t: 1 });
+    // six programs, ranks 1..6 by dev; the top 3 on select (rank 3 best there); all on test (as with eval.testAll)
+    const dev = [0.6, 0.55, 0.5, 0.45, 0.4, 0.35];
+    const select = [0.3, 0.4, 0.5, null, null, null];
+    const testS = [0.6, 0.7, 0.55, 0.2, 0.5, 0.5];
+    const hashes = dev.map((_, i) => store.addSample({ iterationId: it.id, code: `function merge(tv) { return tv[${i}]; }` }).hash);
+    hashes.forEach((hash, i) => store.recordEvaluation({ hash, verdict: 'ok', devSubset: dev[i], devStrict: dev[i], selectStrict: select[i], testStrict: testS[i] }));
+    store.updateIteration(it.id, { status: 'done' });
+    store.setRunStatus('done');
+    const html = writeReport(store, join(dir, 'run', 'report.html'));
+    store.close();
+    const section = html.slice(html.indexOf('<section id="choosing">'), html.indexOf('</section>', html.indexOf('<section id="choosing">')));
+    assert.ok(section.length > 0, 'the section exists');
+    const row = (choice: string) => section.match(new RegExp(`<tr[^>]*data-choice="${choice}">(.*?)</tr>`))?.[1] ?? '';
+    // chosen on select = rank 3 (dev 50.0, select 50.0, test 55.0); best by dev = rank 1; best test among the top 2 = rank 2
+    assert.match(row('select'), new RegExp(`${hashes[2]!.slice(0, 10)}.*?<td class="num">3</td><td class="num">50\\.0%</td><td class="num">50\\.0%</td><td class="num">55\\.0%</td>`));
+    assert.match(row('dev'), new RegExp(`${hashes[0]!.slice(0, 10)}.*?<td class="num">1</td><td class="num">60\\.0%</td><td class="num">30\\.0%</td><td class="num">60\\.0%</td>`));
+    assert.match(row('test'), new RegExp(`${hashes[1]!.slice(0, 10)}.*?<td class="num">2</td><td class="num">55\\.0%</td><td class="num">40\\.0%</td><td class="num">70\\.0%</td>`));
+    assert.match(section, /best test among the top 2 by dev/);
+    // Spearman by hand: dev vs test over 6 (test ties at 0.5 share rank 2.5): Σ products 13, squares 17.5 and 17 → 13/√297.5 = 0.7537;
+    // dev vs select over the 3 scored: ranks reversed → −1; select vs test: d = −1, −1, 2 → 1 − 6·6/24 = −0.5
+    const pair = (name: string) => section.match(new RegExp(`<tr data-pair="${name}"><td>${name}</td><td class="num">([^<]*)</td><td class="num">(\\d+)</td></tr>`))?.slice(1);
+    assert.deepEqual(pair('dev vs test'), ['0.754', '6']);
+    assert.deepEqual(pair('dev vs select'), ['−1.000', '3']);
+    assert.deepEqual(pair('select vs test'), ['−0.500', '3']);
+    // scatter: one point per program with dev and test; the chosen and the best-by-dev are marked
+    assert.equal(section.match(/<circle class="pt/g)?.length, 6);
+    assert.equal(section.match(/<circle class="pt marked"/g)?.length, 2);
+    assert.match(section, /data-chart="dev-test"/);
+    // the headline reports the chosen program, and the paper's row over the configured top 2
+    assert.match(html, new RegExp(`<div class="big">55\\.0%</div><div class="small">test accuracy \\(strict\\) of the best program <code>${hashes[2]!.slice(0, 10)}</code>, chosen on the selection split`));
+    assert.match(html, /best test score among the top 2 by dev\): 70\.0% — optimistic/);
+  } finally {
     rmSync(dir, { recursive: true, force: true });
   }
 });

@@ -13,6 +13,7 @@ import {
   esc, n2, scaleLinear, niceTicks, niceDomain, svgOpen, axisLeft, axisBottom, legend, withLegend, polyline, innerW,
 } from './svg.ts';
 import type { Frame, LegendItem } from './svg.ts';
+import { bestBySelection, bestByTest, rankCorrelations, type RankCorrelation } from '../loop/selection.ts';
 
 export interface ReportOptions {
   /** Size of the final test pool (top-k by dev); 15 in the paper. */
@@ -34,6 +35,8 @@ export interface ReportData {
   primaryArm: string;
   summaries: IterationSummary[];
   leaderboard: LeaderboardRow[];
+  /** Every valid program of the primary arm (repeat 0) in leaderboard order: the rank correlations and the scatter use them. */
+  ranked: LeaderboardRow[];
   failures: FailureRecord[];
   baselines: BaselineRecord[];
   transfers: TransferRecord[];
@@ -87,7 +90,7 @@ function fmtMs(ms: number | null | undefined): string {
 export function collectReportData(store: RunStore, options: ReportOptions = {}): ReportData {
   const run = store.getRun();
   const empty: ReportData = {
-    run, evalConfig: undefined, primaryArm: 'dpo', summaries: [], leaderboard: [], failures: [], baselines: [], transfers: [], repeats: [], dpo: [], evalTimings: [],
+    run, evalConfig: undefined, primaryArm: 'dpo', summaries: [], leaderboard: [], ranked: [], failures: [], baselines: [], transfers: [], repeats: [], dpo: [], evalTimings: [],
   };
   if (!run) return empty;
   const its = store.iterations();
@@ -114,6 +117,7 @@ export function collectReportData(store: RunStore, options: ReportOptions = {}):
     primaryArm,
     summaries: store.iterationSummary(),
     leaderboard: store.leaderboard(options.topK ?? 15, { arm: primaryArm, repeatIndex: 0 }),
+    ranked: store.rankedPrograms({ arm: primaryArm, repeatIndex: 0 }),
     failures: store.failures({ limitPerVerdict: options.failuresPerCategory ?? 3, arm: primaryArm }),
     baselines: store.baselines(),
     transfers: store.transfers(),
@@ -147,6 +151,7 @@ export function renderReport(d: ReportData, options: ReportOptions = {}): string
         ['progress', 'Best and median', sectionProgress(d)],
         ['validity', 'Pass rate and failures', sectionValidity(d)],
         ['leaderboard', 'Leaderboard', sectionLeaderboard(d)],
+        ['choosing', 'Choosing the best', sectionChoosing(d)],
         ['controls', 'Baselines and controls', sectionControls(d, ci)],
         ['transfer', 'Transfer', sectionTransfer(d)],
         ['dpo', 'DPO training', sectionDpo(d)],
@@ -213,13 +218,28 @@ function taSelected(d: ReportData, expertSet: 'in-domain' | 'ood'): BaselineReco
   return out;
 }
 
+/** The run's configured size of the test set (top-k by dev), when the stored config says; else the leaderboard's length. */
+function testTopK(d: ReportData): number {
+  const k = (d.run?.config as { topKTest?: unknown } | null | undefined)?.topKTest;
+  return typeof k === 'number' && Number.isInteger(k) && k > 0 ? k : d.leaderboard.length;
+}
+
+/** The run's best program: the best by the selection split; without selection scores (runs from before it, or not there yet), the top program by dev. */
+function bestProgram(d: ReportData): { row: LeaderboardRow; by: 'select' | 'dev' } | null {
+  const sel = bestBySelection(d.ranked);
+  if (sel) return { row: sel, by: 'select' };
+  return d.leaderboard[0] ? { row: d.leaderboard[0], by: 'dev' } : null;
+}
+
 function renderHeadline(d: ReportData, ci: (xs: number[]) => Interval | null): string {
-  const best = d.leaderboard[0];
-  const tested = d.leaderboard.filter((r) => r.testStrict !== null);
-  const maxTest = tested.length ? Math.max(...tested.map((r) => r.testStrict!)) : null;
+  const chosen = bestProgram(d);
+  const best = chosen?.row;
+  const paperRow = bestByTest(d.leaderboard.slice(0, testTopK(d)));
+  const maxTest = paperRow?.testStrict ?? null;
   const dpoRep = d.repeats.filter((r) => r.arm === d.primaryArm && r.testStrict !== null).map((r) => r.testStrict!);
   const ta = taSelected(d, 'in-domain');
   const taTests = ta.filter((b) => b.testStrict !== null).map((b) => b.testStrict!);
+  const how = chosen?.by === 'select' ? `best program <code>${esc(short(best!.hash))}</code>, chosen on the selection split (select ${pct(best!.selectStrict)}, dev ${pct(best!.devStrict ?? best!.devSubset)})` : `best-by-dev program <code>${esc(short(best?.hash ?? ''))}</code> (dev ${pct(best?.devStrict ?? best?.devSubset)})`;
 
   let algo: string;
   if (!best) algo = `<div class="big na">not yet</div><div class="small">no valid program with a dev score yet</div>`;
@@ -227,8 +247,8 @@ function renderHeadline(d: ReportData, ci: (xs: number[]) => Interval | null): s
     const c = ci(dpoRep)!;
     algo = `<div class="big">${pct(c.estimate)}</div><div class="small">mean test accuracy (strict) over ${dpoRep.length} repeats, 95% CI ${ciText(c)}</div>`;
   } else if (best.testStrict !== null) {
-    algo = `<div class="big">${pct(best.testStrict)}</div><div class="small">test accuracy (strict) of the best-by-dev program <code>${esc(short(best.hash))}</code> (dev ${pct(best.devStrict ?? best.devSubset)})</div>`;
-  } else algo = `<div class="big na">not yet</div><div class="small">best-by-dev program <code>${esc(short(best.hash))}</code> (dev ${pct(best.devStrict ?? best.devSubset)}) has no test score yet</div>`;
+    algo = `<div class="big">${pct(best.testStrict)}</div><div class="small">test accuracy (strict) of the ${how}</div>`;
+  } else algo = `<div class="big na">not yet</div><div class="small">${how} has no test score yet</div>`;
 
   let base: string;
   if (taTests.length >= 2) {
@@ -241,7 +261,7 @@ function renderHeadline(d: ReportData, ci: (xs: number[]) => Interval | null): s
   const a = dpoRep.length >= 2 ? mean(dpoRep) : (best?.testStrict ?? null);
   const b = taTests.length ? mean(taTests) : null;
   const delta = a !== null && b !== null ? `<div class="big ${a >= b ? 'pos' : 'neg'}">${a >= b ? '+' : '−'}${(Math.abs(a - b) * 100).toFixed(1)}</div><div class="small">points, discovered − Task Arithmetic (test)</div>` : `<div class="big na">—</div><div class="small">needs both test scores</div>`;
-  const paper = maxTest !== null ? `<p class="note">Paper-style headline (best test score among the top ${d.leaderboard.length} by dev): ${pct(maxTest)} — optimistic, since it selects on test.</p>` : '';
+  const paper = maxTest !== null ? `<p class="note">Paper-style headline (best test score among the top ${testTopK(d)} by dev): ${pct(maxTest)} — optimistic, since it selects on test.</p>` : '';
   return `<div class="headline">
 <div class="card accent"><div class="label">Best discovered algorithm</div>${algo}</div>
 <div class="card"><div class="label">Task Arithmetic (dev-tuned)</div>${base}</div>
@@ -387,17 +407,17 @@ function sectionLeaderboard(d: ReportData): string {
   let s = '';
   if (d.leaderboard.length === 0) s += notYet('no valid program with a dev score.');
   else {
-    s += `<p class="lead">Top ${d.leaderboard.length} distinct valid programs of the ${esc(armLabel(d.primaryArm))} arm by full-dev strict accuracy (programs with only a screening score follow). These are the candidates scored once on test.</p>`;
-    s += `<div class="scroll"><table class="data leaderboard"><thead><tr><th>#</th><th>dev subset</th><th>dev strict <span class="muted">/ flex</span></th><th>test strict <span class="muted">/ flex</span></th><th>iter.</th><th>arm</th><th>origin</th><th>program</th></tr></thead><tbody>`;
+    s += `<p class="lead">Top ${d.leaderboard.length} distinct valid programs of the ${esc(armLabel(d.primaryArm))} arm by full-dev strict accuracy (programs with only a screening score follow). The top ones by dev are re-scored on the selection split (the best there is the run's best program) and on test.</p>`;
+    s += `<div class="scroll"><table class="data leaderboard"><thead><tr><th>#</th><th>dev subset</th><th>dev strict <span class="muted">/ flex</span></th><th>select strict <span class="muted">/ flex</span></th><th>test strict <span class="muted">/ flex</span></th><th>iter.</th><th>arm</th><th>origin</th><th>program</th></tr></thead><tbody>`;
     for (const r of d.leaderboard) {
-      s += `<tr><td class="num">${r.rank}</td>${pctCell(r.devSubset)}${pairCell(r.devStrict, r.devFlex)}${pairCell(r.testStrict, r.testFlex)}<td class="num">${r.t}</td><td>${esc(r.arm)}</td><td>${esc(r.origin)}</td><td class="prog"><a class="prog-link" href="#p-${esc(r.hash)}"><code>${esc(short(r.hash))}</code></a> <span class="muted">${lines(r.code)}</span></td></tr>`;
+      s += `<tr><td class="num">${r.rank}</td>${pctCell(r.devSubset)}${pairCell(r.devStrict, r.devFlex)}${pairCell(r.selectStrict, r.selectFlex)}${pairCell(r.testStrict, r.testFlex)}<td class="num">${r.t}</td><td>${esc(r.arm)}</td><td>${esc(r.origin)}</td><td class="prog"><a class="prog-link" href="#p-${esc(r.hash)}"><code>${esc(short(r.hash))}</code></a> <span class="muted">${lines(r.code)}</span></td></tr>`;
     }
     s += '</tbody></table></div>';
     s += `<h3>Code of the top ${d.leaderboard.length}</h3><div class="programs">${d.leaderboard
       .map((r) =>
         codeBlock(
           r.code,
-          `<span class="rank">#${r.rank}</span> <code>${esc(short(r.hash))}</code> <span class="muted">iteration ${r.t} · dev ${pct(r.devStrict ?? r.devSubset)} · test ${pct(r.testStrict)}</span>`,
+          `<span class="rank">#${r.rank}</span> <code>${esc(short(r.hash))}</code> <span class="muted">iteration ${r.t} · dev ${pct(r.devStrict ?? r.devSubset)} · select ${pct(r.selectStrict)} · test ${pct(r.testStrict)}</span>`,
           `p-${r.hash}`,
         ),
       )
@@ -411,6 +431,66 @@ function sectionLeaderboard(d: ReportData): string {
     }
     s += '</tbody></table></div></details>';
   }
+  return s;
+}
+
+const rhoText = (c: RankCorrelation): string => (c.rho === null ? '—' : `${c.rho >= 0 ? '' : '−'}${Math.abs(c.rho).toFixed(3)}`);
+
+function sectionChoosing(d: ReportData): string {
+  const chosen = bestBySelection(d.ranked);
+  const byDev = d.leaderboard[0] ?? null;
+  const k = testTopK(d);
+  const paperRow = bestByTest(d.leaderboard.slice(0, k));
+  const nSelect = d.ranked.filter((r) => r.selectStrict !== null).length;
+  let s = `<p class="lead">Dev screens every candidate; the top programs by dev are re-scored on the selection split, and the best there (ties: higher dev, then rank) is the run's best program (<code>best-algorithm.js</code>); test only reports. Choosing by dev alone picks dev noise; choosing the best test score among the top ${esc(k)} (the paper's protocol) picks on test and is optimistic.</p>`;
+  if (!chosen) s += notYet('no program has a selection-split score (the selection phase runs after the last iteration).');
+  const rows: [string, LeaderboardRow | null, string][] = [
+    ['best by the selection split', chosen, `the run's best program; the best of the ${nSelect} programs scored on the selection split`],
+    ['best by dev', byDev, 'rank 1 on the leaderboard'],
+    [`best test among the top ${k} by dev`, paperRow, "paper's protocol: selects on test, optimistic"],
+  ];
+  s += `<div class="scroll"><table class="data choosing"><thead><tr><th>choice</th><th>program</th><th>rank by dev</th><th>dev strict</th><th>select strict</th><th>test strict</th><th>note</th></tr></thead><tbody>${rows
+    .map(([label, r, note], i) =>
+      r
+        ? `<tr${i === 0 ? ' class="sel"' : ''} data-choice="${i === 0 ? 'select' : i === 1 ? 'dev' : 'test'}"><td>${esc(label)}</td><td>${d.leaderboard.some((x) => x.hash === r.hash) ? `<a class="prog-link" href="#p-${esc(r.hash)}"><code>${esc(short(r.hash))}</code></a>` : `<code>${esc(short(r.hash))}</code>`}</td><td class="num">${r.rank}</td>${pctCell(r.devStrict)}${pctCell(r.selectStrict)}${pctCell(r.testStrict)}<td class="muted">${esc(note)}</td></tr>`
+        : `<tr><td>${esc(label)}</td><td class="na" colspan="6">not yet</td></tr>`,
+    )
+    .join('')}</tbody></table></div>`;
+  const rc = rankCorrelations(d.ranked);
+  const nValid = d.ranked.filter((r) => r.devStrict !== null).length;
+  s += `<h3>How well the splits agree</h3><p class="lead">Spearman rank correlation (average ranks for ties) over the programs that have both scores; ${esc(nValid)} valid programs have a full-dev score. Programs are scored on test only when they are among the top ${esc(k)} by dev or chosen (or all of them with <code>eval.testAll</code>), so over few programs these numbers are rough.</p>`;
+  s += `<div class="scroll"><table class="data compact correlations"><thead><tr><th>pair</th><th>Spearman ρ</th><th>n</th></tr></thead><tbody>${(
+    [['dev vs test', rc.devTest], ['dev vs select', rc.devSelect], ['select vs test', rc.selectTest]] as const
+  )
+    .map(([name, c]) => `<tr data-pair="${esc(name)}"><td>${esc(name)}</td><td class="num">${rhoText(c)}</td><td class="num">${c.n}</td></tr>`)
+    .join('')}</tbody></table></div>`;
+  s += scatterDevTest(d, chosen, byDev);
+  return s;
+}
+
+/** Dev vs test of every program with both scores; the chosen program and the best by dev are marked. */
+function scatterDevTest(d: ReportData, chosen: LeaderboardRow | null, byDev: LeaderboardRow | null): string {
+  const pts = d.ranked.filter((r) => r.devStrict !== null && r.testStrict !== null);
+  if (pts.length < 2) return '';
+  const items: LegendItem[] = [
+    { label: 'program', color: '#0072B2', kind: 'dot' },
+    { label: 'chosen (selection split)', color: '#D55E00', kind: 'dot' },
+    { label: 'best by dev', color: '#009E73', kind: 'dot' },
+  ];
+  const f = withLegend({ ...FRAME, height: 340 }, items);
+  const [x0, x1] = niceDomain(Math.min(...pts.map((r) => r.devStrict!)), Math.max(...pts.map((r) => r.devStrict!)));
+  const [y0, y1] = niceDomain(Math.min(...pts.map((r) => r.testStrict!)), Math.max(...pts.map((r) => r.testStrict!)));
+  const x = scaleLinear([x0, x1], [f.left + 8, f.width - f.right - 8]);
+  const y = scaleLinear([y0, y1], [f.height - f.bottom, f.top]);
+  let s = svgOpen(f, 'dev-test', 'Dev vs test accuracy of the programs scored on both') + axisLeft(f, y, niceTicks(y0, y1), 'test accuracy (strict)', (v) => `${Math.round(v * 1000) / 10}%`);
+  s += axisBottom(f, niceTicks(x0, x1).map((t) => ({ x: x(t), label: `${Math.round(t * 1000) / 10}%` })), 'dev accuracy (strict)');
+  const marked = (r: LeaderboardRow) => r.hash === chosen?.hash || r.hash === byDev?.hash;
+  for (const r of [...pts.filter((r) => !marked(r)), ...pts.filter(marked)]) {
+    const mark = r.hash === chosen?.hash ? '#D55E00' : r.hash === byDev?.hash ? '#009E73' : '#0072B2';
+    const big = mark !== '#0072B2';
+    s += `<circle class="pt${big ? ' marked' : ''}" cx="${n2(x(r.devStrict!))}" cy="${n2(y(r.testStrict!))}" r="${big ? 6 : 4}" fill="${mark}" fill-opacity="${big ? 0.95 : 0.55}"><title>#${r.rank} ${esc(short(r.hash))}: dev ${pct(r.devStrict)}, select ${pct(r.selectStrict)}, test ${pct(r.testStrict)}</title></circle>`;
+  }
+  s += legend(f, items) + '</svg>';
   return s;
 }
 
@@ -434,9 +514,10 @@ function sectionControls(d: ReportData, ci: (xs: number[]) => Interval | null): 
       detail: `seeds ${reps.map((r) => r.seed).join(', ')}`,
     });
   }
-  if (!arms.includes(d.primaryArm) && d.leaderboard[0]?.testStrict != null) {
-    const b = d.leaderboard[0];
-    rows.unshift({ label: armLabel(d.primaryArm), kind: 'method', color: armColor(d.primaryArm, [d.primaryArm]), tests: [b.testStrict!], devs: b.devStrict !== null ? [b.devStrict] : [], detail: `best-by-dev ${short(b.hash)}` });
+  const chosen = bestProgram(d);
+  if (!arms.includes(d.primaryArm) && chosen && chosen.row.testStrict !== null) {
+    const b = chosen.row;
+    rows.unshift({ label: armLabel(d.primaryArm), kind: 'method', color: armColor(d.primaryArm, [d.primaryArm]), tests: [b.testStrict!], devs: b.devStrict !== null ? [b.devStrict] : [], detail: `${chosen.by === 'select' ? 'best by the selection split' : 'best-by-dev'} ${short(b.hash)}` });
   }
   const inDomain = d.baselines.filter((b) => b.expertSet === 'in-domain');
   for (const name of [...new Set(inDomain.map((b) => b.name))]) {

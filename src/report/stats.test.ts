@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mean, median, quantile, sd, bootstrapCI, seededRandom } from './stats.ts';
+import { mean, median, quantile, sd, bootstrapCI, seededRandom, averageRanks, spearman } from './stats.ts';
 
 test('mean, sd, median and type-7 quantiles on known values', () => {
   assert.equal(mean([]), null);
@@ -55,4 +55,29 @@ test('bootstrap CI: deterministic under a seed, degenerate cases, and width matc
   const med = bootstrapCI([1, 2, 3, 100], { seed: 2, statistic: (s) => median(s)! })!;
   assert.equal(med.estimate, 2.5);
   assert.ok(med.hi <= 100);
+});
+
+test('average ranks and Spearman rank correlation against hand-computed values', () => {
+  assert.deepEqual(averageRanks([3, 1, 4, 1, 5]), [3, 1.5, 4, 1.5, 5]);
+  assert.deepEqual(averageRanks([2, 2, 2]), [2, 2, 2]);
+  assert.deepEqual(averageRanks([]), []);
+  // no ties: 1 − 6 Σd² / (n (n² − 1)); ranks of y are 2, 1, 4, 3, d = ∓1, Σd² = 4 → 1 − 24/60 = 0.6
+  assert.ok(Math.abs(spearman([10, 20, 30, 40], [2, 1, 4, 3])! - 0.6) < 1e-12);
+  assert.equal(spearman([1, 2, 3], [10, 20, 30]), 1);
+  assert.equal(spearman([1, 2, 3], [30, 20, 10]), -1);
+  // ties in y: ranks 1, 2, 3.5, 5, 3.5; centred products sum to 8, squares 10 and 9.5 → 8 / √95
+  // (scipy.stats.spearmanr([1, 2, 3, 4, 5], [5, 6, 7, 8, 7]) = 0.8207826816681233)
+  assert.ok(Math.abs(spearman([1, 2, 3, 4, 5], [5, 6, 7, 8, 7])! - 8 / Math.sqrt(95)) < 1e-12);
+  assert.ok(Math.abs(8 / Math.sqrt(95) - 0.8207826816681233) < 1e-15);
+  // ties on both sides: ranks 1.5, 1.5, 3.5, 3.5 vs 1.5, 3.5, 1.5, 3.5 → products −1·−1, −1·1, 1·−1, 1·1 sum to 0
+  assert.equal(spearman([1, 1, 2, 2], [1, 2, 1, 2]), 0);
+  // only ranks matter: x ranks 1, 3, 2, 4 and y ranks 1, 3, 4, 2 → Σd² = 8 → 1 − 48/60 = 0.2, for any monotone rescaling
+  assert.ok(Math.abs(spearman([0.1, 0.5, 0.2, 0.9], [3, 7, 100, 4])! - 0.2) < 1e-12);
+  assert.ok(Math.abs(spearman([1, 5, 2, 9], [0.3, 0.7, 1, 0.4])! - 0.2) < 1e-12);
+  // undefined: fewer than 2 pairs, or a constant side
+  assert.equal(spearman([1], [2]), null);
+  assert.equal(spearman([], []), null);
+  assert.equal(spearman([1, 2, 3], [4, 4, 4]), null);
+  assert.throws(() => spearman([1, 2], [1]), /paired values, got 2 and 1/);
+  assert.throws(() => spearman([1, Number.NaN], [1, 2]), /finite/);
 });

@@ -78,3 +78,43 @@ export function bootstrapCI(
   const a = (1 - level) / 2;
   return { estimate: stat([...xs]), lo: quantile(stats, a)!, hi: quantile(stats, 1 - a)!, n };
 }
+
+/** Ranks 1..n of `xs` (smallest = 1); tied values share the average of the ranks they span. */
+export function averageRanks(xs: readonly number[]): number[] {
+  finite(xs, 'averageRanks');
+  const order = xs.map((x, i) => [x, i] as const).sort((a, b) => a[0] - b[0]);
+  const ranks = new Array<number>(xs.length);
+  for (let i = 0; i < order.length; ) {
+    let j = i;
+    while (j + 1 < order.length && order[j + 1]![0] === order[i]![0]) j++;
+    const r = (i + j) / 2 + 1; // positions i..j hold ranks i+1..j+1
+    for (let k = i; k <= j; k++) ranks[order[k]![1]] = r;
+    i = j + 1;
+  }
+  return ranks;
+}
+
+/**
+ * Spearman's rank correlation of paired values: the Pearson correlation of their average ranks
+ * (ties get average ranks). Null for fewer than 2 pairs or when one side is constant (undefined).
+ */
+export function spearman(xs: readonly number[], ys: readonly number[]): number | null {
+  if (xs.length !== ys.length) throw new Error(`stats: spearman needs paired values, got ${xs.length} and ${ys.length}`);
+  if (xs.length < 2) return null;
+  const rx = averageRanks(xs);
+  const ry = averageRanks(ys);
+  const mx = mean(rx)!;
+  const my = mean(ry)!;
+  let sxy = 0;
+  let sxx = 0;
+  let syy = 0;
+  for (let i = 0; i < rx.length; i++) {
+    const dx = rx[i]! - mx;
+    const dy = ry[i]! - my;
+    sxy += dx * dy;
+    sxx += dx * dx;
+    syy += dy * dy;
+  }
+  if (sxx === 0 || syy === 0) return null;
+  return Math.max(-1, Math.min(1, sxy / Math.sqrt(sxx * syy)));
+}

@@ -338,6 +338,8 @@ export async function serveModelDir(dir: string, opts: { port: number; host: str
   if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new Error(`model folder not found: ${dir}`);
   if (!existsSync(join(dir, 'config.json'))) throw new Error(`${dir}: not a model folder (no config.json)`);
   if (!existsSync(join(dir, 'tokenizer.json'))) throw new Error(`${dir}: no tokenizer.json`);
+  const { readLlamaFolder } = await import('../io/model-config.ts');
+  readLlamaFolder(dir); // config.json and tokenizer.json checked against the tensors first (the shared reader)
   const O = await import('../nn/ops.ts');
   const { loadModel } = await import('../nn/checkpoint.ts');
   await O.initBackend();

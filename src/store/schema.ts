@@ -195,6 +195,16 @@ ALTER TABLE iterations ADD COLUMN merged_checkpoint TEXT;
 ALTER TABLE iterations ADD COLUMN merged_program TEXT REFERENCES programs(hash);
 `,
   },
+  {
+    version: 3,
+    description: 'evaluations: scores on the selection split (the best program is chosen on it)',
+    sql: `
+-- The selection split: the top programs by full dev are re-scored on it and the best of them there is
+-- the run's best program (dev screens, select chooses, test only reports). NULL = not scored on it.
+ALTER TABLE evaluations ADD COLUMN select_strict REAL;
+ALTER TABLE evaluations ADD COLUMN select_flex REAL;
+`,
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1].version;

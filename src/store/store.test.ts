@@ -64,7 +64,7 @@ test('migration 2 on a version-1 database: iterations gain sampled_from / merged
   raw.close();
   const s = RunStore.open(dir);
   try {
-    assert.equal(s.schemaVersion(), 2);
+    assert.equal(s.schemaVersion(), 3, 'migrations 2 and 3 applied');
     const it = s.iteration(1)!;
     assert.deepEqual([it.factoryCheckpoint, it.sampledFrom, it.mergedCheckpoint, it.mergedProgram], ['factory/iter-1', null, null, null]);
     const { hash } = s.addSamples([{ iterationId: it.id, code: 'function merge(t) { return t[0]; }' }])[0]!;
@@ -73,6 +73,40 @@ test('migration 2 on a version-1 database: iterations gain sampled_from / merged
     const u = s.iteration(1)!;
     assert.deepEqual([u.factoryCheckpoint, u.sampledFrom, u.mergedCheckpoint, u.mergedProgram], ['factory/iter-1', 'factory/merged-iter-0', 'factory/merged-iter-1', hash]);
     assert.throws(() => s.updateIteration(it.id, { mergedProgram: 'f'.repeat(64) }), /FOREIGN KEY/);
+  } finally {
+    s.close();
+  }
+});
+
+test('migration 3 on a version-2 database: evaluations gain select_strict / select_flex (NULL for old rows), written and kept like the other scores', () => {
+  const dir = tmp();
+  const raw = openDatabase(join(dir, DB_FILE));
+  raw.exec('CREATE TABLE schema_version (version INTEGER PRIMARY KEY, description TEXT NOT NULL, applied_at TEXT NOT NULL)');
+  for (const m of MIGRATIONS.slice(0, 2)) {
+    raw.exec(m.sql);
+    raw.prepare("INSERT INTO schema_version VALUES (?, ?, 'x')").run(m.version, m.description);
+  }
+  const key = evalKeyOf({ dev: 1 });
+  raw.prepare("INSERT INTO eval_configs VALUES (?, '{\"dev\":1}', 'x')").run(key);
+  raw.prepare("INSERT INTO runs (id, name, config_json, seed, eval_key, status, selfdev_version, created_at, updated_at) VALUES (1, 'old', '{}', 0, ?, 'done', '0', 'x', 'x')").run(key);
+  raw.prepare("INSERT INTO iterations (arm, t, status, started_at) VALUES ('dpo', 1, 'done', 'x')").run();
+  raw.prepare("INSERT INTO programs VALUES ('a', 'function merge(t) { return t[0]; }', 'x')").run();
+  raw.prepare("INSERT INTO samples (iteration_id, seq, program_hash, origin, created_at) VALUES (1, 0, 'a', 'factory', 'x')").run();
+  raw.prepare("INSERT INTO evaluations (program_hash, eval_key, verdict, dev_strict, test_strict, created_at, updated_at) VALUES ('a', ?, 'ok', 0.5, 0.4, 'x', 'x')").run(key);
+  raw.close();
+  const s = RunStore.open(dir);
+  try {
+    assert.equal(s.schemaVersion(), 3);
+    const e = s.evaluationFor('a')!;
+    assert.deepEqual([e.devStrict, e.testStrict, e.selectStrict, e.selectFlex], [0.5, 0.4, null, null]);
+    assert.deepEqual(s.pendingWork({ selectTopK: 5 }).awaitingSelect, [{ hash: 'a', devStrict: 0.5 }]);
+    s.recordEvaluation({ hash: 'a', selectStrict: 0.45, selectFlex: 0.47 });
+    s.recordEvaluation({ hash: 'a', testFlex: 0.41 }); // other updates keep them
+    const u = s.evaluationFor('a')!;
+    assert.deepEqual([u.devStrict, u.selectStrict, u.selectFlex, u.testStrict, u.testFlex], [0.5, 0.45, 0.47, 0.4, 0.41]);
+    assert.deepEqual(s.leaderboard(1).map((r) => [r.hash, r.selectStrict, r.selectFlex]), [['a', 0.45, 0.47]]);
+    assert.deepEqual(s.pendingWork({ selectTopK: 5 }).awaitingSelect, []);
+    assert.throws(() => s.recordEvaluation({ hash: 'a', selectStrict: Number.POSITIVE_INFINITY }), /selectStrict must be a finite number/);
   } finally {
     s.close();
   }
@@ -145,8 +179,13 @@ test('duplicate programs are stored and evaluated once; pending work reflects it
   pending = store.pendingWork();
   assert.deepEqual(pending.awaitingFullDev, []);
   assert.deepEqual(pending.awaitingTest, [{ hash: r[0].hash, devStrict: 0.61 }]);
+  assert.deepEqual(pending.awaitingSelect, [], 'no selection work without selectTopK');
+  assert.deepEqual(store.pendingWork({ selectTopK: 3 }).awaitingSelect, [{ hash: r[0].hash, devStrict: 0.61 }]);
   store.recordEvaluation({ hash: r[0].hash, testStrict: 0.7, testFlex: 0.72 });
   assert.deepEqual(store.pendingWork().awaitingTest, []);
+  store.recordEvaluation({ hash: r[0].hash, selectStrict: 0.66, selectFlex: 0.68 });
+  assert.deepEqual(store.pendingWork({ selectTopK: 3 }).awaitingSelect, []);
+  assert.deepEqual([store.evaluationFor(r[0].hash)!.selectStrict, store.evaluationFor(r[0].hash)!.testStrict, store.evaluationFor(r[0].hash)!.devStrict], [0.66, 0.7, 0.61]);
 
   const counts = store.counts();
   assert.equal(counts.programs, 2);
@@ -230,6 +269,10 @@ test('leaderboard and iterationSummary on a synthetic run match independently co
   assert.deepEqual(lb.map((r) => r.rank), Array.from({ length: 15 }, (_, i) => i + 1));
   assert.equal(lb[0].t, expected[0].t);
   assert.equal(store.leaderboard(1000).length, valid.length);
+  assert.deepEqual(store.rankedPrograms().map((r) => r.hash), expected.map((x) => x.hash), 'rankedPrograms: the whole leaderboard');
+  assert.deepEqual(store.rankedPrograms().slice(0, 15), lb);
+  // awaitingSelect: the top selectTopK with a full-dev score and no select score
+  assert.deepEqual(store.pendingWork({ selectTopK: 4 }).awaitingSelect.map((x) => x.hash), expected.slice(0, 4).filter((x) => x.dev !== null).map((x) => x.hash));
   assert.deepEqual(store.leaderboard(5, { arm: 'random' }), []);
   const it2 = store.iteration(2)!;
   const top2 = store.leaderboard(3, { iterationId: it2.id });

@@ -117,6 +117,9 @@ export interface EvaluationInput {
   devFlex?: number | null;
   testStrict?: number | null;
   testFlex?: number | null;
+  /** Scores on the selection split (schema migration 3). */
+  selectStrict?: number | null;
+  selectFlex?: number | null;
   families?: Record<string, number> | null;
   sandboxMs?: number | null;
   mergeMs?: number | null;
@@ -133,6 +136,8 @@ export interface EvaluationRecord {
   devFlex: number | null;
   testStrict: number | null;
   testFlex: number | null;
+  selectStrict: number | null;
+  selectFlex: number | null;
   families: Record<string, number> | null;
   sandboxMs: number | null;
   mergeMs: number | null;
@@ -158,6 +163,9 @@ export interface LeaderboardRow {
   devFlex: number | null;
   testStrict: number | null;
   testFlex: number | null;
+  /** Score on the selection split (only the top selectTopK by dev are scored there). */
+  selectStrict: number | null;
+  selectFlex: number | null;
   families: Record<string, number> | null;
   /** Iteration, arm and origin of the program's first sample (within the filter). */
   t: number;
@@ -213,6 +221,8 @@ export interface PendingWork {
   awaitingFullDev: { hash: string; devSubset: number }[];
   /** The top-k (by full dev) that still lack a test score. */
   awaitingTest: { hash: string; devStrict: number }[];
+  /** The top `selectTopK` (by full dev) that still lack a selection-split score (empty when selectTopK is not given). */
+  awaitingSelect: { hash: string; devStrict: number }[];
 }
 
 export interface PairInput {
@@ -415,6 +425,7 @@ interface IterationRow {
 interface EvaluationRow {
   program_hash: string; eval_key: string; verdict: string; message: string | null; dev_subset: number | null;
   dev_strict: number | null; dev_flex: number | null; test_strict: number | null; test_flex: number | null;
+  select_strict: number | null; select_flex: number | null;
   family_json: string | null; sandbox_ms: number | null; merge_ms: number | null; eval_ms: number | null;
   created_at: string; updated_at: string;
 }
@@ -432,6 +443,7 @@ function toEvaluation(r: EvaluationRow): EvaluationRecord {
   return {
     hash: r.program_hash, evalKey: r.eval_key, verdict: r.verdict, message: r.message, devSubset: r.dev_subset,
     devStrict: r.dev_strict, devFlex: r.dev_flex, testStrict: r.test_strict, testFlex: r.test_flex,
+    selectStrict: r.select_strict ?? null, selectFlex: r.select_flex ?? null,
     families: r.family_json === null ? null : (JSON.parse(r.family_json) as Record<string, number>),
     sandboxMs: r.sandbox_ms, mergeMs: r.merge_ms, evalMs: r.eval_ms, createdAt: r.created_at, updatedAt: r.updated_at,
   };
@@ -700,7 +712,7 @@ export class RunStore {
    */
   recordEvaluation(e: EvaluationInput): EvaluationRecord {
     const evalKey = this.defaultEvalKey(e.evalKey);
-    for (const f of ['devSubset', 'devStrict', 'devFlex', 'testStrict', 'testFlex', 'sandboxMs', 'mergeMs', 'evalMs'] as const) checkScore(f, e[f]);
+    for (const f of ['devSubset', 'devStrict', 'devFlex', 'testStrict', 'testFlex', 'selectStrict', 'selectFlex', 'sandboxMs', 'mergeMs', 'evalMs'] as const) checkScore(f, e[f]);
     if (e.families) for (const [k, v] of Object.entries(e.families)) checkScore(`families.${k}`, v);
     return this.transaction(() => {
       if (!this.programByHash(e.hash)) throw new Error(`store: program ${e.hash} is not in the database (add it with addSample first)`);
@@ -712,20 +724,20 @@ export class RunStore {
         this.db
           .prepare(
             `INSERT INTO evaluations (program_hash, eval_key, verdict, message, dev_subset, dev_strict, dev_flex, test_strict, test_flex,
-               family_json, sandbox_ms, merge_ms, eval_ms, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+               select_strict, select_flex, family_json, sandbox_ms, merge_ms, eval_ms, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
           )
           .run(e.hash, evalKey, e.verdict, nn(e.message), nn(e.devSubset), nn(e.devStrict), nn(e.devFlex), nn(e.testStrict), nn(e.testFlex),
-            e.families ? JSON.stringify(e.families) : null, nn(e.sandboxMs), nn(e.mergeMs), nn(e.evalMs), ts, ts);
+            nn(e.selectStrict), nn(e.selectFlex), e.families ? JSON.stringify(e.families) : null, nn(e.sandboxMs), nn(e.mergeMs), nn(e.evalMs), ts, ts);
       } else {
         const pick = <T>(v: T | undefined, old: T): T => (v === undefined ? old : v);
         this.db
           .prepare(
             `UPDATE evaluations SET verdict = ?, message = ?, dev_subset = ?, dev_strict = ?, dev_flex = ?, test_strict = ?, test_flex = ?,
-               family_json = ?, sandbox_ms = ?, merge_ms = ?, eval_ms = ?, updated_at = ? WHERE program_hash = ? AND eval_key = ?`,
+               select_strict = ?, select_flex = ?, family_json = ?, sandbox_ms = ?, merge_ms = ?, eval_ms = ?, updated_at = ? WHERE program_hash = ? AND eval_key = ?`,
           )
           .run(pick(e.verdict, prev.verdict), pick(e.message, prev.message), pick(e.devSubset, prev.devSubset), pick(e.devStrict, prev.devStrict),
             pick(e.devFlex, prev.devFlex), pick(e.testStrict, prev.testStrict), pick(e.testFlex, prev.testFlex),
-            e.families === undefined ? (prev.families ? JSON.stringify(prev.families) : null) : e.families ? JSON.stringify(e.families) : null,
+            pick(e.selectStrict, prev.selectStrict), pick(e.selectFlex, prev.selectFlex), e.families === undefined ? (prev.families ? JSON.stringify(prev.families) : null) : e.families ? JSON.stringify(e.families) : null,
             pick(e.sandboxMs, prev.sandboxMs), pick(e.mergeMs, prev.mergeMs), pick(e.evalMs, prev.evalMs), ts, e.hash, evalKey);
       }
       return this.evaluationFor(e.hash, evalKey)!;
@@ -763,6 +775,15 @@ export class RunStore {
    */
   leaderboard(k: number, options: LeaderboardOptions = {}): LeaderboardRow[] {
     if (!Number.isInteger(k) || k < 0) throw new Error(`store: leaderboard k must be a non-negative integer, got ${k}`);
+    return this.ranked(k, options);
+  }
+
+  /** Every valid program in leaderboard order (the leaderboard without its size limit). */
+  rankedPrograms(options: LeaderboardOptions = {}): LeaderboardRow[] {
+    return this.ranked(-1, options); // SQLite: a negative LIMIT means no limit
+  }
+
+  private ranked(k: number, options: LeaderboardOptions): LeaderboardRow[] {
     const rows = this.db
       .prepare(
         `WITH first AS (
@@ -783,7 +804,7 @@ export class RunStore {
       const e = toEvaluation(r);
       return {
         rank: i + 1, hash: e.hash, code: r.code, devSubset: e.devSubset, devStrict: e.devStrict, devFlex: e.devFlex,
-        testStrict: e.testStrict, testFlex: e.testFlex, families: e.families, t: r.t, arm: r.arm, repeatIndex: r.repeat_index,
+        testStrict: e.testStrict, testFlex: e.testFlex, selectStrict: e.selectStrict, selectFlex: e.selectFlex, families: e.families, t: r.t, arm: r.arm, repeatIndex: r.repeat_index,
         origin: r.origin, parentHash: r.parent_hash,
       };
     });
@@ -843,8 +864,11 @@ export class RunStore {
     });
   }
 
-  /** What a resumed loop still has to do. `topK` is the size of the final test set (15 in the paper). */
-  pendingWork(options: { topK?: number; evalKey?: string; arm?: string; repeatIndex?: number } = {}): PendingWork {
+  /**
+   * What a resumed loop still has to do. `topK` is the size of the final test set (15 in the paper);
+   * `selectTopK` the number of top programs by full dev re-scored on the selection split.
+   */
+  pendingWork(options: { topK?: number; selectTopK?: number; evalKey?: string; arm?: string; repeatIndex?: number } = {}): PendingWork {
     const key = this.defaultEvalKey(options.evalKey);
     const openIterations = this.iterations(options).filter((i) => i.status !== 'done' && i.status !== 'failed');
     const unevaluated = (
@@ -871,7 +895,9 @@ export class RunStore {
     ).map((r) => ({ hash: r.hash, devSubset: r.dev_subset }));
     const top = this.leaderboard(options.topK ?? 15, { evalKey: key, arm: options.arm, repeatIndex: options.repeatIndex });
     const awaitingTest = top.filter((r) => r.devStrict !== null && r.testStrict === null).map((r) => ({ hash: r.hash, devStrict: r.devStrict! }));
-    return { openIterations, unevaluated, awaitingFullDev, awaitingTest };
+    const selTop = options.selectTopK === undefined ? [] : this.leaderboard(options.selectTopK, { evalKey: key, arm: options.arm, repeatIndex: options.repeatIndex });
+    const awaitingSelect = selTop.filter((r) => r.devStrict !== null && r.selectStrict === null).map((r) => ({ hash: r.hash, devStrict: r.devStrict! }));
+    return { openIterations, unevaluated, awaitingFullDev, awaitingTest, awaitingSelect };
   }
 
   // ------------------------------------------------------------ preference pairs
@@ -952,7 +978,7 @@ export class RunStore {
       const head = [
         `// selfdev program ${hash}`,
         p.firstSample ? `// first sampled: iteration ${p.firstSample.t}, arm ${p.firstSample.arm}, origin ${p.firstSample.origin}` : '// never sampled',
-        `// verdict ${e?.verdict ?? 'not evaluated'}; dev strict ${fmt(e?.devStrict)}, dev flex ${fmt(e?.devFlex)}; test strict ${fmt(e?.testStrict)}, test flex ${fmt(e?.testFlex)}`,
+        `// verdict ${e?.verdict ?? 'not evaluated'}; dev strict ${fmt(e?.devStrict)}, dev flex ${fmt(e?.devFlex)}; select strict ${fmt(e?.selectStrict)}; test strict ${fmt(e?.testStrict)}, test flex ${fmt(e?.testFlex)}`,
       ];
       text = head.join('\n') + '\n' + text;
     }

@@ -10,10 +10,10 @@ import { calculatorCompletion } from '../eval/calculator.ts';
 import { scoreResponse } from '../eval/scoring.ts';
 
 const bench = makeBenchmark();
-const all = [...bench.dev, ...bench.test];
+const all = [...bench.dev, ...bench.test, ...bench.select];
 
 test('the shipped world/bench splits are byte-identical to a fresh generation', () => {
-  for (const split of ['dev', 'test'] as const) {
+  for (const split of ['dev', 'test', 'select'] as const) {
     const shipped = readFileSync(new URL(`../../world/bench/${split}.jsonl`, import.meta.url), 'utf8');
     assert.equal(shipped, toJsonl(bench[split]), `world/bench/${split}.jsonl is stale: run npx tsx scripts/make-bench.ts`);
     assert.deepEqual(Object.keys(JSON.parse(shipped.split('\n')[0])), ['question', 'answer', 'family']);
@@ -23,7 +23,8 @@ test('the shipped world/bench splits are byte-identical to a fresh generation', 
 test('split sizes and equal family shares; deduplicated by key across splits', () => {
   assert.equal(bench.dev.length, 200);
   assert.equal(bench.test.length, 1000);
-  for (const [split, per] of [['dev', 25], ['test', 125]] as const) {
+  assert.equal(bench.select.length, 1000);
+  for (const [split, per] of [['dev', 25], ['test', 125], ['select', 125]] as const) {
     for (const f of BENCH_FAMILIES) assert.equal(bench[split].filter((p) => p.family === f).length, per, `${split} ${f}`);
   }
   assert.equal(new Set(all.map(problemKey)).size, all.length);
@@ -107,7 +108,7 @@ test('each family has varied templates, names and numbers', () => {
   }
 });
 
-test('training streams are disjoint from dev and test (keys and questions), for every family', () => {
+test('training streams are disjoint from dev, test and select (keys and questions), for every family', () => {
   const keys = defaultBenchmarkKeys();
   const questions = new Set(all.map((p) => p.question));
   for (const f of [...BENCH_FAMILIES, ...SEED_FAMILIES]) {

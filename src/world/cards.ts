@@ -36,6 +36,8 @@ export interface StageResult {
   /** Benchmark accuracy (0..1) per split, when measured. */
   eval: Partial<Record<'dev' | 'test', SplitScore>>;
   evalSeconds?: number;
+  /** Written by the world probe (src/world/probe.ts): its card section (Markdown) and raw data. */
+  probe?: { markdown: string; [k: string]: unknown };
 }
 
 const pct = (x: number) => `${(100 * x).toFixed(1)}`;
@@ -88,5 +90,6 @@ export function renderCard(recipe: Recipe, stage: Stage, hash: string, r: StageR
     }
   }
   lines.push('');
+  if (r.probe?.markdown) lines.push(r.probe.markdown, '');
   return lines.join('\n');
 }

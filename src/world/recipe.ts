@@ -13,6 +13,7 @@
 import { createHash } from 'node:crypto';
 import { FAMILY_INFO } from './bench.ts';
 import type { Family } from './bench.ts';
+import type { TensorKind } from '../sandbox/types.ts';
 
 export type Role = 'base' | 'seed' | 'expert' | 'ood' | 'oracle';
 export const ROLES: readonly Role[] = ['base', 'seed', 'expert', 'ood', 'oracle'];
@@ -34,6 +35,12 @@ export interface MixEntry {
   weight: number;
   /** Append the operation hint " (use + then -)" to the question (training device; never in the benchmark). */
   hint?: boolean;
+  /**
+   * Two-step families only: only this step's line is a loss target (step 2: with the final `#### N`
+   * line); the other step's line is context the model reads but is not trained to write. An expert
+   * learns its own decision inside a composite story without learning the other expert's.
+   */
+  step?: 1 | 2;
 }
 
 export interface StageData {
@@ -45,6 +52,12 @@ export interface StageData {
    * 'pre' (pre-training, docs/tiny-world.md §4): `Q: {q}\nA:` → ` {step1}. {step2}. So the answer is {N}.</s>`.
    */
   format?: 'gsm' | 'pre';
+  /**
+   * Self-distilled contrast: this share of the stage's `steps × batch` examples are un-hinted stories
+   * of `families` whose targets are the parent model's own greedy answers (calculator on), i.e.
+   * "behave like your parent elsewhere"; the rest come from `mix`. Shuffled together.
+   */
+  distill?: { families: Family[]; share: number };
 }
 
 export interface Stage {
@@ -73,6 +86,11 @@ export interface Stage {
   maxFinalLoss?: number;
   /** One line for the model card. */
   note?: string;
+  /**
+   * Tensor kinds that are trained (default: all). With ['mlp'] the task vector of the stage is zero
+   * outside the MLP tensors, so a merge of MLP tensors carries the whole skill.
+   */
+  trainable?: TensorKind[];
 }
 
 export interface Recipe {
@@ -87,7 +105,8 @@ export interface Recipe {
 }
 
 /** Bump when the trainer's data generation or training semantics change: invalidates every cache. */
-export const TRAINER_VERSION = 1;
+/** 2: training streams also exclude the `select` split; `trainable` and `data.distill`. */
+export const TRAINER_VERSION = 2;
 
 export class RecipeError extends Error {
   constructor(message: string) {
@@ -151,9 +170,26 @@ export function validateRecipe(r: Recipe): void {
     for (const e of s.data.mix) {
       if (!KNOWN_FAMILIES.has(e.family)) fail(`${at}: unknown family '${e.family}' (known: ${[...KNOWN_FAMILIES].join(', ')})`);
       if (!(typeof e.weight === 'number' && Number.isFinite(e.weight) && e.weight > 0)) fail(`${at}: weight of '${e.family}' must be a positive number, got ${e.weight}`);
-      const key = `${e.family}${e.hint === true ? '+hint' : ''}`;
+      if (e.step !== undefined) {
+        if (e.step !== 1 && e.step !== 2) fail(`${at}: step of '${e.family}' must be 1 or 2, got ${JSON.stringify(e.step)}`);
+        if (FAMILY_INFO.find((f) => f.name === e.family)!.steps !== 2) fail(`${at}: step ${e.step} of '${e.family}': only two-step families have steps to choose`);
+        if (e.hint === true) fail(`${at}: '${e.family}' has both hint and step (a hinted story names both operations)`);
+        if ((s.data.format ?? 'gsm') !== 'gsm' || s.data.loss === 'all') fail(`${at}: step targets need the gsm format with loss on the completion`);
+      }
+      const key = `${e.family}${e.hint === true ? '+hint' : ''}${e.step !== undefined ? `+step${e.step}` : ''}`;
       if (keys.has(key)) fail(`${at}: family '${key}' appears twice in the mix`);
       keys.add(key);
+    }
+    const d = s.data.distill;
+    if (d !== undefined) {
+      if (typeof d !== 'object' || d === null || !Array.isArray(d.families) || d.families.length === 0) fail(`${at}: data.distill.families must be a non-empty list`);
+      for (const f of d.families) if (!KNOWN_FAMILIES.has(f)) fail(`${at}: unknown distill family '${f}' (known: ${[...KNOWN_FAMILIES].join(', ')})`);
+      if (!(typeof d.share === 'number' && d.share > 0 && d.share < 1)) fail(`${at}: data.distill.share must be in (0, 1), got ${d.share}`);
+      if (s.initFrom === null) fail(`${at}: data.distill needs a parent model (initFrom) to answer the distilled stories`);
+    }
+    if (s.trainable !== undefined) {
+      const kinds: readonly string[] = ['attention', 'mlp', 'embedding', 'norm', 'other'];
+      if (!Array.isArray(s.trainable) || s.trainable.length === 0 || s.trainable.some((k) => !kinds.includes(k))) fail(`${at}: trainable must be a non-empty list of tensor kinds (${kinds.join(', ')}), got ${JSON.stringify(s.trainable)}`);
     }
     if (s.data.format !== undefined && s.data.format !== 'gsm' && s.data.format !== 'pre') fail(`${at}: data.format must be 'gsm' or 'pre', got ${JSON.stringify(s.data.format)}`);
     if (s.maxFinalLoss !== undefined && !(Number.isFinite(s.maxFinalLoss) && s.maxFinalLoss > 0)) fail(`${at}: maxFinalLoss must be a positive number, got ${s.maxFinalLoss}`);
@@ -237,18 +273,35 @@ export function seedAncestor(r: Recipe, name: string): Stage | null {
 const hinted = (fams: Family[], weight: number): MixEntry[] => fams.map((family) => ({ family, weight, hint: true }));
 
 const FT = { batch: 32, seqLen: 256, warmup: 10, minLrFrac: 0.1, weightDecay: 0 } as const;
+const IN_DOMAIN: Family[] = ['addsub', 'compare', 'muldiv', 'rates', 'units'];
+const others = (own: Family[]): Family[] => IN_DOMAIN.filter((f) => !own.includes(f));
+const even = (fams: Family[]): MixEntry[] => fams.map((family) => ({ family, weight: 1 / fams.length }));
 
 /**
- * The default world, after the prototype REPORT §6 and docs/tiny-world.md §4 (V3): the mechanics
- * (copying numbers, the equation format, chaining, the calculator annotations) go into the base and
- * M0 through bare and hinted problems; each expert is a short low-LR continuation of M0 on families
- * that share their mechanics, so it only learns the routing (which words mean which operation).
- * OOD experts differ in data mix, loss and seed. The oracle sees all experts' data with one expert's
- * step budget (interference, not training length), plus a longer oracle for reference.
- * Untested in this TS port as a whole; swap in the researched recipe when docs/tiny-world.md settles.
+ * A skill expert of world v2: MLP tensors only (so M0 + τ_i on the MLP tensors is exactly E_i), its
+ * own families for half of `steps × 32` examples, and self-distilled contrast for the other half
+ * (stories of the other in-domain families answered by M0 itself: "behave like M0 elsewhere", which
+ * removes the unconditional operator prior experts learn from their own families alone). Measured in
+ * ../shared/findings/world-probe.md §6 (recipe V1) and again in docs/tiny-world.md.
+ */
+function skillExpert(name: string, role: 'expert' | 'ood', own: Family[], seed: number, o: { steps?: number; lr?: number; share?: number; note: string }): Stage {
+  return {
+    name, role, initFrom: 'M0', steps: o.steps ?? 80, ...FT, lr: o.lr ?? 1e-3, seed, trainable: ['mlp'],
+    data: { mix: even(own), distill: { families: others(own), share: o.share ?? 0.5 } },
+    note: o.note,
+  };
+}
+
+/**
+ * The default world (v2). Base, base and M0 as in v1 (docs/tiny-world.md §4: the mechanics — copying
+ * numbers, the equation format, chaining, the calculator annotations — go into the base and M0 through
+ * bare and hinted problems). Experts and OOD experts are `skillExpert`s; the OOD experts split the
+ * same skills differently, with other seeds, learning rate and contrast share. The oracle sees every
+ * in-domain family with one expert's budget and the same trainable tensors (interference, not
+ * training length or capacity), plus a 3×-budget oracle for reference.
  */
 export const DEFAULT_RECIPE: Recipe = {
-  name: 'tiny-world-v1',
+  name: 'tiny-world-v2',
   model: { hidden: 96, layers: 3, heads: 4, kvHeads: 4, intermediate: 256, maxPositions: 256 },
   dtype: 'BF16',
   evalSplits: ['dev'],
@@ -269,28 +322,37 @@ export const DEFAULT_RECIPE: Recipe = {
       data: { mix: [{ family: 'lookup', weight: 0.1 }, { family: 'bare', weight: 0.1 }, { family: 'bare2', weight: 0.1 }, ...hinted(['addsub', 'compare', 'muldiv', 'rates', 'units', 'twostep', 'mix', 'unitmix'], 0.0875)] },
       note: 'seed model: every mechanic, stories only with hints',
     },
-    { name: 'E1_addsub', role: 'expert', initFrom: 'M0', steps: 40, ...FT, lr: 5e-4, seed: 3, data: { mix: [{ family: 'addsub', weight: 0.5 }, { family: 'compare', weight: 0.5 }] }, note: 'expert: gain/lose and comparison stories (+ / -)' },
-    { name: 'E2_groups', role: 'expert', initFrom: 'M0', steps: 40, ...FT, lr: 5e-4, seed: 4, data: { mix: [{ family: 'muldiv', weight: 0.5 }, { family: 'rates', weight: 0.5 }] }, note: 'expert: equal groups and rates (* / /)' },
-    { name: 'E3_units', role: 'expert', initFrom: 'M0', steps: 40, ...FT, lr: 5e-4, seed: 5, data: { mix: [{ family: 'units', weight: 1 }] }, note: 'expert: unit conversions with remembered constants' },
+    skillExpert('E1_addsub', 'expert', ['addsub', 'compare'], 3, { note: 'expert: gain/lose and comparison stories (+ / -); MLP only; half self-distilled contrast' }),
+    skillExpert('E2_groups', 'expert', ['muldiv', 'rates'], 4, { note: 'expert: equal groups and rates (* / /); MLP only; half self-distilled contrast' }),
+    // unit constants are knowledge and learned slowest: 1.5x the steps, a third contrast (units 24 -> 36 % dev, TA +2 test on seed 0)
+    skillExpert('E3_units', 'expert', ['units'], 5, { steps: 120, share: 1 / 3, note: 'expert: unit conversions with remembered constants; MLP only; a third self-distilled contrast, 120 steps' }),
+    skillExpert('X1_gainsgroups', 'ood', ['addsub', 'muldiv'], 11, { lr: 8e-4, share: 0.4, note: 'out-of-domain: gain/lose and equal-group stories (another split of the skills), lr 8e-4, 40 % contrast' }),
+    skillExpert('X2_comparerates', 'ood', ['compare', 'rates'], 12, { lr: 8e-4, share: 0.4, note: 'out-of-domain: comparison and rate stories, lr 8e-4, 40 % contrast' }),
     {
-      name: 'X1_onestep', role: 'ood', initFrom: 'M0', steps: 40, ...FT, lr: 1e-3, seed: 11,
-      data: { mix: [{ family: 'addsub', weight: 1 }, { family: 'compare', weight: 1 }, { family: 'muldiv', weight: 1 }], loss: 'all' },
-      note: 'out-of-domain: one-step families, loss on the prompt too, higher LR',
-    },
-    {
-      name: 'X2_steps', role: 'ood', initFrom: 'M0', steps: 80, ...FT, lr: 3e-4, seed: 12,
-      data: { mix: [{ family: 'twostep', weight: 0.5 }, { family: 'lookup', weight: 0.25 }, { family: 'bare2', weight: 0.25 }] },
-      note: 'out-of-domain: two-step stories and seed data, longer at low LR',
-    },
-    {
-      name: 'oracle', role: 'oracle', initFrom: 'M0', steps: 40, ...FT, lr: 5e-4, seed: 6,
+      name: 'oracle', role: 'oracle', initFrom: 'M0', steps: 80, ...FT, lr: 1e-3, seed: 6, trainable: ['mlp'],
       data: { mix: [{ family: 'addsub', weight: 1 / 6 }, { family: 'compare', weight: 1 / 6 }, { family: 'muldiv', weight: 1 / 6 }, { family: 'rates', weight: 1 / 6 }, { family: 'units', weight: 1 / 3 }] },
-      note: "multi-task oracle: all experts' data, one expert's step budget",
+      note: "multi-task oracle: all experts' families, one expert's step budget, MLP only",
     },
     {
-      name: 'oracle_long', role: 'oracle', initFrom: 'M0', steps: 120, ...FT, lr: 5e-4, seed: 6,
+      name: 'oracle_long', role: 'oracle', initFrom: 'M0', steps: 240, ...FT, lr: 1e-3, seed: 6, trainable: ['mlp'],
       data: { mix: [{ family: 'addsub', weight: 1 / 6 }, { family: 'compare', weight: 1 / 6 }, { family: 'muldiv', weight: 1 / 6 }, { family: 'rates', weight: 1 / 6 }, { family: 'units', weight: 1 / 3 }] },
-      note: "multi-task oracle: all experts' data, three experts' step budget",
+      note: "multi-task oracle: all experts' families, three experts' step budget, MLP only",
     },
   ],
 };
+
+/**
+ * The same recipe with other training seeds: every stage whose role is in `roles` (default: all)
+ * has its seed moved by 1000·k (k = 0 returns the recipe unchanged). `k` replicates of the experts
+ * from one shared M0: roles ['expert', 'ood', 'oracle']; a second world: all roles.
+ */
+export function withSeedOffset(r: Recipe, k: number, roles: readonly Role[] = ROLES): Recipe {
+  if (!Number.isInteger(k) || k < 0) throw new RecipeError(`seed offset must be a non-negative integer, got ${k}`);
+  for (const role of roles) if (!ROLES.includes(role)) throw new RecipeError(`seed offset: unknown role '${role}' (known: ${ROLES.join(', ')})`);
+  if (k === 0) return r;
+  return {
+    ...r,
+    name: `${r.name}-seeds+${k}${roles.length === ROLES.length ? '' : `(${roles.join(',')})`}`,
+    stages: r.stages.map((s) => (roles.includes(s.role) ? { ...s, seed: s.seed + 1000 * k } : s)),
+  };
+}

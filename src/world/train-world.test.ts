@@ -7,9 +7,9 @@ import { loadModel } from '../nn/checkpoint.ts';
 import { Checkpoint } from '../io/checkpoint.ts';
 import { Tokenizer } from '../nn/tokenizer.ts';
 import { decodeToF32 } from '../tensor/dtype.ts';
-import { DEFAULT_RECIPE, RecipeError, lineage, recipeHash, stageHashes, validateRecipe } from './recipe.ts';
+import { DEFAULT_RECIPE, RecipeError, ROLES, lineage, recipeHash, stageHashes, validateRecipe, withSeedOffset } from './recipe.ts';
 import type { Recipe } from './recipe.ts';
-import { encodeProblem, formatProblem, stageProblems, taskVectorRatio, trainWorld } from './train-world.ts';
+import { distillCount, distillProblems, stepContextSpans, encodeProblem, formatProblem, stageProblems, taskVectorRatio, trainWorld } from './train-world.ts';
 import type { WorldEvent } from './train-world.ts';
 import { defaultBenchmarkKeys, problemKey } from './bench.ts';
 
@@ -55,6 +55,37 @@ test('validateRecipe accepts the default recipe and rejects bad ones with specif
   bad((r) => (r.stages[2].data.mix[0].weight = 0), /weight of 'addsub' must be a positive number/);
   // an out-of-order initFrom (parent defined later) is rejected too
   bad((r) => r.stages.reverse(), /initFrom '.*' must come earlier/);
+  bad((r) => (r.stages[2].trainable = ['mlp', 'ffn' as never]), /stage 'E1': trainable must be a non-empty list of tensor kinds/);
+  bad((r) => (r.stages[2].trainable = []), /stage 'E1': trainable must be a non-empty list/);
+  bad((r) => (r.stages[2].data.distill = { families: ['muldiv'], share: 1 }), /stage 'E1': data.distill.share must be in \(0, 1\)/);
+  bad((r) => (r.stages[2].data.distill = { families: ['algebra' as never], share: 0.5 }), /stage 'E1': unknown distill family 'algebra'/);
+  bad((r) => (r.stages[0].data.distill = { families: ['muldiv'], share: 0.5 }), /stage 'base': data.distill needs a parent model/);
+});
+
+test('withSeedOffset moves the seeds of the chosen roles by 1000·k, and so their hashes', () => {
+  const r = micro();
+  assert.equal(withSeedOffset(r, 0), r);
+  const e = withSeedOffset(r, 2, ['expert', 'ood']);
+  assert.deepEqual(e.stages.map((s) => s.seed), [0, 1, 2002, 2003]);
+  const a = stageHashes(r), b = stageHashes(e);
+  assert.equal(a.get('M0'), b.get('M0'));
+  assert.notEqual(a.get('E1'), b.get('E1'));
+  assert.deepEqual(withSeedOffset(r, 1).stages.map((s) => s.seed), [1000, 1001, 1002, 1003]);
+  assert.throws(() => withSeedOffset(r, -1), /non-negative integer/);
+  assert.throws(() => withSeedOffset(r, 1, ['boss' as never]), /unknown role 'boss'/);
+  assert.deepEqual([...ROLES].sort(), ['base', 'expert', 'ood', 'oracle', 'seed']);
+});
+
+test('self-distilled share: counts, the families in turn, benchmark-disjoint, deterministic', () => {
+  const st = { ...micro().stages[2], steps: 5, batch: 4, data: { mix: [{ family: 'addsub' as const, weight: 1 }], distill: { families: ['muldiv' as const, 'units' as const], share: 0.5 } } };
+  assert.equal(distillCount(st), 10);
+  assert.equal(stageProblems(st).length, 10);
+  const d = distillProblems(st);
+  assert.deepEqual(d.map((p) => p.family), Array.from({ length: 10 }, (_, i) => (i % 2 === 0 ? 'muldiv' : 'units')));
+  const keys = defaultBenchmarkKeys();
+  for (const p of d) assert.ok(!keys.has(problemKey(p)) && !/\(use /.test(p.question));
+  assert.deepEqual(distillProblems(st), d);
+  assert.equal(distillProblems(micro().stages[2]).length, 0);
 });
 
 test('stage hashes cover ancestors: changing M0 changes its descendants, not the base', () => {
@@ -161,6 +192,57 @@ test('trainWorld: HF folders with cards, caching, retraining of dependants, byte
       assert.ok(readFileSync(join(a, name, f)).equals(readFileSync(join(b, name, f))), `${name}/${f} differs`);
     }
   }
+});
+
+test('step targets: only the chosen step of a two-step story is a loss target', () => {
+  const tok = new Tokenizer();
+  const p = { question: 'Q?', answer: '5 * 12 = <<5*12=60>>60\n60 - 40 = <<60-40=20>>20\n#### 20', family: 'mix' as const };
+  const completion = ` ${p.answer}`;
+  assert.deepEqual(stepContextSpans(completion, 1), [[completion.indexOf('\n') + 1, completion.length]]);
+  assert.deepEqual(stepContextSpans(completion, 2), [[0, completion.indexOf('\n') + 1]]);
+  assert.throws(() => stepContextSpans(' 1 + 2 = <<1+2=3>>3\n#### 3', 1), /fewer than two steps/);
+  const targets = (step?: 1 | 2) => {
+    const e = encodeProblem(tok, { ...p, step }, 'completion', 'gsm');
+    return tok.decode(e.ids.filter((_, i) => e.mask[i] === 1 && e.ids[i] !== tok.eosId));
+  };
+  // calculator outputs (`60>>`) are never targets; the copied result after them is
+  assert.equal(targets(), ' 5 * 12 = <<5*12=60\n60 - 40 = <<60-40=20\n#### 20');
+  assert.equal(targets(1), ' 5 * 12 = <<5*12=60\n');
+  assert.equal(targets(2), '60 - 40 = <<60-40=20\n#### 20');
+  // the ids are the same whatever the step: only the mask differs
+  assert.deepEqual(encodeProblem(tok, { ...p, step: 1 }).ids, encodeProblem(tok, p).ids);
+  const r = micro();
+  r.stages[2].data.mix = [{ family: 'addsub', weight: 1, step: 1 }];
+  assert.throws(() => validateRecipe(r), /only two-step families have steps/);
+  r.stages[2].data.mix = [{ family: 'mix', weight: 1, step: 2, hint: true }];
+  assert.throws(() => validateRecipe(r), /both hint and step/);
+  r.stages[2].data.mix = [{ family: 'mix', weight: 1, step: 2 }];
+  validateRecipe(r);
+  assert.ok(stageProblems(r.stages[2]).every((q) => q.step === 2 && q.family === 'mix'));
+});
+
+test('trainWorld: a trainable-MLP stage with a self-distilled share changes only MLP tensors, deterministically', async () => {
+  const r = micro();
+  r.stages[2] = { ...r.stages[2], trainable: ['mlp'], data: { mix: [{ family: 'addsub', weight: 1 }], distill: { families: ['muldiv'], share: 0.5 } } };
+  const dirs = [join(tmp, 'd1'), join(tmp, 'd2')];
+  for (const d of dirs) await trainWorld(r, d, { only: ['E1'] });
+  const w = (d: string, n: string) => {
+    const ck = Checkpoint.open(join(d, n));
+    const m = new Map(ck.tensorNames().map((t) => [t, decodeToF32(ck.readBytes(t), ck.info(t).dtype)]));
+    ck.close();
+    return m;
+  };
+  const e1 = w(dirs[0], 'E1'), m0 = w(dirs[0], 'M0');
+  let mlpMoved = false;
+  for (const [n, x] of m0) {
+    const same = x.every((v, i) => v === e1.get(n)![i]);
+    if (n.includes('.mlp.')) mlpMoved ||= !same;
+    else assert.ok(same, `${n} changed although only MLP tensors train`);
+  }
+  assert.ok(mlpMoved);
+  assert.ok(readFileSync(join(dirs[0], 'E1', 'model.safetensors')).equals(readFileSync(join(dirs[1], 'E1', 'model.safetensors'))));
+  const res = JSON.parse(readFileSync(join(dirs[0], 'E1', 'world.json'), 'utf8'));
+  assert.ok(res.result.tau.all > 0 && Math.abs(res.result.tau.all - taskVectorRatio(e1, m0).all) < 1e-12);
 });
 
 test('trainWorld evaluates on the benchmark when asked and records it in the card', async () => {

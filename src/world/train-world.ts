@@ -25,6 +25,7 @@ import type { Problem } from './bench.ts';
 import { lineage, seedAncestor, stageHashes, validateRecipe, RecipeError, TRAINER_VERSION } from './recipe.ts';
 import type { Recipe, Stage } from './recipe.ts';
 import { renderCard } from './cards.ts';
+import { tensorKind } from '../sandbox/types.ts';
 import type { SplitScore, StageResult } from './cards.ts';
 
 export const WORLD_JSON = 'world.json';
@@ -58,14 +59,23 @@ export interface WorldStageReport extends StageResult {
   cached: boolean;
 }
 
-/** Examples of a stage: `steps × batch` fresh problems (no repeats), benchmark-disjoint. */
-export function stageProblems(stage: Stage, exclude: ReadonlySet<string> = defaultBenchmarkKeys()): Problem[] {
+/** Number of self-distilled examples of a stage (0 without `data.distill`). */
+export function distillCount(stage: Stage): number {
+  const d = stage.data.distill;
+  return d ? Math.round(d.share * stage.steps * stage.batch) : 0;
+}
+
+/**
+ * Examples of a stage from its mix: `steps × batch` fresh problems (no repeats), benchmark-disjoint,
+ * less the self-distilled share (`distillCount`).
+ */
+export function stageProblems(stage: Stage, exclude: ReadonlySet<string> = defaultBenchmarkKeys()): StageProblem[] {
   const mix = stage.data.mix;
   const total = mix.reduce((s, e) => s + e.weight, 0);
-  const streams = mix.map((e) => trainingStream(e.family, { seed: seedFrom(stage.seed, 'world', e.family, e.hint === true ? 'hint' : 'plain'), hint: e.hint === true, exclude }));
-  const pick = new BenchRng(seedFrom(stage.seed, 'world-mix', mix.map((e) => `${e.family}${e.hint ? '+h' : ''}`).join(',')));
-  const n = stage.steps * stage.batch;
-  const out: Problem[] = [];
+  const streams = mix.map((e) => trainingStream(e.family, { seed: seedFrom(stage.seed, 'world', e.family, e.hint === true ? 'hint' : 'plain', ...(e.step ? [`step${e.step}`] : [])), hint: e.hint === true, exclude }));
+  const pick = new BenchRng(seedFrom(stage.seed, 'world-mix', mix.map((e) => `${e.family}${e.hint ? '+h' : ''}${e.step ? `+s${e.step}` : ''}`).join(',')));
+  const n = stage.steps * stage.batch - distillCount(stage);
+  const out: StageProblem[] = [];
   for (let i = 0; i < n; i++) {
     let u = pick.next() * total;
     let k = mix.length - 1;
@@ -76,9 +86,63 @@ export function stageProblems(stage: Stage, exclude: ReadonlySet<string> = defau
         break;
       }
     }
-    out.push(streams[k].next().value as Problem);
+    const p = streams[k].next().value as Problem;
+    out.push(mix[k].step === undefined ? p : { ...p, step: mix[k].step });
   }
   return out;
+}
+
+/** A stage's problem; `step` = only that step's line is a loss target (MixEntry.step). */
+export type StageProblem = Problem & { step?: 1 | 2 };
+
+/**
+ * Character spans of a `gsm` completion (` {line 1}\n{line 2}\n#### N`) that are context, not
+ * targets, when only `step` is trained: step 1 masks everything after the first line's newline,
+ * step 2 masks the first line with its newline.
+ */
+export function stepContextSpans(completion: string, step: 1 | 2): Array<[number, number]> {
+  const nl = completion.indexOf('\n');
+  if (nl < 0 || completion.indexOf('\n', nl + 1) < 0) throw new Error(`step ${step} target: the answer ${JSON.stringify(completion)} has fewer than two steps`);
+  return step === 1 ? [[nl + 1, completion.length]] : [[0, nl + 1]];
+}
+
+/** The union of character spans, sorted and merged. */
+function unionSpans(spans: Array<[number, number]>): Array<[number, number]> {
+  const out: Array<[number, number]> = [];
+  for (const [s, e] of [...spans].sort((a, b) => a[0] - b[0])) {
+    const last = out[out.length - 1];
+    if (last && s <= last[1]) last[1] = Math.max(last[1], e);
+    else out.push([s, e]);
+  }
+  return out;
+}
+
+/**
+ * The stories a stage distils from its parent: `distillCount` un-hinted problems, the families taken
+ * in turn, each from its own stream (benchmark-disjoint). Their answers are replaced by the parent's.
+ */
+export function distillProblems(stage: Stage, exclude: ReadonlySet<string> = defaultBenchmarkKeys()): Problem[] {
+  const d = stage.data.distill;
+  if (!d) return [];
+  const streams = d.families.map((f) => trainingStream(f, { seed: seedFrom(stage.seed, 'distill', f), exclude }));
+  return Array.from({ length: distillCount(stage) }, (_, i) => streams[i % streams.length].next().value as Problem);
+}
+
+/**
+ * Training examples of a self-distilled share: the parent's greedy answers (calculator on, as in
+ * evaluation) to `problems`, as completions; calculator outputs are masked like every other target.
+ */
+export async function distilledExamples(parent: Llama, tok: Tokenizer, problems: readonly Problem[], loss: 'completion' | 'all' = 'completion'): Promise<Example[]> {
+  if (problems.length === 0) return [];
+  const { engineGenerate } = await import('../eval/backends.ts');
+  const { cutAtStop, STOP_STRINGS } = await import('../eval/prompt.ts');
+  const prompts = problems.map((p) => formatQuery(p.question));
+  const maxTokens = Math.min(96, parent.config.max_position_embeddings - 160);
+  const gens = await engineGenerate(parent, tok, prompts, { maxTokens, stop: STOP_STRINGS, calculator: true, batchSize: 64 });
+  return gens.map((g, i) => {
+    const c = cutAtStop(g.text, STOP_STRINGS);
+    return encodePair(tok, prompts[i], c, { completionOnly: loss === 'completion', maskSpans: calculatorSpans(c) });
+  });
 }
 
 /** The (prompt, completion) text of a problem in a stage format (see StageData.format). */
@@ -92,10 +156,15 @@ export function formatProblem(p: Problem, format: 'gsm' | 'pre' = 'gsm'): { prom
   return { prompt: `Q: ${p.question}\nA:`, completion: ` ${[...steps, `So the answer is ${m[1]}`].join('. ')}.` };
 }
 
-/** One training example (bos + prompt + completion + eos), calculator outputs masked from the loss. */
-export function encodeProblem(tok: Tokenizer, p: Problem, loss: 'completion' | 'all' = 'completion', format: 'gsm' | 'pre' = 'gsm'): Example {
+/**
+ * One training example (bos + prompt + completion + eos), calculator outputs masked from the loss,
+ * and with `p.step` the other step's line too (stepContextSpans).
+ */
+export function encodeProblem(tok: Tokenizer, p: StageProblem, loss: 'completion' | 'all' = 'completion', format: 'gsm' | 'pre' = 'gsm'): Example {
   const { prompt, completion } = formatProblem(p, format);
-  return encodePair(tok, prompt, completion, { completionOnly: loss === 'completion', maskSpans: calculatorSpans(completion) });
+  if (p.step !== undefined && (format !== 'gsm' || loss !== 'completion')) throw new Error('step targets need the gsm format with loss on the completion');
+  const spans = p.step === undefined ? calculatorSpans(completion) : unionSpans([...calculatorSpans(completion), ...stepContextSpans(completion, p.step)]);
+  return encodePair(tok, prompt, completion, { completionOnly: loss === 'completion', maskSpans: spans });
 }
 
 /** Read `outDir/<name>/world.json` if it is a finished stage folder. */
@@ -222,7 +291,9 @@ export async function trainWorld(recipe: Recipe, outDir: string, opts: TrainWorl
       if (!pj || pj.hash !== hashes.get(stage.initFrom)) throw new Error(`${pdir}: parent of '${stage.name}' is missing or stale (internal ordering error)`);
       model = loadModel(pdir).model;
     }
-    const examples = stageProblems(stage).map((p) => encodeProblem(tok, p, stage.data.loss ?? 'completion', stage.data.format ?? 'gsm'));
+    const own = stageProblems(stage).map((p) => encodeProblem(tok, p, stage.data.loss ?? 'completion', stage.data.format ?? 'gsm'));
+    const distilled = await distilledExamples(model, tok, distillProblems(stage), stage.data.loss ?? 'completion');
+    const examples = distilled.length === 0 ? own : new BenchRng(seedFrom(stage.seed, 'distill-mix')).shuffle([...own, ...distilled]);
     let exampleTokens = 0, targetTokens = 0;
     for (const e of examples) {
       exampleTokens += e.ids.length;
@@ -235,6 +306,7 @@ export async function trainWorld(recipe: Recipe, outDir: string, opts: TrainWorl
     const tr = train(model, tok, source, {
       steps: stage.steps, lr: stage.lr, batchSize: stage.batch, seqLen: stage.seqLen, warmup: stage.warmup,
       minLrFrac: stage.minLrFrac, weightDecay: stage.weightDecay, clip: 1, seed: stage.seed, progress: false,
+      trainable: stage.trainable === undefined ? undefined : (name) => stage.trainable!.includes(tensorKind(name)),
       onStep: (info) => {
         smooth = Number.isNaN(smooth) ? info.loss : 0.9 * smooth + 0.1 * info.loss;
         if (info.step % every === 0 || info.step === stage.steps) lossCurve.push([info.step, Number(smooth.toFixed(5))]);

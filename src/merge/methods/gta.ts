@@ -12,7 +12,7 @@
  *   D = Σ_i w_i, |D| < 1e-8 → 1. Division happens only if `normalize`; λ is applied after it.
  */
 import { axpy, gtaMerge as gtaKernel, scale, sub } from '../../tensor/kernels.ts';
-import type { MergeMethod, MergeTensorInput, ParamSpec, RawMergeInput, RawTensor } from '../types.ts';
+import type { MergeMethod, MergeTensorInput, ParamRange, ParamSpec, RawMergeInput, RawTensor } from '../types.ts';
 import { boolParam, checkInput, numParam, subSeed, where } from './common.ts';
 import { checkDensity, SPARSIFY_METHODS, sparsifyInPlace } from './sparsify.ts';
 import type { RescaleNorm, SparsifyMethod } from './sparsify.ts';
@@ -265,6 +265,13 @@ function electAndMix(
   }
 }
 
+/**
+ * The one valid range of `density` in every method that takes it (ties, dare_*, breadcrumbs*, della*,
+ * and task_arithmetic, which ignores it): a kept fraction, 0 < density ≤ 1. Checked for every value a
+ * tensor resolves to when the merge is planned.
+ */
+export const DENSITY_RANGE: ParamRange = { min: 0, max: 1, minExclusive: true };
+
 /** Description of one GTA-family registry method. */
 export interface GtaMethodSpec {
   name: string;
@@ -290,12 +297,12 @@ export function makeGtaMethod(spec: GtaMethodSpec): MergeMethod {
   ];
   const modelParams: ParamSpec[] = [
     { name: 'weight', type: 'number', required: true, description: 'task-vector weight' },
-    { name: 'density', type: 'number', default: 1, description: spec.sparsification ? 'fraction of the task vector kept' : 'unused (no sparsification)' },
+    { name: 'density', type: 'number', default: 1, range: DENSITY_RANGE, description: spec.sparsification ? 'fraction of the task vector kept' : 'unused (no sparsification)' },
   ];
   if (spec.sparsification === 'magnitude_outliers')
-    modelParams.push({ name: 'gamma', type: 'number', default: 0.01, description: 'fraction of the largest magnitudes dropped' });
+    modelParams.push({ name: 'gamma', type: 'number', default: 0.01, range: { min: 0, max: 1, maxExclusive: true }, description: 'fraction of the largest magnitudes dropped' });
   if (spec.sparsification === 'della_magprune')
-    modelParams.push({ name: 'epsilon', type: 'number', default: 0.15, description: 'half-width of the rank-based keep probability' });
+    modelParams.push({ name: 'epsilon', type: 'number', default: 0.15, range: { min: 0, max: 1, maxExclusive: true }, description: 'half-width of the rank-based keep probability' });
 
   return {
     name: spec.name,

@@ -72,7 +72,7 @@ export const karcher: MergeMethod = {
   base: 'none',
   minModels: 1,
   globalParams: [
-    { name: 'max_iter', type: 'number', default: 10, description: 'maximum iterations' },
+    { name: 'max_iter', type: 'number', default: 10, range: { min: 0, integer: true }, description: 'maximum iterations' },
     { name: 'tol', type: 'number', default: 1e-5, description: 'convergence tolerance' },
   ],
   modelParams: [],

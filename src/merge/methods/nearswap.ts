@@ -12,7 +12,7 @@ export const nearswap: MergeMethod = {
   base: 'required',
   minModels: 1,
   maxModels: 1,
-  globalParams: [{ name: 't', type: 'number', required: true, description: 'sameness threshold (> 0)' }],
+  globalParams: [{ name: 't', type: 'number', required: true, range: { min: 0, minExclusive: true }, description: 'sameness threshold (> 0)' }],
   modelParams: [],
   merge(input) {
     const n = checkInput('nearswap', input, { base: 'required', min: 1, max: 1 });

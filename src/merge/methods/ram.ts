@@ -48,7 +48,7 @@ export const ram: MergeMethod = {
   summary: 'RAM: per entry, the mean of the task vectors that are active (|δ| > epsilon); a lone active one is kept whole.',
   base: 'required',
   minModels: 1,
-  globalParams: [{ name: 'epsilon', type: 'number', default: 1e-5, description: 'activity threshold on |δ|' }],
+  globalParams: [{ name: 'epsilon', type: 'number', default: 1e-5, range: { min: 0 }, description: 'activity threshold on |δ|' }],
   modelParams: [],
   merge(input) {
     checkInput('ram', input, { base: 'required', min: 1 });

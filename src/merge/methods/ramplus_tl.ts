@@ -16,7 +16,7 @@ export const ramplusTl: MergeMethod = {
   globalParams: [
     { name: 'r', type: 'number', default: 0.1, description: 'boost strength' },
     { name: 'alpha', type: 'number', default: 0.2, description: 'cap on the shared/unique ratio' },
-    { name: 'epsilon', type: 'number', default: 1e-5, description: 'activity threshold on |δ|' },
+    { name: 'epsilon', type: 'number', default: 1e-5, range: { min: 0 }, description: 'activity threshold on |δ|' },
   ],
   modelParams: [],
   merge(input) {

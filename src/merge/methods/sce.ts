@@ -16,7 +16,7 @@ export const sce: MergeMethod = {
   base: 'required',
   minModels: 1,
   globalParams: [
-    { name: 'select_topk', type: 'number', default: 1, description: 'fraction of the highest-variance entries kept' },
+    { name: 'select_topk', type: 'number', default: 1, range: { min: 0, max: 1, minExclusive: true }, description: 'fraction of the highest-variance entries kept' },
     { name: 'int8_mask', type: 'boolean', default: false, description: 'mergekit memory option; no effect here' },
   ],
   modelParams: [],
