@@ -347,6 +347,11 @@ export function targetsOf(m: ProbeMetrics): Target[] {
   ];
 }
 
+/** Markdown table rows (without the header) of targets: id and what, measured value, pass. */
+function targetRows(ts: readonly Target[]): string[] {
+  return ts.map((t) => `| ${t.id}: ${t.what} | ${t.value} | ${t.pass === null ? '–' : t.pass ? 'yes' : 'no'} |`);
+}
+
 /** The mean of the metrics of several probes of one recipe (other training seeds); labels of the first. */
 export function meanMetrics(ms: readonly ProbeMetrics[]): ProbeMetrics {
   if (ms.length === 0) throw new Error('meanMetrics: no probes');
@@ -387,7 +392,7 @@ export function formatSeedTable(probes: ReadonlyArray<{ label: string; metrics: 
   for (const p of probes) L.push(`| ${p.label} | ${row(p.metrics).join(' | ')} |`);
   const mean = meanMetrics(probes.map((p) => p.metrics));
   L.push(`| **mean of ${probes.length}** | ${row(mean).join(' | ')} |`, '', '| target (on the mean) | measured | pass |', '|---|---|---|');
-  for (const t of targetsOf(mean)) L.push(`| ${t.id}: ${t.what} | ${t.value} | ${t.pass === null ? '–' : t.pass ? 'yes' : 'no'} |`);
+  L.push(...targetRows(targetsOf(mean)));
   return L.join('\n');
 }
 
@@ -396,7 +401,7 @@ export function formatProbe(r: ProbeReport): string {
   const L: string[] = [];
   const f = (x: number | null | undefined) => (x === null || x === undefined ? '–' : x.toFixed(1));
   L.push('| target | measured | pass |', '|---|---|---|');
-  for (const t of r.targets) L.push(`| ${t.id}: ${t.what} | ${t.value} | ${t.pass === null ? '–' : t.pass ? 'yes' : 'no'} |`);
+  L.push(...targetRows(r.targets));
   L.push('', `Test accuracy (strict %, dev-tuned picks): ${Object.entries(r.summary).map(([k, v]) => `${k} ${f(v)}`).join(', ')}`, '');
   const g = r.geometry['in-domain'];
   L.push(`Task vectors (merged tensors): ‖τ‖ ${Object.entries(g.norms).map(([k, v]) => `${k} ${v.toFixed(3)}`).join(', ')}; cos ${Object.entries(g.cosines).map(([k, v]) => `${k} ${v.toFixed(2)}`).join(', ')}`);
@@ -438,7 +443,7 @@ export function writeProbe(dir: string, r: ProbeReport): void {
       '',
       '| target | measured | pass |',
       '|---|---|---|',
-      ...r.targets.map((t) => `| ${t.id}: ${t.what} | ${t.value} | ${t.pass === null ? '–' : t.pass ? 'yes' : 'no'} |`),
+      ...targetRows(r.targets),
     ].join('\n');
     j.result.probe = { markdown: section, operators: own?.table ?? null, leak: own?.leak ?? null, targets: r.targets };
     const recipe = { name: j.recipe, model: j.model, dtype: j.dtype, evalSplits: [], stages: [] } as Recipe;
