@@ -12,18 +12,18 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <utility>
 #include <vector>
 
-#if defined(__x86_64__) || defined(__i386__)
-#include <immintrin.h>
-#define SD_X86 1
-#endif
+#include "napi_util.h"
+#include "nn_kernels.h"
 
 namespace sdinfer {
 
-struct Err {
-  std::string msg;
-};
+using namespace sd::nn;
+using sd::napi::Err;
+using sd::napi::check;
+using sd::napi::guarded;
 
 // ---------------------------------------------------------------- matmul
 
@@ -45,35 +45,14 @@ static void mm_base(float* out, const float* x, const float* wt, size_t N, size_
 }
 
 #ifdef SD_X86
+// R rows of x against the 16 weight columns from m0 (the shared register tile, nn_kernels.h)
 template <int R>
-__attribute__((target("avx2,fma"))) static inline void mm_tile(float* out, const float* x, const float* wt, size_t K,
-                                                               size_t M, size_t Mp, size_t m0) {
-  __m256 a0[R], a1[R];
-  for (int r = 0; r < R; r++) a0[r] = a1[r] = _mm256_setzero_ps();
-  const float* w = wt + m0;
-  for (size_t k = 0; k < K; k++, w += Mp) {
-    const __m256 w0 = _mm256_loadu_ps(w);
-    const __m256 w1 = _mm256_loadu_ps(w + 8);
-    for (int r = 0; r < R; r++) {
-      const __m256 xb = _mm256_broadcast_ss(x + r * K + k);
-      a0[r] = _mm256_fmadd_ps(xb, w0, a0[r]);
-      a1[r] = _mm256_fmadd_ps(xb, w1, a1[r]);
-    }
-  }
-  if (m0 + 16 <= M) {
-    for (int r = 0; r < R; r++) {
-      _mm256_storeu_ps(out + r * M + m0, a0[r]);
-      _mm256_storeu_ps(out + r * M + m0 + 8, a1[r]);
-    }
-  } else {
-    alignas(32) float t[16];
-    const size_t rem = M - m0;
-    for (int r = 0; r < R; r++) {
-      _mm256_store_ps(t, a0[r]);
-      _mm256_store_ps(t + 8, a1[r]);
-      std::memcpy(out + r * M + m0, t, rem * sizeof(float));
-    }
-  }
+__attribute__((target("avx2,fma"))) static inline void mm_tile(float* out, const float* x, const float* wt, size_t K, size_t M,
+                                                               size_t Mp, size_t m0) {
+  const size_t cn = std::min<size_t>(16, M - m0);
+  const auto a = [x, K](int r, size_t k) { return x + r * K + k; };
+  if (cn <= 8) tile16<R, true>(out + m0, M, a, wt + m0, Mp, K, R, cn, false);
+  else tile16<R, false>(out + m0, M, a, wt + m0, Mp, K, R, cn, false);
 }
 
 __attribute__((target("avx2,fma"))) static void mm_avx2(float* out, const float* x, const float* wt, size_t N, size_t K,
@@ -106,183 +85,112 @@ static inline size_t vbase(size_t row, size_t g, size_t KV, size_t d, size_t cap
 // offset of key slot j, dimension i inside a head's block
 static inline size_t koff(size_t j, size_t i, size_t d) { return (j & ~size_t(7)) * d + i * 8 + (j & 7); }
 
-static void attn_base(float* out, const float* q, size_t qs, const float* kc, const float* vc, size_t cap,
-                      const int32_t* rows, const int32_t* slots, size_t N, int H, int KV, int d) {
-  const int G = H / KV;
-  const float scale = 1.0f / std::sqrt(static_cast<float>(d));
-  std::vector<float> sc(cap), acc(d), qr(d);
-  for (size_t n = 0; n < N; n++) {
-    const size_t lim = static_cast<size_t>(slots[n]) + 1;
-    for (int h = 0; h < H; h++) {
-      const int g = h / G;
-      const float* qh = q + n * qs + static_cast<size_t>(h) * d;
-      const float* kp = kc + kbase(rows[n], g, KV, d, cap);
-      const float* vp = vc + vbase(rows[n], g, KV, d, cap);
-      for (int i = 0; i < d; i++) qr[i] = qh[i] * scale;
-      std::fill(sc.begin(), sc.begin() + lim, 0.f);
-      for (int i = 0; i < d; i++)
-        for (size_t j = 0; j < lim; j++) sc[j] += qr[i] * kp[koff(j, i, d)];
-      float mx = -INFINITY;
-      for (size_t j = 0; j < lim; j++) mx = std::max(mx, sc[j]);
-      float z = 0;
-      for (size_t j = 0; j < lim; j++) {
-        sc[j] = std::exp(sc[j] - mx);
-        z += sc[j];
-      }
-      const float inv = 1.0f / z;
-      std::fill(acc.begin(), acc.end(), 0.f);
-      for (size_t j = 0; j < lim; j++) {
-        const float p = sc[j] * inv;
-        for (int i = 0; i < d; i++) acc[i] += p * vp[j * d + i];
-      }
-      std::memcpy(out + (n * H + h) * d, acc.data(), d * sizeof(float));
-    }
+// One head of one query token: o = softmax(qr · Kᵀ) · V over the first lim key slots (qr already scaled
+// by 1/sqrt(d)); sc holds at least lim rounded up to 8 scores, acc d floats.
+static void attn_head_base(float* o, const float* qr, const float* kp, const float* vp, size_t lim, int d, float* sc, float* acc) {
+  std::fill(sc, sc + lim, 0.f);
+  for (int i = 0; i < d; i++)
+    for (size_t j = 0; j < lim; j++) sc[j] += qr[i] * kp[koff(j, i, d)];
+  float mx = -INFINITY;
+  for (size_t j = 0; j < lim; j++) mx = std::max(mx, sc[j]);
+  const float inv = 1.0f / exp_sub_sum_base(sc, lim, mx);
+  std::fill(acc, acc + d, 0.f);
+  for (size_t j = 0; j < lim; j++) {
+    const float p = sc[j] * inv;
+    for (int i = 0; i < d; i++) acc[i] += p * vp[j * d + i];
   }
-}
-
-static void swiglu_base(float* act, const float* gu, size_t N, size_t I) {
-  for (size_t n = 0; n < N; n++) {
-    const float* g = gu + n * 2 * I;
-    const float* u = g + I;
-    float* a = act + n * I;
-    for (size_t i = 0; i < I; i++) a[i] = g[i] / (1.0f + std::exp(-g[i])) * u[i];
-  }
+  std::memcpy(o, acc, d * sizeof(float));
 }
 
 #ifdef SD_X86
-// exp(x) for x <= 0 (Cephes-style range reduction + degree-6 polynomial, ~1 ulp); x < -87 → 0
-__attribute__((target("avx2,fma"))) static inline __m256 exp_neg(__m256 x) {
-  const __m256 lo = _mm256_set1_ps(-87.0f);
-  const __m256 under = _mm256_cmp_ps(x, lo, _CMP_LT_OQ);
-  x = _mm256_max_ps(x, lo);
-  __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
-  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
-  __m256 p = _mm256_set1_ps(1.9875691500e-4f);
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
-  p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
-  const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
-  return _mm256_andnot_ps(under, _mm256_mul_ps(p, _mm256_castsi256_ps(e)));
-}
-
 // any d; keys processed 8 at a time
-__attribute__((target("avx2,fma"))) static void attn_avx2(float* out, const float* q, size_t qs, const float* kc,
-                                                          const float* vc, size_t cap, const int32_t* rows,
-                                                          const int32_t* slots, size_t N, int H, int KV, int d) {
+__attribute__((target("avx2,fma"))) static void attn_head_avx2(float* o, const float* qr, const float* kp, const float* vp, size_t lim,
+                                                               int d, float* sc, float*) {
+  // scores of whole 8-slot blocks (slots past lim hold finite values and are set to -inf below)
+  const size_t limr = (lim + 7) & ~size_t(7);
+  size_t j = 0;
+  for (; j + 32 <= limr; j += 32) {
+    __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+    const float* k0 = kp + j * d;
+    const size_t bs = 8 * static_cast<size_t>(d);
+    for (int i = 0; i < d; i++) {
+      const __m256 qb = _mm256_set1_ps(qr[i]);
+      s0 = _mm256_fmadd_ps(qb, _mm256_loadu_ps(k0 + i * 8), s0);
+      s1 = _mm256_fmadd_ps(qb, _mm256_loadu_ps(k0 + bs + i * 8), s1);
+      s2 = _mm256_fmadd_ps(qb, _mm256_loadu_ps(k0 + 2 * bs + i * 8), s2);
+      s3 = _mm256_fmadd_ps(qb, _mm256_loadu_ps(k0 + 3 * bs + i * 8), s3);
+    }
+    _mm256_storeu_ps(sc + j, s0);
+    _mm256_storeu_ps(sc + j + 8, s1);
+    _mm256_storeu_ps(sc + j + 16, s2);
+    _mm256_storeu_ps(sc + j + 24, s3);
+  }
+  for (; j < limr; j += 8) {
+    __m256 s0 = _mm256_setzero_ps();
+    const float* k0 = kp + j * d;
+    for (int i = 0; i < d; i++) s0 = _mm256_fmadd_ps(_mm256_set1_ps(qr[i]), _mm256_loadu_ps(k0 + i * 8), s0);
+    _mm256_storeu_ps(sc + j, s0);
+  }
+  for (j = lim; j < limr; j++) sc[j] = -INFINITY;
+  __m256 mxv = _mm256_set1_ps(-INFINITY);
+  for (j = 0; j < limr; j += 8) mxv = _mm256_max_ps(mxv, _mm256_loadu_ps(sc + j));
+  alignas(32) float t[8];
+  _mm256_store_ps(t, mxv);
+  float mx = t[0];
+  for (int k = 1; k < 8; k++) mx = std::max(mx, t[k]);
+  // whole blocks: the -inf slots give exp 0
+  const float inv = 1.0f / exp_sub_sum_avx2(sc, limr, mx);
+  const int d8 = d & ~7;
+  // values: blocks of up to 8 vectors of the head, keys two at a time (independent chains)
+  for (int i0 = 0; i0 < d8; i0 += 64) {
+    const int nv = std::min(8, (d8 - i0) / 8);
+    __m256 a0[8], a1[8];
+    for (int v = 0; v < nv; v++) a0[v] = a1[v] = _mm256_setzero_ps();
+    size_t jj = 0;
+    for (; jj + 2 <= lim; jj += 2) {
+      const __m256 p0 = _mm256_set1_ps(sc[jj]), p1 = _mm256_set1_ps(sc[jj + 1]);
+      const float* v0 = vp + jj * d + i0;
+      const float* v1 = v0 + d;
+      for (int v = 0; v < nv; v++) {
+        a0[v] = _mm256_fmadd_ps(p0, _mm256_loadu_ps(v0 + 8 * v), a0[v]);
+        a1[v] = _mm256_fmadd_ps(p1, _mm256_loadu_ps(v1 + 8 * v), a1[v]);
+      }
+    }
+    if (jj < lim) {
+      const __m256 p0 = _mm256_set1_ps(sc[jj]);
+      for (int v = 0; v < nv; v++) a0[v] = _mm256_fmadd_ps(p0, _mm256_loadu_ps(vp + jj * d + i0 + 8 * v), a0[v]);
+    }
+    const __m256 iv = _mm256_set1_ps(inv);
+    for (int v = 0; v < nv; v++) _mm256_storeu_ps(o + i0 + 8 * v, _mm256_mul_ps(_mm256_add_ps(a0[v], a1[v]), iv));
+  }
+  for (int i = d8; i < d; i++) {
+    float a = 0;
+    for (size_t j = 0; j < lim; j++) a += sc[j] * vp[j * d + i];
+    o[i] = a * inv;
+  }
+}
+#endif
+
+using HeadFn = void (*)(float*, const float*, const float*, const float*, size_t, int, float*, float*);
+
+// Causal attention of N query tokens: token n is cache row rows[n] at slot slots[n] and attends to
+// slots 0..slot of its row; `head` computes one (token, head) pair.
+static void attention(HeadFn head, float* out, const float* q, size_t qs, const float* kc, const float* vc, size_t cap,
+                      const int32_t* rows, const int32_t* slots, size_t N, int H, int KV, int d) {
   const int G = H / KV;
   const float scale = 1.0f / std::sqrt(static_cast<float>(d));
-  std::vector<float> scv(cap + 8), qr(d), acc(d);
-  float* sc = scv.data();
+  std::vector<float> sc(cap + 8), qr(d), acc(d);
   for (size_t n = 0; n < N; n++) {
     const size_t lim = static_cast<size_t>(slots[n]) + 1;
     for (int h = 0; h < H; h++) {
       const int g = h / G;
       const float* qh = q + n * qs + static_cast<size_t>(h) * d;
-      const float* kp = kc + kbase(rows[n], g, KV, d, cap);
-      const float* vp = vc + vbase(rows[n], g, KV, d, cap);
       for (int i = 0; i < d; i++) qr[i] = qh[i] * scale;
-      // scores of whole 8-slot blocks (slots past lim hold finite values and are set to -inf below)
-      const size_t limr = (lim + 7) & ~size_t(7);
-      size_t j = 0;
-      for (; j + 32 <= limr; j += 32) {
-        __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
-        const float* k0 = kp + j * d;
-        const size_t bs = 8 * static_cast<size_t>(d);
-        for (int i = 0; i < d; i++) {
-          const __m256 qb = _mm256_set1_ps(qr[i]);
-          s0 = _mm256_fmadd_ps(qb, _mm256_loadu_ps(k0 + i * 8), s0);
-          s1 = _mm256_fmadd_ps(qb, _mm256_loadu_ps(k0 + bs + i * 8), s1);
-          s2 = _mm256_fmadd_ps(qb, _mm256_loadu_ps(k0 + 2 * bs + i * 8), s2);
-          s3 = _mm256_fmadd_ps(qb, _mm256_loadu_ps(k0 + 3 * bs + i * 8), s3);
-        }
-        _mm256_storeu_ps(sc + j, s0);
-        _mm256_storeu_ps(sc + j + 8, s1);
-        _mm256_storeu_ps(sc + j + 16, s2);
-        _mm256_storeu_ps(sc + j + 24, s3);
-      }
-      for (; j < limr; j += 8) {
-        __m256 s0 = _mm256_setzero_ps();
-        const float* k0 = kp + j * d;
-        for (int i = 0; i < d; i++) s0 = _mm256_fmadd_ps(_mm256_set1_ps(qr[i]), _mm256_loadu_ps(k0 + i * 8), s0);
-        _mm256_storeu_ps(sc + j, s0);
-      }
-      for (j = lim; j < limr; j++) sc[j] = -INFINITY;
-      __m256 mxv = _mm256_set1_ps(-INFINITY);
-      for (j = 0; j < limr; j += 8) mxv = _mm256_max_ps(mxv, _mm256_loadu_ps(sc + j));
-      alignas(32) float t[8];
-      _mm256_store_ps(t, mxv);
-      float mx = t[0];
-      for (int k = 1; k < 8; k++) mx = std::max(mx, t[k]);
-      const __m256 mv = _mm256_set1_ps(mx);
-      __m256 zv = _mm256_setzero_ps();
-      for (size_t j = 0; j < lim; j += 8) {
-        const __m256 e = exp_neg(_mm256_sub_ps(_mm256_loadu_ps(sc + j), mv));
-        _mm256_storeu_ps(sc + j, e);
-        zv = _mm256_add_ps(zv, e);
-      }
-      _mm256_store_ps(t, zv);
-      float z = 0;
-      for (int k = 0; k < 8; k++) z += t[k];
-      const float inv = 1.0f / z;
-      float* o = out + (n * H + h) * d;
-      const int d8 = d & ~7;
-      // values: blocks of up to 8 vectors of the head, keys two at a time (independent chains)
-      for (int i0 = 0; i0 < d8; i0 += 64) {
-        const int nv = std::min(8, (d8 - i0) / 8);
-        __m256 a0[8], a1[8];
-        for (int v = 0; v < nv; v++) a0[v] = a1[v] = _mm256_setzero_ps();
-        size_t jj = 0;
-        for (; jj + 2 <= lim; jj += 2) {
-          const __m256 p0 = _mm256_set1_ps(sc[jj]), p1 = _mm256_set1_ps(sc[jj + 1]);
-          const float* v0 = vp + jj * d + i0;
-          const float* v1 = v0 + d;
-          for (int v = 0; v < nv; v++) {
-            a0[v] = _mm256_fmadd_ps(p0, _mm256_loadu_ps(v0 + 8 * v), a0[v]);
-            a1[v] = _mm256_fmadd_ps(p1, _mm256_loadu_ps(v1 + 8 * v), a1[v]);
-          }
-        }
-        if (jj < lim) {
-          const __m256 p0 = _mm256_set1_ps(sc[jj]);
-          for (int v = 0; v < nv; v++) a0[v] = _mm256_fmadd_ps(p0, _mm256_loadu_ps(vp + jj * d + i0 + 8 * v), a0[v]);
-        }
-        const __m256 iv = _mm256_set1_ps(inv);
-        for (int v = 0; v < nv; v++) _mm256_storeu_ps(o + i0 + 8 * v, _mm256_mul_ps(_mm256_add_ps(a0[v], a1[v]), iv));
-      }
-      for (int i = d8; i < d; i++) {
-        float a = 0;
-        for (size_t j = 0; j < lim; j++) a += sc[j] * vp[j * d + i];
-        o[i] = a * inv;
-      }
+      head(out + (n * H + h) * d, qr.data(), kc + kbase(rows[n], g, KV, d, cap), vc + vbase(rows[n], g, KV, d, cap), lim, d, sc.data(),
+           acc.data());
     }
   }
 }
-
-__attribute__((target("avx2,fma"))) static void swiglu_avx2(float* act, const float* gu, size_t N, size_t I) {
-  const size_t I8 = I & ~size_t(7);
-  const __m256 one = _mm256_set1_ps(1.0f);
-  const __m256 sign = _mm256_set1_ps(-0.0f);
-  for (size_t n = 0; n < N; n++) {
-    const float* g = gu + n * 2 * I;
-    const float* u = g + I;
-    float* a = act + n * I;
-    for (size_t i = 0; i < I8; i += 8) {
-      const __m256 gv = _mm256_loadu_ps(g + i);
-      // exp(-|g|) is safe; sigmoid(g) = 1/(1+e) for g >= 0, e/(1+e) for g < 0
-      const __m256 e = exp_neg(_mm256_or_ps(gv, sign));
-      const __m256 den = _mm256_add_ps(one, e);
-      const __m256 neg = _mm256_cmp_ps(gv, _mm256_setzero_ps(), _CMP_LT_OQ);
-      const __m256 num = _mm256_blendv_ps(one, e, neg);
-      const __m256 sg = _mm256_div_ps(num, den);
-      _mm256_storeu_ps(a + i, _mm256_mul_ps(_mm256_mul_ps(gv, sg), _mm256_loadu_ps(u + i)));
-    }
-    for (size_t i = I8; i < I; i++) a[i] = g[i] / (1.0f + std::exp(-g[i])) * u[i];
-  }
-}
-#endif
 
 // RoPE (rotate_half) on the q and k heads of each qkv row, then k, v into the caches
 static void rope_store(float* qkv, size_t N, size_t W, int H, int KV, int d, const float* cos, const float* sin,
@@ -317,9 +225,7 @@ static void add_rmsnorm(float* x, const float* delta, float* y, const float* w, 
     float* xr = x + n * D;
     if (delta)
       for (size_t i = 0; i < D; i++) xr[i] += delta[n * D + i];
-    double ss = 0;
-    for (size_t i = 0; i < D; i++) ss += static_cast<double>(xr[i]) * xr[i];
-    const double r = 1.0 / std::sqrt(ss / D + eps);
+    const double r = inv_rms(xr, D, eps);
     float* yr = y + n * D;
     for (size_t i = 0; i < D; i++) yr[i] = static_cast<float>(xr[i] * r * w[i]);
   }
@@ -328,10 +234,6 @@ static void add_rmsnorm(float* x, const float* delta, float* y, const float* w, 
 static bool g_avx2fma = false;
 
 // ---------------------------------------------------------------- N-API glue
-
-static void check(napi_status s, const char* what) {
-  if (s != napi_ok) throw Err{std::string("napi call failed: ") + what};
-}
 
 struct Argv {
   napi_env env;
@@ -342,39 +244,17 @@ struct Argv {
     if (argc < want) throw Err{"expected " + std::to_string(want) + " arguments"};
   }
   size_t size(size_t i, const char* what) const {
-    double d;
-    if (napi_get_value_double(env, v[i], &d) != napi_ok || !(d >= 0) || d != std::floor(d) || d > 1e15)
-      throw Err{std::string(what) + " must be a non-negative integer"};
-    return static_cast<size_t>(d);
+    size_t n;
+    if (!sd::napi::size_value(env, v[i], &n)) throw Err{std::string(what) + " must be a non-negative integer"};
+    return n;
   }
   template <class T>
   T* arr(size_t i, napi_typedarray_type want, size_t* n, const char* what) const {
-    bool is_ta = false;
-    check(napi_is_typedarray(env, v[i], &is_ta), "is_typedarray");
-    napi_typedarray_type type;
-    size_t length;
-    void* data;
-    napi_value ab;
-    size_t off;
-    if (is_ta) check(napi_get_typedarray_info(env, v[i], &type, &length, &data, &ab, &off), "typedarray_info");
-    if (!is_ta || type != want)
-      throw Err{std::string(what) + (want == napi_float32_array ? ": expected a Float32Array" : ": expected an Int32Array")};
-    *n = length;
+    void* data = sd::napi::typed_data(env, v[i], want, n);
+    if (!data) throw Err{std::string(what) + (want == napi_float32_array ? ": expected a Float32Array" : ": expected an Int32Array")};
     return static_cast<T*>(data);
   }
 };
-
-template <class F>
-static napi_value guarded(napi_env env, F f) {
-  try {
-    f();
-  } catch (const Err& e) {
-    napi_throw_error(env, nullptr, ("selfdev_native: " + e.msg).c_str());
-  } catch (const std::exception& e) {
-    napi_throw_error(env, nullptr, (std::string("selfdev_native: ") + e.what()).c_str());
-  }
-  return nullptr;
-}
 
 // inferMatmul(out, x, wt, N, K, M, Mp)
 static napi_value js_matmul(napi_env env, napi_callback_info info) {
@@ -430,11 +310,11 @@ static napi_value js_attention(napi_env env, napi_callback_info info) {
     if (qs < H * d || (N && nq < (N - 1) * qs + H * d) || no < N * H * d) throw Err{"inferAttention3: q/out too small"};
 #ifdef SD_X86
     if (g_avx2fma) {
-      attn_avx2(out, q, qs, kc, vc, cap, rows, slots, N, (int)H, (int)KV, (int)d);
+      attention(attn_head_avx2, out, q, qs, kc, vc, cap, rows, slots, N, (int)H, (int)KV, (int)d);
       return;
     }
 #endif
-    attn_base(out, q, qs, kc, vc, cap, rows, slots, N, (int)H, (int)KV, (int)d);
+    attention(attn_head_base, out, q, qs, kc, vc, cap, rows, slots, N, (int)H, (int)KV, (int)d);
   });
 }
 
@@ -472,11 +352,11 @@ static napi_value js_swiglu(napi_env env, napi_callback_info info) {
     if (na < N * I || ng < 2 * N * I) throw Err{"inferSwiglu: arrays too small"};
 #ifdef SD_X86
     if (g_avx2fma) {
-      swiglu_avx2(act, gu, N, I);
+      swiglu_fwd_avx2(act, gu, N, I);
       return;
     }
 #endif
-    swiglu_base(act, gu, N, I);
+    swiglu_fwd_base(act, gu, N, I, 0);
   });
 }
 
@@ -499,29 +379,14 @@ static napi_value js_add_rmsnorm(napi_env env, napi_callback_info info) {
   });
 }
 
+const std::pair<const char*, napi_callback> FUNCTIONS[] = {
+    {"inferMatmul", js_matmul}, {"inferAttention3", js_attention}, {"inferRopeStore3", js_rope_store},
+    {"inferSwiglu", js_swiglu}, {"inferAddRmsnorm", js_add_rmsnorm}};
+
 }  // namespace sdinfer
 
-namespace sd {
 // Called from the module init in kernels.cc.
-bool register_infer(napi_env env, napi_value exports) {
-  using namespace sdinfer;
-#ifdef SD_X86
-  __builtin_cpu_init();
-  g_avx2fma = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && !std::getenv("SELFDEV_NO_AVX2");
-#endif
-  struct {
-    const char* name;
-    napi_callback cb;
-  } fns[] = {{"inferMatmul", js_matmul},
-             {"inferAttention3", js_attention},
-             {"inferRopeStore3", js_rope_store},
-             {"inferSwiglu", js_swiglu},
-             {"inferAddRmsnorm", js_add_rmsnorm}};
-  for (auto& f : fns) {
-    napi_value fn;
-    if (napi_create_function(env, f.name, NAPI_AUTO_LENGTH, f.cb, nullptr, &fn) != napi_ok) return false;
-    if (napi_set_named_property(env, exports, f.name, fn) != napi_ok) return false;
-  }
-  return true;
+bool sd::register_infer(napi_env env, napi_value exports) {
+  sdinfer::g_avx2fma = sd::nn::avx2fma_enabled();
+  return sd::napi::export_functions(env, exports, sdinfer::FUNCTIONS);
 }
-}  // namespace sd

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "kernels.h"
+#include "napi_util.h"
 #include "pool.h"
 
 namespace sd {
@@ -26,9 +27,8 @@ static const size_t TILE = 256;
 static const size_t STRIDE = TILE + 16;
 static_assert(BLOCK % TILE == 0 && TILE % 64 == 0, "tiles must stay byte-aligned in bit masks");
 
-struct Err {
-  std::string msg;
-};
+using napi::Err;
+using napi::guarded;
 
 // ---------------------------------------------------------------- threading helpers
 
@@ -406,11 +406,6 @@ static void gta_run(const Gta& g) {
     if ((call) != napi_ok) throw Err{"napi call failed: " #call}; \
   } while (0)
 
-static napi_value throw_js(napi_env env, const std::string& msg) {
-  napi_throw_error(env, nullptr, msg.c_str());
-  return nullptr;
-}
-
 struct Args {
   napi_env env;
   std::vector<napi_value> v;
@@ -471,17 +466,8 @@ static View view_of(napi_env env, napi_value val, int dt, const char* what) {
 }
 
 static float* f32_of(napi_env env, napi_value val, size_t* n, const char* what) {
-  napi_typedarray_type type;
-  size_t length;
-  void* data;
-  napi_value ab;
-  size_t off;
-  bool is_ta = false;
-  NAPI_OK(napi_is_typedarray(env, val, &is_ta));
-  if (!is_ta) throw Err{std::string(what) + ": expected a Float32Array"};
-  NAPI_OK(napi_get_typedarray_info(env, val, &type, &length, &data, &ab, &off));
-  if (type != napi_float32_array) throw Err{std::string(what) + ": expected a Float32Array"};
-  *n = length;
+  void* data = napi::typed_data(env, val, napi_float32_array, n);
+  if (!data) throw Err{std::string(what) + ": expected a Float32Array"};
   return static_cast<float*>(data);
 }
 
@@ -489,17 +475,6 @@ static napi_value num_js(napi_env env, double d) {
   napi_value r;
   NAPI_OK(napi_create_double(env, d, &r));
   return r;
-}
-
-template <class F>
-static napi_value guarded(napi_env env, F f) {
-  try {
-    return f();
-  } catch (const Err& e) {
-    return throw_js(env, "selfdev_native: " + e.msg);
-  } catch (const std::exception& e) {
-    return throw_js(env, std::string("selfdev_native: ") + e.what());
-  }
 }
 
 #define FN(name) static napi_value name(napi_env env, napi_callback_info info)
@@ -701,45 +676,36 @@ FN(js_bernoulli) {
   });
 }
 
-// topk(x, k) in place
-FN(js_topk) {
+// topk(x, k) keeps the k largest |x| in place; kthAbs(x, k) -> the k-th largest |x| over non-NaN entries
+// (1 <= k <= #non-NaN, checked in JS)
+static napi_value topk_call(napi_env env, napi_callback_info info, bool kth) {
   return guarded(env, [&] {
     Args a(env, info, 2);
     size_t n;
     float* x = f32_of(env, a.v[0], &n, "x");
-    double kd = a.num(1);
-    int64_t k = kd >= static_cast<double>(n) ? static_cast<int64_t>(n) : (kd <= 0 ? 0 : static_cast<int64_t>(std::floor(kd)));
+    const double kd = a.num(1);
+    const int64_t k = kth ? static_cast<int64_t>(kd)
+                          : kd >= static_cast<double>(n) ? static_cast<int64_t>(n) : (kd <= 0 ? 0 : static_cast<int64_t>(std::floor(kd)));
     View xv;
     xv.p = x;
     xv.n = n;
     Sources src;
     src.xs.push_back(&xv);
-    TopK t = select_topk(src, n, k)[0];
+    const TopK t = select_topk(src, n, k)[0];
+    if (kth) {
+      if (t.keep_all || t.thr > KEY_INF) throw Err{"kthLargestAbs: k out of range"};
+      float f;
+      std::memcpy(&f, &t.thr, 4);
+      return num_js(env, f);
+    }
     if (t.keep_all) return static_cast<napi_value>(nullptr);
     par_range(n, [&](size_t b, size_t e) { g_leaf->topk_apply(x + b, e - b, static_cast<int64_t>(b), t.thr, t.cut); });
     return static_cast<napi_value>(nullptr);
   });
 }
 
-// kthAbs(x, k) -> k-th largest |x| over non-NaN entries (1 <= k <= #non-NaN, checked in JS)
-FN(js_kth_abs) {
-  return guarded(env, [&] {
-    Args a(env, info, 2);
-    size_t n;
-    float* x = f32_of(env, a.v[0], &n, "x");
-    int64_t k = static_cast<int64_t>(a.num(1));
-    View xv;
-    xv.p = x;
-    xv.n = n;
-    Sources src;
-    src.xs.push_back(&xv);
-    TopK t = select_topk(src, n, k)[0];
-    if (t.keep_all || t.thr > KEY_INF) throw Err{"kthLargestAbs: k out of range"};
-    float f;
-    std::memcpy(&f, &t.thr, 4);
-    return num_js(env, f);
-  });
-}
+FN(js_topk) { return topk_call(env, info, false); }
+FN(js_kth_abs) { return topk_call(env, info, true); }
 
 static std::vector<napi_value> array_items(napi_env env, napi_value arr, const char* what) {
   bool is_arr = false;
@@ -801,11 +767,6 @@ FN(js_gta) {
 
 }  // namespace sd
 
-namespace sd {
-bool register_infer(napi_env env, napi_value exports);  // native/infer.cc
-bool register_train(napi_env env, napi_value exports);  // native/train.cc
-}
-
 NAPI_MODULE_INIT() {
   using namespace sd;
 #if defined(__x86_64__) || defined(__i386__)
@@ -813,20 +774,13 @@ NAPI_MODULE_INIT() {
   g_has_avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c");
 #endif
   g_leaf = g_has_avx2 ? &leaf_avx2 : &leaf_base;
-  struct {
-    const char* name;
-    napi_callback cb;
-  } fns[] = {
+  const std::pair<const char*, napi_callback> fns[] = {
       {"setThreads", js_set_threads}, {"config", js_config}, {"decode", js_decode}, {"encode", js_encode},
       {"axpy", js_axpy},        {"scale", js_scale},       {"sub", js_sub},       {"deltaAxpy", js_delta_axpy},
       {"reduce", js_reduce},    {"bernoulli", js_bernoulli}, {"topk", js_topk}, {"kthAbs", js_kth_abs},
       {"gta", js_gta},
   };
-  for (auto& f : fns) {
-    napi_value fn;
-    if (napi_create_function(env, f.name, NAPI_AUTO_LENGTH, f.cb, nullptr, &fn) != napi_ok) return nullptr;
-    if (napi_set_named_property(env, exports, f.name, fn) != napi_ok) return nullptr;
-  }
+  if (!napi::export_functions(env, exports, fns)) return nullptr;
   if (!register_infer(env, exports)) return nullptr;
   if (!register_train(env, exports)) return nullptr;
   return exports;

@@ -14,20 +14,19 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <utility>
 #include <vector>
 
+#include "napi_util.h"
+#include "nn_kernels.h"
 #include "pool.h"
-
-#if defined(__x86_64__) || defined(__i386__)
-#include <immintrin.h>
-#define SD_X86 1
-#endif
 
 namespace sdtrain {
 
-struct Err {
-  std::string msg;
-};
+using namespace sd::nn;
+using sd::napi::Err;
+using sd::napi::check;
+using sd::napi::guarded;
 
 static bool g_avx2fma = false;
 
@@ -101,54 +100,12 @@ static void micro_base(float* C, size_t ldc, const float* ap, const float* bp, s
 }
 
 #ifdef SD_X86
-// R accumulator rows × (HALF ? 8 : 16) columns; HALF when only the panel's first 8 columns are valid
-template <bool HALF>
-__attribute__((target("avx2,fma"))) static inline void micro_avx2_t(float* C, size_t ldc, const float* ap, const float* bp, size_t kn,
-                                                                    size_t rn, size_t cn, bool add) {
-  __m256 c0[MR], c1[MR];
-#pragma GCC unroll 6
-  for (size_t r = 0; r < MR; r++) c0[r] = c1[r] = _mm256_setzero_ps();
-  for (size_t k = 0; k < kn; k++) {
-    const __m256 b0 = _mm256_loadu_ps(bp);
-    const __m256 b1 = HALF ? b0 : _mm256_loadu_ps(bp + 8);
-#pragma GCC unroll 6
-    for (size_t r = 0; r < MR; r++) {
-      const __m256 a = _mm256_broadcast_ss(ap + r);
-      c0[r] = _mm256_fmadd_ps(a, b0, c0[r]);
-      if (!HALF) c1[r] = _mm256_fmadd_ps(a, b1, c1[r]);
-    }
-    ap += MR;
-    bp += NR;
-  }
-  alignas(32) float t[MR][NR];
-#pragma GCC unroll 6
-  for (size_t r = 0; r < MR; r++) {
-    _mm256_store_ps(t[r], c0[r]);
-    _mm256_store_ps(t[r] + 8, HALF ? c0[r] : c1[r]);
-  }
-  if (cn == NR) {
-    for (size_t r = 0; r < rn; r++) {
-      float* cr = C + r * ldc;
-      __m256 v0 = _mm256_load_ps(t[r]), v1 = _mm256_load_ps(t[r] + 8);
-      if (add) {
-        v0 = _mm256_add_ps(v0, _mm256_loadu_ps(cr));
-        v1 = _mm256_add_ps(v1, _mm256_loadu_ps(cr + 8));
-      }
-      _mm256_storeu_ps(cr, v0);
-      _mm256_storeu_ps(cr + 8, v1);
-    }
-  } else {
-    for (size_t r = 0; r < rn; r++) {
-      float* cr = C + r * ldc;
-      for (size_t c = 0; c < cn; c++) cr[c] = add ? cr[c] + t[r][c] : t[r][c];
-    }
-  }
-}
-
+// one MR×NR tile of packed panels on the shared register tile (nn_kernels.h)
 __attribute__((target("avx2,fma"))) static void micro_avx2(float* C, size_t ldc, const float* ap, const float* bp, size_t kn,
                                                            size_t rn, size_t cn, bool add) {
-  if (cn <= 8) micro_avx2_t<true>(C, ldc, ap, bp, kn, rn, cn, add);
-  else micro_avx2_t<false>(C, ldc, ap, bp, kn, rn, cn, add);
+  const auto a = [ap](int r, size_t k) { return ap + k * MR + r; };
+  if (cn <= 8) tile16<MR, true>(C, ldc, a, bp, NR, kn, rn, cn, add);
+  else tile16<MR, false>(C, ldc, a, bp, NR, kn, rn, cn, add);
 }
 #endif
 
@@ -190,56 +147,7 @@ static void gemm(float* C, const float* A, const float* B, size_t N, size_t K, s
   });
 }
 
-// ---------------------------------------------------------------- vectorised exp for x <= 0
-#ifdef SD_X86
-__attribute__((target("avx2,fma"))) static inline __m256 exp_neg8(__m256 x) {
-  const __m256 lo = _mm256_set1_ps(-87.0f);
-  const __m256 under = _mm256_cmp_ps(x, lo, _CMP_LT_OQ);
-  x = _mm256_max_ps(x, lo);
-  const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
-  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
-  __m256 p = _mm256_set1_ps(1.9875691500e-4f);
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
-  p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
-  const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
-  return _mm256_andnot_ps(under, _mm256_mul_ps(p, _mm256_castsi256_ps(e)));
-}
-
-// x[i] = exp(x[i] - mx) for i < n, returns Σ (float, 8 lanes then lanes summed in order)
-__attribute__((target("avx2,fma"))) static float exp_sub_sum_avx2(float* x, size_t n, float mx) {
-  const __m256 mv = _mm256_set1_ps(mx);
-  __m256 zv = _mm256_setzero_ps();
-  size_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    const __m256 e = exp_neg8(_mm256_sub_ps(_mm256_loadu_ps(x + i), mv));
-    _mm256_storeu_ps(x + i, e);
-    zv = _mm256_add_ps(zv, e);
-  }
-  alignas(32) float t[8];
-  _mm256_store_ps(t, zv);
-  float z = 0;
-  for (int k = 0; k < 8; k++) z += t[k];
-  for (; i < n; i++) {
-    x[i] = std::exp(x[i] - mx);
-    z += x[i];
-  }
-  return z;
-}
-#endif
-
-static float exp_sub_sum_base(float* x, size_t n, float mx) {
-  float z = 0;
-  for (size_t i = 0; i < n; i++) {
-    x[i] = std::exp(x[i] - mx);
-    z += x[i];
-  }
-  return z;
-}
+// ---------------------------------------------------------------- softmax rows
 
 static inline float exp_sub_sum(float* x, size_t n, float mx) {
 #ifdef SD_X86
@@ -453,9 +361,7 @@ static void rope(float* x, size_t n0, size_t n1, size_t W, size_t heads, size_t 
 static void rms_fwd(float* y, float* rs, const float* x, const float* w, size_t N, size_t D, double eps) {
   for (size_t n = 0; n < N; n++) {
     const float* xr = x + n * D;
-    double ss = 0;
-    for (size_t i = 0; i < D; i++) ss += static_cast<double>(xr[i]) * xr[i];
-    const float r = static_cast<float>(1.0 / std::sqrt(ss / D + eps));
+    const float r = static_cast<float>(inv_rms(xr, D, eps));
     rs[n] = r;
     float* yr = y + n * D;
     for (size_t i = 0; i < D; i++) yr[i] = xr[i] * r * w[i];
@@ -481,70 +387,38 @@ static void rms_bwd(float* dx, float* dw, const float* dy, const float* x, const
   for (size_t i = 0; i < D; i++) dw[i] += static_cast<float>(acc[i]);
 }
 
-// act[n, i] = silu(gu[n, i]) · gu[n, I + i]
-static void swiglu_fwd_base(float* act, const float* gu, size_t N, size_t I, size_t i0) {
-  for (size_t n = 0; n < N; n++) {
-    const float* g = gu + n * 2 * I;
-    const float* u = g + I;
-    float* a = act + n * I;
-    for (size_t i = i0; i < I; i++) a[i] = g[i] / (1.0f + std::exp(-g[i])) * u[i];
-  }
-}
+// row n of the SwiGLU backward: gate g, up u, dact da in; dgate dg, dup du out
+struct SwigluRow {
+  const float *g, *u, *da;
+  float *dg, *du;
+  SwigluRow(float* dgu, const float* dact, const float* gu, size_t n, size_t I)
+      : g(gu + n * 2 * I), u(g + I), da(dact + n * I), dg(dgu + n * 2 * I), du(dg + I) {}
+};
 
 // dgu[n, i] = dact · u · s · (1 + g·(1 − s)), dgu[n, I + i] = dact · g · s
 static void swiglu_bwd_base(float* dgu, const float* dact, const float* gu, size_t N, size_t I, size_t i0) {
   for (size_t n = 0; n < N; n++) {
-    const float* g = gu + n * 2 * I;
-    const float* u = g + I;
-    const float* da = dact + n * I;
-    float* dg = dgu + n * 2 * I;
-    float* du = dg + I;
+    const SwigluRow r(dgu, dact, gu, n, I);
     for (size_t i = i0; i < I; i++) {
-      const float s = 1.0f / (1.0f + std::exp(-g[i]));
-      du[i] = da[i] * g[i] * s;
-      dg[i] = da[i] * u[i] * s * (1.0f + g[i] * (1.0f - s));
+      const float s = 1.0f / (1.0f + std::exp(-r.g[i]));
+      r.du[i] = r.da[i] * r.g[i] * s;
+      r.dg[i] = r.da[i] * r.u[i] * s * (1.0f + r.g[i] * (1.0f - s));
     }
   }
 }
 
 #ifdef SD_X86
-// sigmoid(g) from exp(−|g|) (never overflows): 1/(1+e) for g ≥ 0, e/(1+e) for g < 0
-__attribute__((target("avx2,fma"))) static inline __m256 sigmoid8(__m256 g) {
-  const __m256 one = _mm256_set1_ps(1.0f);
-  const __m256 e = exp_neg8(_mm256_or_ps(g, _mm256_set1_ps(-0.0f)));
-  const __m256 neg = _mm256_cmp_ps(g, _mm256_setzero_ps(), _CMP_LT_OQ);
-  return _mm256_div_ps(_mm256_blendv_ps(one, e, neg), _mm256_add_ps(one, e));
-}
-
-__attribute__((target("avx2,fma"))) static void swiglu_fwd_avx2(float* act, const float* gu, size_t N, size_t I) {
-  const size_t I8 = I & ~size_t(7);
-  for (size_t n = 0; n < N; n++) {
-    const float* g = gu + n * 2 * I;
-    const float* u = g + I;
-    float* a = act + n * I;
-    for (size_t i = 0; i < I8; i += 8) {
-      const __m256 gv = _mm256_loadu_ps(g + i);
-      _mm256_storeu_ps(a + i, _mm256_mul_ps(_mm256_mul_ps(gv, sigmoid8(gv)), _mm256_loadu_ps(u + i)));
-    }
-  }
-  if (I8 < I) swiglu_fwd_base(act, gu, N, I, I8);
-}
-
 __attribute__((target("avx2,fma"))) static void swiglu_bwd_avx2(float* dgu, const float* dact, const float* gu, size_t N, size_t I) {
   const size_t I8 = I & ~size_t(7);
   const __m256 one = _mm256_set1_ps(1.0f);
   for (size_t n = 0; n < N; n++) {
-    const float* g = gu + n * 2 * I;
-    const float* u = g + I;
-    const float* da = dact + n * I;
-    float* dg = dgu + n * 2 * I;
-    float* du = dg + I;
+    const SwigluRow r(dgu, dact, gu, n, I);
     for (size_t i = 0; i < I8; i += 8) {
-      const __m256 gv = _mm256_loadu_ps(g + i), dav = _mm256_loadu_ps(da + i);
+      const __m256 gv = _mm256_loadu_ps(r.g + i), dav = _mm256_loadu_ps(r.da + i);
       const __m256 sv = sigmoid8(gv);
-      _mm256_storeu_ps(du + i, _mm256_mul_ps(_mm256_mul_ps(dav, gv), sv));
+      _mm256_storeu_ps(r.du + i, _mm256_mul_ps(_mm256_mul_ps(dav, gv), sv));
       const __m256 t = _mm256_add_ps(one, _mm256_mul_ps(gv, _mm256_sub_ps(one, sv)));
-      _mm256_storeu_ps(dg + i, _mm256_mul_ps(_mm256_mul_ps(_mm256_mul_ps(dav, _mm256_loadu_ps(u + i)), sv), t));
+      _mm256_storeu_ps(r.dg + i, _mm256_mul_ps(_mm256_mul_ps(_mm256_mul_ps(dav, _mm256_loadu_ps(r.u + i)), sv), t));
     }
   }
   if (I8 < I) swiglu_bwd_base(dgu, dact, gu, N, I, I8);
@@ -622,10 +496,6 @@ __attribute__((target("avx2"))) static void adamw_avx2(float* w, const float* g,
 
 // ---------------------------------------------------------------- N-API glue
 
-static void check(napi_status s, const char* what) {
-  if (s != napi_ok) throw Err{std::string("napi call failed: ") + what};
-}
-
 struct Args {
   napi_env env;
   napi_value v[16];
@@ -636,10 +506,9 @@ struct Args {
     if (argc < want) throw Err{std::string(fn) + ": expected " + std::to_string(want) + " arguments"};
   }
   size_t size(size_t i) const {
-    double d;
-    if (napi_get_value_double(env, v[i], &d) != napi_ok || !(d >= 0) || d != std::floor(d) || d > 1e15)
-      throw Err{std::string(fn) + ": argument " + std::to_string(i) + " must be a non-negative integer"};
-    return static_cast<size_t>(d);
+    size_t n;
+    if (!sd::napi::size_value(env, v[i], &n)) throw Err{std::string(fn) + ": argument " + std::to_string(i) + " must be a non-negative integer"};
+    return n;
   }
   double num(size_t i) const {
     double d;
@@ -648,14 +517,9 @@ struct Args {
   }
   template <class T>
   T* arr(size_t i, size_t need, napi_typedarray_type want = napi_float32_array) const {
-    bool is_ta = false;
-    check(napi_is_typedarray(env, v[i], &is_ta), "is_typedarray");
-    napi_typedarray_type type;
-    size_t length, off;
-    void* data;
-    napi_value ab;
-    if (is_ta) check(napi_get_typedarray_info(env, v[i], &type, &length, &data, &ab, &off), "typedarray_info");
-    if (!is_ta || type != want)
+    size_t length = 0;
+    void* data = sd::napi::typed_data(env, v[i], want, &length);
+    if (!data)
       throw Err{std::string(fn) + ": argument " + std::to_string(i) + " must be a" +
                 (want == napi_float32_array ? " Float32Array" : want == napi_float64_array ? " Float64Array" : "n Int32Array")};
     if (length < need)
@@ -664,16 +528,14 @@ struct Args {
   }
 };
 
+// An entry point returning undefined: `body` reads its `want` arguments from an Args named `name`.
 template <class F>
-static napi_value guarded(napi_env env, F f) {
-  try {
-    return f();
-  } catch (const Err& e) {
-    napi_throw_error(env, nullptr, ("selfdev_native: " + e.msg).c_str());
-  } catch (const std::exception& e) {
-    napi_throw_error(env, nullptr, (std::string("selfdev_native: ") + e.what()).c_str());
-  }
-  return nullptr;
+static napi_value entry(napi_env env, napi_callback_info info, size_t want, const char* name, F body) {
+  return guarded(env, [&]() -> napi_value {
+    Args a(env, info, want, name);
+    body(a);
+    return nullptr;
+  });
 }
 
 static int threads_arg(const Args& a, size_t i) {
@@ -684,15 +546,13 @@ static int threads_arg(const Args& a, size_t i) {
 
 // trainGemm(C, A, B, N, K, M, transA, transB, accumulate, threads)
 static napi_value js_gemm(napi_env env, napi_callback_info info) {
-  return guarded(env, [&]() -> napi_value {
-    Args a(env, info, 10, "trainGemm");
+  return entry(env, info, 10, "trainGemm", [&](const Args& a) {
     const size_t N = a.size(3), K = a.size(4), M = a.size(5);
     const bool ta = a.num(6) != 0, tb = a.num(7) != 0, acc = a.num(8) != 0;
     float* C = a.arr<float>(0, N * M);
     const float* A = a.arr<float>(1, N * K);
     const float* B = a.arr<float>(2, K * M);
     gemm(C, A, B, N, K, M, ta, tb, acc, threads_arg(a, 9));
-    return nullptr;
   });
 }
 
@@ -705,22 +565,19 @@ static AttnShape attn_shape(const Args& a, size_t i) {
 
 // trainAttnFwd2(Y, stats, qkv, B, T, H, KV, d, threads): stats [B, H, T, 2] saved for the backward
 static napi_value js_attn_fwd(napi_env env, napi_callback_info info) {
-  return guarded(env, [&]() -> napi_value {
-    Args a(env, info, 9, "trainAttnFwd2");
+  return entry(env, info, 9, "trainAttnFwd2", [&](const Args& a) {
     const AttnShape s = attn_shape(a, 3);
     const size_t N = s.B * s.T;
     float* Y = a.arr<float>(0, N * s.H * s.d);
     float* st = a.arr<float>(1, s.B * s.H * s.T * 2);
     const float* qkv = a.arr<float>(2, N * s.W);
     attn_fwd(Y, st, qkv, s, threads_arg(a, 8));
-    return nullptr;
   });
 }
 
 // trainAttnBwd2(dqkv, dY, stats, qkv, B, T, H, KV, d, threads): writes every element of dqkv
 static napi_value js_attn_bwd(napi_env env, napi_callback_info info) {
-  return guarded(env, [&]() -> napi_value {
-    Args a(env, info, 10, "trainAttnBwd2");
+  return entry(env, info, 10, "trainAttnBwd2", [&](const Args& a) {
     const AttnShape s = attn_shape(a, 4);
     const size_t N = s.B * s.T;
     float* dqkv = a.arr<float>(0, N * s.W);
@@ -728,14 +585,12 @@ static napi_value js_attn_bwd(napi_env env, napi_callback_info info) {
     const float* st = a.arr<float>(2, s.B * s.H * s.T * 2);
     const float* qkv = a.arr<float>(3, N * s.W);
     attn_bwd(dqkv, dY, st, qkv, s, threads_arg(a, 9));
-    return nullptr;
   });
 }
 
 // trainRope(x, N, W, heads, d, cos, sin, T, sign[, threads])
 static napi_value js_rope(napi_env env, napi_callback_info info) {
-  return guarded(env, [&]() -> napi_value {
-    Args a(env, info, 9, "trainRope");
+  return entry(env, info, 9, "trainRope", [&](const Args& a) {
     const size_t N = a.size(1), W = a.size(2), heads = a.size(3), d = a.size(4), T = a.size(7);
     if (d % 2 || heads * d > W || T == 0) throw Err{"trainRope: bad sizes"};
     float* x = a.arr<float>(0, N * W);
@@ -743,14 +598,12 @@ static napi_value js_rope(napi_env env, napi_callback_info info) {
     const float* sn = a.arr<float>(6, T * (d / 2));
     const float sign = static_cast<float>(a.num(8));
     par_rows(N, heads * d, threads_arg(a, 9), [&](size_t n0, size_t n1) { rope(x, n0, n1, W, heads, d, cs, sn, T, sign); });
-    return nullptr;
   });
 }
 
 // trainRmsFwd(y, r, x, w, N, D, eps[, threads])
 static napi_value js_rms_fwd(napi_env env, napi_callback_info info) {
-  return guarded(env, [&]() -> napi_value {
-    Args a(env, info, 7, "trainRmsFwd");
+  return entry(env, info, 7, "trainRmsFwd", [&](const Args& a) {
     const size_t N = a.size(4), D = a.size(5);
     float* y = a.arr<float>(0, N * D);
     float* r = a.arr<float>(1, N);
@@ -758,43 +611,36 @@ static napi_value js_rms_fwd(napi_env env, napi_callback_info info) {
     const float* w = a.arr<float>(3, D);
     const double eps = a.num(6);
     par_rows(N, D, threads_arg(a, 7), [&](size_t n0, size_t n1) { rms_fwd(y + n0 * D, r + n0, x + n0 * D, w, n1 - n0, D, eps); });
-    return nullptr;
   });
 }
 
 // trainRmsBwd(dx, dw, dy, x, r, w, N, D): dx += ..., dw += ...
 static napi_value js_rms_bwd(napi_env env, napi_callback_info info) {
-  return guarded(env, [&]() -> napi_value {
-    Args a(env, info, 8, "trainRmsBwd");
+  return entry(env, info, 8, "trainRmsBwd", [&](const Args& a) {
     const size_t N = a.size(6), D = a.size(7);
     rms_bwd(a.arr<float>(0, N * D), a.arr<float>(1, D), a.arr<float>(2, N * D), a.arr<float>(3, N * D), a.arr<float>(4, N),
             a.arr<float>(5, D), N, D);
-    return nullptr;
   });
 }
 
 // trainSwigluFwd(act, gu, N, I[, threads])
 static napi_value js_swiglu_fwd(napi_env env, napi_callback_info info) {
-  return guarded(env, [&]() -> napi_value {
-    Args a(env, info, 4, "trainSwigluFwd");
+  return entry(env, info, 4, "trainSwigluFwd", [&](const Args& a) {
     const size_t N = a.size(2), I = a.size(3);
     float* act = a.arr<float>(0, N * I);
     const float* gu = a.arr<float>(1, 2 * N * I);
     par_rows(N, I, threads_arg(a, 4), [&](size_t n0, size_t n1) { swiglu_fwd(act + n0 * I, gu + n0 * 2 * I, n1 - n0, I); });
-    return nullptr;
   });
 }
 
 // trainSwigluBwd(dgu, dact, gu, N, I[, threads])
 static napi_value js_swiglu_bwd(napi_env env, napi_callback_info info) {
-  return guarded(env, [&]() -> napi_value {
-    Args a(env, info, 5, "trainSwigluBwd");
+  return entry(env, info, 5, "trainSwigluBwd", [&](const Args& a) {
     const size_t N = a.size(3), I = a.size(4);
     float* dgu = a.arr<float>(0, 2 * N * I);
     const float* dact = a.arr<float>(1, N * I);
     const float* gu = a.arr<float>(2, 2 * N * I);
     par_rows(N, 2 * I, threads_arg(a, 5), [&](size_t n0, size_t n1) { swiglu_bwd(dgu + n0 * 2 * I, dact + n0 * I, gu + n0 * 2 * I, n1 - n0, I); });
-    return nullptr;
   });
 }
 
@@ -826,16 +672,7 @@ static napi_value js_adamw(napi_env env, napi_callback_info info) {
   return guarded(env, [&]() -> napi_value {
     Args a(env, info, 11, "trainAdamW");
     size_t n = 0;
-    {
-      bool ok = false;
-      check(napi_is_typedarray(env, a.v[0], &ok), "is_typedarray");
-      if (!ok) throw Err{"trainAdamW: argument 0 must be a Float32Array"};
-      napi_typedarray_type t;
-      void* d;
-      napi_value ab;
-      size_t off;
-      check(napi_get_typedarray_info(env, a.v[0], &t, &n, &d, &ab, &off), "typedarray_info");
-    }
+    if (!sd::napi::typed_data(env, a.v[0], napi_float32_array, &n)) throw Err{"trainAdamW: argument 0 must be a Float32Array"};
     float* w = a.arr<float>(0, n);
     const float* g = a.arr<float>(1, n);
     float* m = a.arr<float>(2, n);
@@ -863,28 +700,15 @@ static napi_value js_info(napi_env env, napi_callback_info) {
   });
 }
 
+const std::pair<const char*, napi_callback> FUNCTIONS[] = {
+    {"trainGemm", js_gemm},          {"trainAttnFwd2", js_attn_fwd},    {"trainAttnBwd2", js_attn_bwd}, {"trainRope", js_rope},
+    {"trainRmsFwd", js_rms_fwd},     {"trainRmsBwd", js_rms_bwd},       {"trainSwigluFwd", js_swiglu_fwd},
+    {"trainSwigluBwd", js_swiglu_bwd}, {"trainXent", js_xent},          {"trainInfo", js_info},         {"trainAdamW", js_adamw}};
+
 }  // namespace sdtrain
 
-namespace sd {
 // Called from the module init in kernels.cc.
-bool register_train(napi_env env, napi_value exports) {
-  using namespace sdtrain;
-#ifdef SD_X86
-  __builtin_cpu_init();
-  g_avx2fma = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && !std::getenv("SELFDEV_NO_AVX2");
-#endif
-  struct {
-    const char* name;
-    napi_callback cb;
-  } fns[] = {{"trainGemm", js_gemm},         {"trainAttnFwd2", js_attn_fwd},     {"trainAttnBwd2", js_attn_bwd},
-             {"trainRope", js_rope},         {"trainRmsFwd", js_rms_fwd},       {"trainRmsBwd", js_rms_bwd},
-             {"trainSwigluFwd", js_swiglu_fwd}, {"trainSwigluBwd", js_swiglu_bwd}, {"trainXent", js_xent},         {"trainInfo", js_info},
-             {"trainAdamW", js_adamw}};
-  for (auto& f : fns) {
-    napi_value fn;
-    if (napi_create_function(env, f.name, NAPI_AUTO_LENGTH, f.cb, nullptr, &fn) != napi_ok) return false;
-    if (napi_set_named_property(env, exports, f.name, fn) != napi_ok) return false;
-  }
-  return true;
+bool sd::register_train(napi_env env, napi_value exports) {
+  sdtrain::g_avx2fma = sd::nn::avx2fma_enabled();
+  return sd::napi::export_functions(env, exports, sdtrain::FUNCTIONS);
 }
-}  // namespace sd

@@ -5,7 +5,8 @@ import { mkdirSync, readFileSync, renameSync, writeFileSync, existsSync } from '
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { makeBenchmark, toJsonl, BENCH_FAMILIES, DEFAULT_BENCH_SEED, SPLITS } from '../src/world/bench.ts';
+import { makeBenchmark, toJsonl, DEFAULT_BENCH_SEED, SPLITS } from '../src/world/bench.ts';
+import { BENCH_FAMILIES } from '../src/world/problems.ts';
 
 const root = join(fileURLToPath(import.meta.url), '..', '..');
 const { values } = parseArgs({ options: { check: { type: 'boolean', default: false }, out: { type: 'string', default: join(root, 'world', 'bench') } } });

@@ -1,6 +1,6 @@
 import { dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { UsageError, parseCli, type Command } from './command.ts';
+import { UsageError, intOption, parseCli, type Command } from './command.ts';
 import { ProgressBar } from './progress.ts';
 
 const USAGE = `selfdev baselines [--world DIR] [--split dev,test] [--limit N] [--json] [--out FILE] [options]
@@ -32,13 +32,6 @@ changing it).
   --no-cache         neither read nor write the --out file
   --json             print the report as one JSON object instead of the table`;
 
-function posInt(v: string | undefined, name: string, def: number | undefined, min = 1): number | undefined {
-  if (v === undefined) return def;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < min) throw new UsageError(`--${name} must be an integer >= ${min}, got '${v}'`);
-  return n;
-}
-
 export const command: Command = {
   name: 'baselines',
   summary: 'Score the tiny world\'s baselines (M0, experts, oracles, mergekit methods tuned on dev, reported on test).',
@@ -58,14 +51,14 @@ export const command: Command = {
     for (const s of splits) if (s !== 'dev' && s !== 'test') throw new UsageError(`--split: unknown split '${s}' (use dev or dev,test)`);
     if (!splits.includes('dev')) throw new UsageError('--split: test needs dev too, configs are tuned on dev (use --split dev,test)');
     if (values['no-cache'] && values.out) throw new UsageError('give --out or --no-cache, not both');
-    const limit = posInt(values.limit, 'limit', undefined);
-    const seed = posInt(values.seed, 'seed', 0, 0)!;
-    const maxTokens = posInt(values['max-tokens'], 'max-tokens', 96)!;
-    const batchSize = posInt(values.batch, 'batch', 50)!;
-    const jobs = posInt(values.jobs, 'jobs', 1)!;
+    const limit = intOption(values.limit, 'limit', undefined, 1);
+    const seed = intOption(values.seed, 'seed', 0);
+    const maxTokens = intOption(values['max-tokens'], 'max-tokens', 96, 1);
+    const batchSize = intOption(values.batch, 'batch', 50, 1);
+    const jobs = intOption(values.jobs, 'jobs', 1, 1);
     const tensors = values.tensors ?? 'mlp';
-    const B = await import('../loop/baselines.ts');
-    const { tensorSelector } = await import('../loop/merger.ts');
+    const B = await import('../world/baselines.ts');
+    const { tensorSelector } = await import('../merge/tensor-filter.ts');
     try {
       tensorSelector(tensors);
     } catch (e) {

@@ -3,13 +3,17 @@ import assert from 'node:assert/strict';
 import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { command, syntheticLlama } from './check-algorithm.ts';
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { command, loadWorldTarget, syntheticLlama } from './check-algorithm.ts';
 import { UsageError } from './command.ts';
 import { makeMicroWorld } from '../loop/testing.ts';
-import { MergeWorld } from '../loop/merger.ts';
+import { MergeWorld } from '../merge/world.ts';
 import { evaluate } from '../eval/evaluate.ts';
 import { loadGsm8k } from '../eval/gsm8k.ts';
 import { BuiltinBackend } from '../eval/backends.ts';
+import { inferNative } from '../nn/infer.ts';
+import { initBackend } from '../nn/index.ts';
 
 async function capture(args: string[]): Promise<{ code: number; out: string }> {
   const lines: string[] = [];
@@ -91,7 +95,7 @@ test('check-algorithm on a tiny world: real stage on M0 + experts (MLP tensors),
     const t = await capture(['algorithms/task_arithmetic.js', '--world', wdir, '--limit', '2']);
     assert.match(t.out, /^ACCEPTED/);
     assert.match(t.out, /real stage: tiny world .*: M0 \+ EA, EB, 3 mlp tensors/);
-    assert.match(t.out, /dev accuracy \(n=2\): strict \d+\.\d%, flexible \d+\.\d%/);
+    assert.match(t.out, new RegExp(`dev accuracy \\(n=2, ${inferNative() ? 'native' : 'JavaScript'} engine\\): strict \\d+\\.\\d%, flexible \\d+\\.\\d%`));
     // passes the smoke shapes, fails on the world's [64, 32] tensors
     const big = join(dir, 'big.js');
     writeFileSync(big, "function merge(taskVectors, ctx) {\n  if (ctx.shape[0] === 64) throw new Error('too big');\n  return torch.stack(taskVectors).sum(0);\n}\n");
@@ -105,5 +109,32 @@ test('check-algorithm on a tiny world: real stage on M0 + experts (MLP tensors),
     await assert.rejects(command.run(['algorithms/task_arithmetic.js', '--limit', '0']), /--limit must be at least 1/);
   } finally {
     rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("the README's example scores on the shipped tiny world: `selfdev check-algorithm algorithms/algorithm_a.js` prints a dev score of the merge, and task arithmetic's equals an independent evaluation", { timeout: 180_000 }, async () => {
+  const bin = fileURLToPath(new URL('../../bin/selfdev.mjs', import.meta.url));
+  const root = fileURLToPath(new URL('../../', import.meta.url));
+  const cli = (args: string[]) => spawnSync(process.execPath, [bin, 'check-algorithm', ...args], { cwd: root, encoding: 'utf8' });
+  // the README's command, in a fresh process (where the engine is not initialised by anything else)
+  const r = cli(['algorithms/algorithm_a.js']);
+  assert.equal(r.status, 0, r.stdout + r.stderr);
+  assert.doesNotMatch(r.stdout, /note: no trained tiny world/);
+  assert.match(r.stdout, /^ACCEPTED algorithms\/algorithm_a\.js$/m);
+  assert.match(r.stdout, /real stage: tiny world .*world\/models: M0 \+ E1_addsub, E2_groups, E3_units, 9 mlp tensors/);
+  assert.match(r.stdout, new RegExp(`dev accuracy \\(n=200, ${inferNative() ? 'native' : 'JavaScript'} engine\\): strict \\d+\\.\\d%, flexible \\d+\\.\\d%  \\(M0 alone: strict 3\\.0%`));
+  // the same path's score of task arithmetic (λ 0.4) equals seed + 0.4 Σ τ evaluated directly on the world's dev set
+  const j = cli(['algorithms/task_arithmetic.js', '--json']);
+  assert.equal(j.status, 0, j.stdout + j.stderr);
+  const v = JSON.parse(j.stdout) as { ok: boolean; dev: { n: number; strict: number; flexible: number } | null };
+  assert.equal(v.ok, true);
+  await initBackend();
+  const w = loadWorldTarget(join(root, 'world', 'models'));
+  const model = w.merge.model(w.merge.taskArithmetic(0.4));
+  try {
+    const ind = await evaluate(BuiltinBackend.fromModel(model, w.merge.tokenizer, { batchSize: 64 }), loadGsm8k(w.dev), { maxTokens: 96, calculator: true });
+    assert.deepEqual(v.dev && { n: v.dev.n, strict: v.dev.strict, flexible: v.dev.flexible }, { n: 200, strict: ind.strict, flexible: ind.flexible });
+  } finally {
+    model.dispose();
   }
 });

@@ -1,16 +1,17 @@
 import { readFileSync } from 'node:fs';
 import { readRegularText } from '../io/files.ts';
 import { parseArgs } from 'node:util';
-import { UsageError, type Command, parseCli } from './command.ts';
+import { UsageError, intOption, type Command, parseCli } from './command.ts';
 import { uniformAt } from '../tensor/kernels.ts';
 import { join, resolve } from 'node:path';
 import { Sandbox } from '../sandbox/sandbox.ts';
 import { validateAlgorithm, makeMergeFunction, transpileIfTypeScript, AlgorithmRejected, type TensorCase } from '../sandbox/validate.ts';
 import { tensorKind, tensorLayer } from '../sandbox/types.ts';
-import { MergeWorld } from '../loop/merger.ts';
+import { MergeWorld } from '../merge/world.ts';
 import { DEFAULT_CONFIG } from '../loop/config.ts';
-import { defaultWorldDir, discoverWorld } from '../loop/baselines.ts';
+import { defaultWorldDir, discoverWorld } from '../world/baselines.ts';
 import { initBackend } from '../nn/index.ts';
+import { inferNative } from '../nn/infer.ts';
 import { evaluate } from '../eval/evaluate.ts';
 import { loadGsm8k } from '../eval/gsm8k.ts';
 import { BuiltinBackend } from '../eval/backends.ts';
@@ -68,13 +69,6 @@ export function syntheticLlama(seed: number, numModels = 3, hidden = 64, inter =
   return { tensors, numLayers: layers };
 }
 
-function int(v: string | undefined, name: string, dflt: number): number {
-  if (v === undefined) return dflt;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 0) throw new UsageError(`--${name} must be a non-negative integer, got '${v}'`);
-  return n;
-}
-
 export const command: Command = {
   name: 'check-algorithm',
   summary: 'Validate a merge algorithm (JS/TS contract) in the sandbox and print the verdict.',
@@ -96,8 +90,8 @@ export const command: Command = {
     } catch (e) {
       throw new UsageError(`cannot read ${file}: ${(e as Error).message}`);
     }
-    const seed = int(values.seed, 'seed', 1234);
-    const limit = values.limit === undefined ? undefined : int(values.limit, 'limit', 0);
+    const seed = intOption(values.seed, 'seed', 1234);
+    const limit = intOption(values.limit, 'limit', undefined);
     if (limit === 0) throw new UsageError('--limit must be at least 1');
     if (values.synthetic && (values.world || values.limit)) throw new UsageError('--synthetic runs no world: give it without --world and --limit');
     const language = file.endsWith('.ts') ? 'ts' : 'js';
@@ -107,17 +101,21 @@ export const command: Command = {
     let fallback: string | null = null;
     if (!values.synthetic) {
       const dir = resolve(values.world ?? defaultWorldDir());
+      // the engine first: loading the world builds its models (the fallback used to swallow the
+      // "backend not initialized" error of a model built before this, and never scored anything)
+      await initBackend();
       try {
         world = loadWorldTarget(dir);
       } catch (e) {
-        if (values.world) throw new UsageError((e as Error).message);
+        // only a missing default world falls back; a world that is there but cannot be loaded is an error
+        if (values.world || !(e instanceof WorldMissing)) throw new UsageError((e as Error).message);
         fallback = `no trained tiny world (${(e as Error).message.replace(/; train it with .*$/, '')}); real stage on a synthetic small Llama instead, no dev score`;
       }
     }
     if (fallback && !values.json) console.log(`note: ${fallback}`);
     const wl = world?.merge.limits() ?? {};
-    const timeoutMs = int(values['timeout-ms'], 'timeout-ms', Math.max(2000, wl.timeoutMs ?? 0));
-    const memoryMb = int(values['memory-mb'], 'memory-mb', Math.max(32, wl.memoryMb ?? 0));
+    const timeoutMs = intOption(values['timeout-ms'], 'timeout-ms', Math.max(2000, wl.timeoutMs ?? 0));
+    const memoryMb = intOption(values['memory-mb'], 'memory-mb', Math.max(32, wl.memoryMb ?? 0));
     if (memoryMb < 8) throw new UsageError('--memory-mb must be at least 8');
     const limits = { timeoutMs, memoryMb, wallMs: Math.max(timeoutMs * 3 + 2000, wl.wallMs ?? 0), ...(wl.maxElements ? { maxElements: wl.maxElements } : {}) };
     const t0 = performance.now();
@@ -127,7 +125,7 @@ export const command: Command = {
       const startMs = performance.now() - t0;
       const real = world ? world.real : syntheticLlama(seed);
       const verdict = await validateAlgorithm(source, { sandbox, seed, language, real, limits });
-      let dev: { n: number; strict: number; flexible: number; mergeMs: number; evalMs: number; m0: { strict: number; flexible: number } | null } | null = null;
+      let dev: { n: number; strict: number; flexible: number; engine: string; mergeMs: number; evalMs: number; m0: { strict: number; flexible: number } | null } | null = null;
       let mergeError: string | null = null;
       if (verdict.ok && world) {
         const tr = transpileIfTypeScript(source, language);
@@ -159,7 +157,7 @@ export const command: Command = {
         console.log(`  prepare(): ${verdict.hasPrepare ? 'yes' : 'no'}`);
         const t = verdict.timings;
         console.log(`  timings: parse ${t.parseMs.toFixed(1)} ms, smoke ${t.smokeMs.toFixed(1)} ms, real ${t.realMs.toFixed(1)} ms, ${t.runs} sandbox runs, sandbox start ${startMs.toFixed(0)} ms${dev ? `, merge ${dev.mergeMs.toFixed(0)} ms, dev eval ${(dev.evalMs / 1000).toFixed(1)} s` : ''}, total ${totalMs.toFixed(0)} ms`);
-        if (dev) console.log(`  dev accuracy (n=${dev.n}): strict ${(100 * dev.strict).toFixed(1)}%, flexible ${(100 * dev.flexible).toFixed(1)}%${dev.m0 ? `  (M0 alone: strict ${(100 * dev.m0.strict).toFixed(1)}%, flexible ${(100 * dev.m0.flexible).toFixed(1)}%, from its world.json)` : ''}`);
+        if (dev) console.log(`  dev accuracy (n=${dev.n}, ${dev.engine} engine): strict ${(100 * dev.strict).toFixed(1)}%, flexible ${(100 * dev.flexible).toFixed(1)}%${dev.m0 ? `  (M0 alone: strict ${(100 * dev.m0.strict).toFixed(1)}%, flexible ${(100 * dev.m0.flexible).toFixed(1)}%, from its world.json)` : ''}`);
       }
       return ok ? 0 : 1;
     } finally {
@@ -185,9 +183,17 @@ interface WorldTarget {
 /** Max new tokens of the dev score: the world trainer's own evaluation setting. */
 const DEV_MAX_TOKENS = 96;
 
+/** No trained world at the folder (absent, or no seed and expert trained yet): the default world may fall back. */
+class WorldMissing extends Error {}
+
 /** Loads M0 + experts of a trained world (throws naming what is missing). */
 export function loadWorldTarget(dir: string): WorldTarget {
-  const w = discoverWorld(dir, undefined, { partial: true });
+  let w: ReturnType<typeof discoverWorld>;
+  try {
+    w = discoverWorld(dir, undefined, { partial: true });
+  } catch (e) {
+    throw new WorldMissing((e as Error).message);
+  }
   const merge = MergeWorld.load(w.seed, w.experts, TENSOR_FILTER);
   const tensors: TensorCase[] = merge.names.map((name) => ({ name, shape: merge.shapeOf(name), layer: tensorLayer(name), kind: tensorKind(name), taskVectors: merge.taskVectors.get(name)! }));
   let m0Dev: WorldTarget['m0Dev'] = null;
@@ -202,13 +208,12 @@ export function loadWorldTarget(dir: string): WorldTarget {
   return { dir, seedName: name(w.seed), expertNames: w.experts.map(name), merge, real: { tensors, numLayers: merge.config.num_hidden_layers }, dev: w.dev, m0Dev };
 }
 
-async function scoreOnDev(world: WorldTarget, weights: Map<string, Float32Array>, limit: number | undefined): Promise<{ n: number; strict: number; flexible: number }> {
-  await initBackend();
+async function scoreOnDev(world: WorldTarget, weights: Map<string, Float32Array>, limit: number | undefined): Promise<{ n: number; strict: number; flexible: number; engine: string }> {
   const problems = loadGsm8k(world.dev).map((d, i) => ({ ...d, index: i }));
   const model = world.merge.model(weights);
   try {
     const r = await evaluate(BuiltinBackend.fromModel(model, world.merge.tokenizer, { batchSize: 50 }), limit === undefined ? problems : problems.slice(0, limit), { maxTokens: DEV_MAX_TOKENS, calculator: true });
-    return { n: r.n, strict: r.strict, flexible: r.flexible };
+    return { n: r.n, strict: r.strict, flexible: r.flexible, engine: inferNative() ? 'native' : 'JavaScript' };
   } finally {
     model.dispose();
   }

@@ -21,3 +21,16 @@ export function parseCli<T>(parse: () => T): T {
     throw new UsageError((e as Error).message.split('\n')[0]);
   }
 }
+
+/**
+ * An integer option: `def` when it is absent, else its value, which must be an integer ≥ `min`
+ * (a UsageError naming the option otherwise).
+ */
+export function intOption(v: string | undefined, name: string, def: number, min?: number): number;
+export function intOption(v: string | undefined, name: string, def: number | undefined, min?: number): number | undefined;
+export function intOption(v: string | undefined, name: string, def: number | undefined, min = 0): number | undefined {
+  if (v === undefined) return def;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < min) throw new UsageError(`--${name} must be ${min === 0 ? 'a non-negative integer' : `an integer >= ${min}`}, got '${v}'`);
+  return n;
+}

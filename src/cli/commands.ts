@@ -17,6 +17,7 @@ export const COMMANDS: Array<{ name: string; summary: string; load: () => Promis
   { name: 'baselines', summary: "Score the tiny world's baselines (M0, experts, oracles, mergekit methods tuned on dev, reported on test).", load: async () => (await import('./baselines.ts')).command },
   { name: 'check-algorithm', summary: 'Validate a merge algorithm (JS/TS contract) in the sandbox and print the verdict.', load: async () => (await import('./check-algorithm.ts')).command },
   { name: 'report', summary: "Write a run's self-contained report.html from its database.", load: async () => (await import('./report.ts')).command },
+  { name: 'dashboard', summary: 'Serve a live web page of a run (read-only), while it runs and after.', load: async () => (await import('./dashboard.ts')).command },
   { name: 'run', summary: 'Run or resume the Self-Developing loop (factory → sandbox → merge → eval → DPO) and write its report.', load: async () => (await import('./run.ts')).command },
   { name: 'demo', summary: 'Merge demo: every main mergekit method on generated checkpoints, outputs re-read and checked.', load: async () => (await import('./demo.ts')).command },
   { name: 'start', summary: 'The embedded default (`npm start`): the whole loop on the shipped tiny world and builtin factory.', load: async () => (await import('./start.ts')).command },

@@ -1,7 +1,7 @@
 import { existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { UsageError, type Command } from './command.ts';
+import { UsageError, intOption, type Command } from './command.ts';
 import { ProgressBar } from './progress.ts';
 
 const usage = `selfdev eval (--model DIR | --endpoint URL --model-name NAME) [options]
@@ -31,13 +31,6 @@ Options:
   --retries N          endpoint: retries on 429/5xx/network errors [4]
   --out FILE.jsonl     per-question records
   --json               print one JSON object (summary) instead of text`;
-
-function posInt(v: string | undefined, name: string, def: number, min = 1): number {
-  if (v === undefined) return def;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < min) throw new UsageError(`--${name} must be an integer >= ${min}, got '${v}'`);
-  return n;
-}
 
 export const command: Command = {
   name: 'eval',
@@ -73,12 +66,12 @@ export const command: Command = {
     if (values.endpoint && !values['model-name']) throw new UsageError('--endpoint needs --model-name NAME');
     if (values.model && !existsSync(values.model)) throw new UsageError(`model folder not found: ${values.model}`);
     const tiny = spec.kind === 'tiny';
-    const shotsK = posInt(values.shots, 'shots', tiny ? 0 : 5, 0);
+    const shotsK = intOption(values.shots, 'shots', tiny ? 0 : 5);
     if (tiny && shotsK > 0) throw new UsageError('the tiny world is evaluated zero-shot; --shots applies to gsm8k:PATH');
-    const seed = posInt(values.seed, 'seed', 1234, 0);
+    const seed = intOption(values.seed, 'seed', 1234);
     const calculator = values.calculator ? true : values['no-calculator'] ? false : tiny;
-    const maxTokens = posInt(values['max-tokens'], 'max-tokens', tiny ? 128 : 256);
-    const limit = values.limit === undefined ? undefined : posInt(values.limit, 'limit', 0);
+    const maxTokens = intOption(values['max-tokens'], 'max-tokens', tiny ? 128 : 256, 1);
+    const limit = intOption(values.limit, 'limit', undefined, 1);
 
     let problems = ev.loadProblems(spec, split);
     if (limit !== undefined) problems = problems.slice(0, limit);
@@ -94,15 +87,15 @@ export const command: Command = {
     const backend = values.endpoint
       ? new be.OpenAIBackend({
           endpoint: values.endpoint, modelName: values['model-name']!,
-          concurrency: posInt(values.concurrency, 'concurrency', 4), timeoutMs: posInt(values.timeout, 'timeout', 120) * 1000,
-          retries: posInt(values.retries, 'retries', 4, 0),
+          concurrency: intOption(values.concurrency, 'concurrency', 4, 1), timeoutMs: intOption(values.timeout, 'timeout', 120, 1) * 1000,
+          retries: intOption(values.retries, 'retries', 4),
         })
-      : await be.BuiltinBackend.load(values.model!, { batchSize: posInt(values.batch, 'batch', 32) });
+      : await be.BuiltinBackend.load(values.model!, { batchSize: intOption(values.batch, 'batch', 32, 1) });
     const bar = new ProgressBar('eval');
     let res;
     try {
       res = await ev.evaluate(backend, problems, {
-        shots, maxTokens, calculator, chunk: values.endpoint ? 50 : Math.max(posInt(values.batch, 'batch', 32), 50),
+        shots, maxTokens, calculator, chunk: values.endpoint ? 50 : Math.max(intOption(values.batch, 'batch', 32, 1), 50),
         onProgress: (d, t) => bar.update(d, t),
       });
     } finally {

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
 import { makeTempDir } from '../io/testing.ts';
-import { makeMicroWorld } from '../loop/testing.ts';
+import { makeMicroWorld } from '../world/testing.ts';
 
 const bin = fileURLToPath(new URL('../../bin/selfdev.mjs', import.meta.url));
 const run = (args: string[]) => spawnSync(process.execPath, [bin, 'run', ...args], { encoding: 'utf8' });

@@ -3,9 +3,8 @@ import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { parse as parseYaml } from 'yaml';
 import { UsageError, parseCli, type Command } from './command.ts';
-import { formatSeconds } from './progress.ts';
+import { makeRunProgress } from './run-progress.ts';
 import { readRegularText } from '../io/files.ts';
-import type { LoopEvent } from '../loop/controller.ts';
 import type { Arm } from '../loop/config.ts';
 
 const usage = `selfdev run [CONFIG.yml] --out DIR [--resume]
@@ -114,8 +113,7 @@ export const command: Command = {
     }
 
     const { runLoop } = await import('../loop/controller.ts');
-    const tty = process.stderr.isTTY === true;
-    const progress = makeProgress(tty);
+    const progress = makeRunProgress();
     const ac = new AbortController();
     const onSig = () => ac.abort();
     process.once('SIGINT', onSig);
@@ -127,7 +125,7 @@ export const command: Command = {
       });
     } catch (e) {
       if (ac.signal.aborted) {
-        if (tty) process.stderr.write('\n');
+        progress.clear();
         process.stderr.write(`interrupted; continue with: selfdev run --out ${values.out} --resume\n`);
         return 130;
       }
@@ -135,7 +133,7 @@ export const command: Command = {
     } finally {
       process.removeListener('SIGINT', onSig);
     }
-    if (tty) process.stderr.write('\r\x1b[K');
+    progress.clear();
     if (values.json) {
       const row = (r: typeof result.best) => r && { hash: r.hash, dev: r.devStrict, select: r.selectStrict, test: r.testStrict };
       process.stdout.write(JSON.stringify({ runDir: result.runDir, best: row(result.best), bestByTestTopK: row(result.bestByTestTopK), baselines: result.baselines, report: result.reportPath }) + '\n');
@@ -172,7 +170,7 @@ async function readConfigFile(file: string): Promise<unknown> {
     throw new UsageError(`${file}: not valid YAML: ${(e as Error).message.split('\n')[0]}`);
   }
   const { resolveConfig } = await import('../loop/config.ts');
-  const { checkRunPaths } = await import('../loop/config-check.ts');
+  const { checkRunPaths } = await import('../loop/run-paths.ts');
   try {
     await checkRunPaths(resolveConfig(config, file), process.cwd(), file);
   } catch (e) {
@@ -200,62 +198,6 @@ async function holdsRun(out: string): Promise<boolean> {
   }
 }
 
-/** The TTY progress line of a run: iteration, evaluations done, pass rate, dev best/median, ETA. */
-function makeProgress(tty: boolean): { onEvent: (e: LoopEvent) => void; prefix: string; reset: () => void } {
-  const start = performance.now();
-  let t = 0;
-  let total = 0;
-  let done = 0;
-  let nFresh = 0;
-  let freshMs = 0;
-  let lastFresh = performance.now();
-  let valid = 0;
-  let evaluated = 0;
-  let scores: number[] = [];
-  let phase = '';
-  const self = {
-    prefix: '',
-    reset: () => {
-      t = total = done = nFresh = freshMs = valid = evaluated = 0;
-      scores = [];
-      phase = '';
-      lastFresh = performance.now();
-    },
-    onEvent: (e: LoopEvent) => {
-      if (e.type === 'iteration') {
-        t = e.t;
-        done = 0;
-        total = 0;
-        nFresh = 0;
-        freshMs = 0;
-        phase = '';
-      } else if (e.type === 'sampled') total = e.n;
-      else if (e.type === 'evaluated') {
-        total = e.total;
-        done = e.done;
-        evaluated++;
-        if (e.verdict === 'ok') valid++;
-        if (e.score !== null) scores.push(e.score);
-        const now = performance.now();
-        if (!e.cached) {
-          nFresh++;
-          freshMs += now - lastFresh;
-        }
-        lastFresh = now;
-      } else if (e.type === 'phase') phase = e.phase;
-      if (!tty) return;
-      const sorted = [...scores].sort((a, b) => a - b);
-      const best = sorted.length ? (100 * sorted[sorted.length - 1]!).toFixed(1) : '-';
-      const med = sorted.length ? (100 * sorted[Math.floor((sorted.length - 1) / 2)]!).toFixed(1) : '-';
-      const eta = nFresh > 0 && total > done ? formatSeconds(((freshMs / nFresh) * (total - done)) / 1000) : '?';
-      const rate = evaluated ? ((100 * valid) / evaluated).toFixed(0) + '%' : '-';
-      const line = self.prefix + (phase ? `final: ${phase}  elapsed ${formatSeconds((performance.now() - start) / 1000)}` : `iter ${t}  ${done}/${total}  pass ${rate}  dev best ${best} median ${med}  iteration ETA ${eta}`);
-      process.stderr.write(`\r\x1b[K${line.slice(0, (process.stderr.columns ?? 100) - 1)}`);
-    },
-  };
-  return self;
-}
-
 /** `selfdev run --arms … --repeats …`: every (arm, repeat) as its own run, then the comparison. */
 async function runExperimentCli(configFile: string | undefined, out: string, values: { out?: string; json?: boolean; arms?: string; repeats?: string }): Promise<number> {
   const { parseArms, runExperiment } = await import('../loop/experiment.ts');
@@ -279,8 +221,7 @@ async function runExperimentCli(configFile: string | undefined, out: string, val
   } catch (e) {
     throw new UsageError((e as Error).message);
   }
-  const tty = process.stderr.isTTY === true;
-  const progress = makeProgress(tty);
+  const progress = makeRunProgress();
   const ac = new AbortController();
   const onSig = () => ac.abort();
   process.once('SIGINT', onSig);
@@ -294,14 +235,14 @@ async function runExperimentCli(configFile: string | undefined, out: string, val
         if (e.type === 'run') {
           progress.reset();
           progress.prefix = `${e.arm} r${e.repeat}  `;
-          if (tty) process.stderr.write('\r\x1b[K');
+          progress.clear();
           if (e.state !== 'start') process.stderr.write(`${e.arm} r${e.repeat}: ${e.state === 'skip' ? 'finished earlier, skipped' : 'resuming'}\n`);
         } else progress.onEvent(e.event);
       },
     });
   } catch (e) {
     if (ac.signal.aborted) {
-      if (tty) process.stderr.write('\n');
+      progress.clear();
       process.stderr.write(`interrupted; continue with the same command (finished runs are skipped)\n`);
       return 130;
     }
@@ -309,7 +250,7 @@ async function runExperimentCli(configFile: string | undefined, out: string, val
   } finally {
     process.removeListener('SIGINT', onSig);
   }
-  if (tty) process.stderr.write('\r\x1b[K');
+  progress.clear();
   if (values.json) {
     process.stdout.write(JSON.stringify({ summary: join(out, 'summary.json'), report: join(out, 'report.html'), perArm: summary.perArm.map((a) => ({ arm: a.arm, finished: a.finished, testBestBySelect: a.testBestBySelect, marginBySelectVsTa: a.marginBySelectVsTa, testBestByDev: a.testBestByDev, testBestByTestTopK: a.testBestByTestTopK })) }) + '\n');
     return 0;

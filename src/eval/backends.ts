@@ -105,7 +105,7 @@ export async function engineGenerate(model: Llama, tok: Tokenizer, prompts: read
   const keep = maxPos - o.maxTokens;
   const truncated = new Array<boolean>(prompts.length).fill(false);
   const encoded = prompts.map((p, k) => {
-    const ids = [tok.bosId, ...tok.encode(p)];
+    const ids = tok.encodePrompt(p); // bos + text: what tokenizer.json's post-processor gives too
     if (ids.length <= keep) return ids;
     truncated[k] = true;
     return [tok.bosId, ...ids.slice(ids.length - keep + 1)];

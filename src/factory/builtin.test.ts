@@ -53,6 +53,18 @@ test('random model: n candidates, same seed → same output regardless of batch 
     assert.throws(() => a.promptIds('x', 256), /leaves no room/);
     const c = await BuiltinFactory.load(dir, { maxPromptTokens: 20 });
     assert.deepEqual(c.promptIds(prompt.text, 12), [1, ...ids.slice(-20)]);
+    // a continuation (a parent program's first lines) is kept whole after the last 20 prompt tokens
+    const cont = 'function merge(taskVectors, ctx) {\n  const w = 0.5;\n  const keep = taskVectors.map((t) => t.mul(w));\n';
+    const contIds = Tokenizer.load(dir).encode(cont);
+    assert.ok(contIds.length > 20, 'longer than the prompt budget');
+    assert.deepEqual(c.promptIds(prompt.text + cont, 12, cont), [1, ...ids.slice(-20), ...contIds]);
+    assert.throws(() => c.promptIds(prompt.text, 12, cont), /does not end with its continuation/);
+    assert.throws(() => a.promptIds(prompt.text + cont, 256 - contIds.length - 1, cont), /and a continuation of \d+ tokens leave no room/);
+    const [withCont] = await c.sample({ ...prompt, text: prompt.text + cont, prefix: prompt.prefix + cont, continuation: cont }, 1, { temperature: 1, seed: 3, maxTokens: 4 });
+    assert.ok(withCont!.raw.startsWith(prompt.prefix + cont), 'the output is read after the continuation');
+    // the continuation counts against maxTokens: a budget that fills the context with new tokens still samples
+    const [long] = await a.sample({ ...prompt, text: prompt.text + cont, prefix: prompt.prefix + cont, continuation: cont }, 1, { temperature: 1, seed: 3, maxTokens: 250 });
+    assert.ok(long!.tokens! <= 250 - contIds.length, `${long!.tokens} new tokens`);
     await c.close();
     await assert.rejects(BuiltinFactory.load(dir, { maxPromptTokens: 0 }), /maxPromptTokens must be a positive integer/);
   } finally {

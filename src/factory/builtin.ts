@@ -68,20 +68,28 @@ export class BuiltinFactory implements AlgorithmFactory {
     }
   }
 
-  /** Prompt token ids: bos + the last tokens of the text (at most maxPromptTokens, leaving room for `maxTokens`). */
-  promptIds(text: string, maxTokens: number): number[] {
+  /**
+   * Prompt token ids: bos + the last tokens of the text (at most maxPromptTokens, leaving room for
+   * `maxTokens`). A `continuation` (the end of `text`) is kept whole after the shortened rest.
+   */
+  promptIds(text: string, maxTokens: number, continuation = ''): number[] {
     const ctx = this.live().config.max_position_embeddings;
-    const room = Math.min(this.maxPromptTokens, ctx - maxTokens - 1);
-    if (room < 1) throw new Error(`builtin factory: maxTokens ${maxTokens} leaves no room for a prompt in a context of ${ctx} tokens`);
-    const ids = this.tok.encode(text);
-    return [this.tok.bosId, ...ids.slice(Math.max(0, ids.length - room))];
+    if (continuation && !text.endsWith(continuation)) throw new Error('builtin factory: the prompt text does not end with its continuation');
+    const cont = continuation ? this.tok.encode(continuation) : [];
+    const room = Math.min(this.maxPromptTokens, ctx - maxTokens - 1 - cont.length);
+    if (room < 1) throw new Error(`builtin factory: maxTokens ${maxTokens}${cont.length ? ` and a continuation of ${cont.length} tokens leave` : ' leaves'} no room for a prompt in a context of ${ctx} tokens`);
+    const ids = this.tok.encode(continuation ? text.slice(0, text.length - continuation.length) : text);
+    return [this.tok.bosId, ...ids.slice(Math.max(0, ids.length - room)), ...cont];
   }
 
   async sample(prompt: FactoryPrompt, n: number, opts: SampleOptions): Promise<Candidate[]> {
     checkSampleArgs(this.name, n, opts);
     const model = this.live();
-    const maxTokens = opts.maxTokens ?? this.defaultMaxTokens;
-    const ids = this.promptIds(prompt.text, maxTokens);
+    const budget = opts.maxTokens ?? this.defaultMaxTokens;
+    // with a continuation the program (continuation + new tokens) keeps the same length budget
+    const contLen = prompt.continuation ? this.tok.encode(prompt.continuation).length : 0;
+    const maxTokens = Math.max(1, budget - contLen);
+    const ids = this.promptIds(prompt.text, maxTokens, prompt.continuation);
     const out: Candidate[] = [];
     for (let i = 0; i < n; i += this.batchSize) {
       const rows = Math.min(this.batchSize, n - i);

@@ -29,6 +29,13 @@ export interface FactoryPrompt {
   prefix: string;
   /** Stop strings for completion backends (the end of the code block / the end-of-program marker). */
   stop: string[];
+  /**
+   * The end of `text` (and of `prefix`) that is program text for the model to continue, e.g. the
+   * first lines of a parent program (src/loop/sampling.ts). A backend that shortens long prompts
+   * keeps all of it and shortens only what comes before; the builtin backend counts it against
+   * `maxTokens` (the program's length budget).
+   */
+  continuation?: string;
 }
 
 export interface SampleOptions {

@@ -1,5 +1,6 @@
 /** Loop configuration: defaults (the paper's numbers, scaled to the tiny world) and validation. */
 import { checkConfigTypes } from './config-check.ts';
+import type { EvalServerConfig } from '../eval/served.ts';
 
 export type FactoryConfig =
   | { kind: 'corpus' }
@@ -7,30 +8,25 @@ export type FactoryConfig =
   | { kind: 'openai'; url: string; model: string; maxTokens?: number }
   | { kind: 'llamacpp'; path: string; maxTokens?: number };
 
-export type Arm = 'dpo' | 'random' | 'evolution';
+/**
+ * 'dpo' (Self-Developing), 'random' and 'evolution' (controls), and two DPO variants measured against
+ * them (see docs/world-v2.md, "Why DPO does not beat random"): 'dpo-novel' samples until the
+ * iteration holds samplesPerIteration programs the arm has never drawn before; 'dpo-mutate' uses the
+ * DPO-trained factory as the mutation operator of evolution (from iteration 2 it continues prefixes
+ * of the best programs so far), also with new programs only.
+ */
+export type Arm = 'dpo' | 'random' | 'evolution' | 'dpo-novel' | 'dpo-mutate';
 
-/** eval.server: how to serve a merged checkpoint (see served.ts). */
-export interface EvalServerConfig {
-  /** Run with `sh -c`, env MODEL (merged HF folder) and PORT (a free port); must serve `model` at `url`. */
-  command: string;
-  /** Model id sent in requests (and expected in GET {url}/models). */
-  model: string;
-  /** Base URL; $PORT is replaced (default http://127.0.0.1:$PORT/v1). */
-  url?: string;
-  /** Seconds to wait for GET {url}/models to answer (default 600). */
-  readyTimeoutSec: number;
-  /** Weight dtype written to disk (default F32; when set, config.json's torch_dtype says so too). */
-  dtype?: 'F32' | 'F16' | 'BF16';
-  /** Requests in flight at once (default 4). */
-  concurrency?: number;
-}
+export type { EvalServerConfig } from '../eval/served.ts';
 const SERVER_KEYS = ['command', 'model', 'url', 'readyTimeoutSec', 'dtype', 'concurrency'];
-export const ARMS: readonly Arm[] = ['dpo', 'random', 'evolution'];
+export const ARMS: readonly Arm[] = ['dpo', 'random', 'evolution', 'dpo-novel', 'dpo-mutate'];
+/** Arms whose factory is DPO-trained after every iteration. */
+export const trainsFactory = (arm: Arm): boolean => arm === 'dpo' || arm === 'dpo-novel' || arm === 'dpo-mutate';
 
 export interface LoopConfig {
   name: string;
   seed: number;
-  /** Strategy: 'dpo' (Self-Developing), 'random' (untrained factory every iteration), 'evolution' (mutate the best programs so far, no DPO). */
+  /** Strategy: 'dpo' (Self-Developing), 'random' (untrained factory every iteration), 'evolution' (mutate the best programs so far, no DPO), or a DPO variant (see Arm). */
   arm: Arm;
   iterations: number;
   samplesPerIteration: number;
@@ -44,7 +40,7 @@ export interface LoopConfig {
   failedAsRejected: boolean;
   tensorFilter: string;
   /**
-   * `server` set: candidates are scored through an OpenAI-compatible server started per candidate (served.ts); unset: in-process.
+   * `server` set: candidates are scored through an OpenAI-compatible server started per candidate (src/eval/served.ts); unset: in-process.
    * `testAll`: after the best program is chosen, also score every valid program (full dev score) on test — for measuring
    * how dev, select and test agree; never used for any choice.
    */

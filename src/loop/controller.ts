@@ -22,13 +22,17 @@ import { stringify as yamlStringify } from 'yaml';
 import { replaceDir } from '../io/checkpoint.ts';
 import { RunStore, writeFileAtomic, type EvaluationRecord, type LeaderboardRow } from '../store/store.ts';
 import { initBackend, loadModel, saveModel, dpoTrain } from '../nn/index.ts';
-import { buildPrompt, loadPromptFiles, openFactory, type AlgorithmFactory, type FactoryPrompt } from '../factory/index.ts';
+import { buildPrompt, loadPromptFiles, openFactory, type AlgorithmFactory, type Candidate, type FactoryPrompt } from '../factory/index.ts';
 import { writeReport } from '../report/report.ts';
 import { CorpusSampler, EvolutionSampler, evolutionPool, skipTraining } from './arms.ts';
-import { DEFAULT_CONFIG, resolveConfig, temperatureAt, type LoopConfig } from './config.ts';
+import { DEFAULT_CONFIG, resolveConfig, temperatureAt, trainsFactory, type LoopConfig } from './config.ts';
 import { LocalRunner, WorkerPool, loadProblems, openEvalContext, type EvalContext, type EvalSet, type JobRunner, type Scores } from './pool.ts';
 import { checkRecursiveWorld, ensureMergedFactory } from './recursive.ts';
 import { bestBySelection, bestByTest } from './selection.ts';
+import { factoryDraw, mutationDraw, sampleNovel } from './sampling.ts';
+
+/** dpo-novel / dpo-mutate: rounds of samples drawn at most per iteration to reach samplesPerIteration new programs. */
+const NOVEL_MAX_ROUNDS = 4;
 
 export { ProgramEvaluator } from './pool.ts';
 
@@ -188,9 +192,27 @@ export async function runLoop(config: unknown, runDir: string, opts: LoopOptions
         const factory = await openLoopFactory(cfg, root, runDir, t, store);
         store.updateIteration(it.id, { sampledFrom: samplingSource(factory.name, runDir) });
         try {
-          const cands = await factory.sample(prompt, cfg.samplesPerIteration, { temperature, seed: deriveSeed(cfg.seed, `sample:${t}`), maxTokens: factoryMaxTokens(cfg) });
-          const lineage = factory instanceof EvolutionSampler ? factory.lastLineage : null; // evolution arm: first parent of each child
-          const res = store.addSamples(cands.map((c, i) => ({ iterationId: it.id, code: c.code ?? `/* no program extracted: ${c.error ?? 'unknown'} */\n${c.raw}`, origin: lineage ? ('mutation' as const) : ('factory' as const), parentHash: lineage?.[i]?.parents[0] ?? null })));
+          const opts = { temperature, seed: deriveSeed(cfg.seed, `sample:${t}`), maxTokens: factoryMaxTokens(cfg) };
+          let cands: Candidate[];
+          let parents: (string | null)[] | null = null; // first parent of each sample (evolution and dpo-mutate)
+          if (cfg.arm === 'dpo-novel' || cfg.arm === 'dpo-mutate') {
+            // new programs only; dpo-mutate continues prefixes of the best programs so far from iteration 2
+            const seen = new Set<string>();
+            for (let u = 1; u < t; u++) {
+              const prev = store.iteration(u, cfg.arm);
+              if (prev) for (const s of store.samples(prev.id)) seen.add(s.hash);
+            }
+            const pool = cfg.arm === 'dpo-mutate' && t > 1 ? evolutionPool(store, cfg.arm) : [];
+            const draw = pool.length ? mutationDraw(factory, prompt, pool, opts, cfg.factory.kind === 'builtin' ? (cfg.factory.batchSize ?? 8) : 8) : factoryDraw(factory, prompt, opts);
+            const r = await sampleNovel(cfg.samplesPerIteration, seen, NOVEL_MAX_ROUNDS, draw);
+            cands = r.drawn.map((d) => d.candidate);
+            if (pool.length) parents = r.drawn.map((d) => d.parent);
+            Object.assign(timings, { draws: r.draws, repeats: r.repeats, rounds: r.rounds });
+          } else {
+            cands = await factory.sample(prompt, cfg.samplesPerIteration, opts);
+            if (factory instanceof EvolutionSampler) parents = factory.lastLineage.map((l) => l.parents[0] ?? null);
+          }
+          const res = store.addSamples(cands.map((c, i) => ({ iterationId: it.id, code: c.code ?? `/* no program extracted: ${c.error ?? 'unknown'} */\n${c.raw}`, origin: parents ? ('mutation' as const) : ('factory' as const), parentHash: parents?.[i] ?? null })));
           cands.forEach((c, i) => {
             const hash = res[i]!.hash;
             if (c.code === null && !store.evaluationFor(hash)) store.recordEvaluation({ hash, verdict: 'extract', message: c.error ?? 'no program extracted' });
@@ -279,7 +301,7 @@ export async function runLoop(config: unknown, runDir: string, opts: LoopOptions
       // (4) DPO on the factory
       check();
       const t3 = performance.now();
-      const ckpt = cfg.arm === 'dpo' ? await trainFactory(cfg, root, runDir, t, it.id, store, prompt) : skipTraining(cfg.arm, runDir, t, it.id, store);
+      const ckpt = trainsFactory(cfg.arm) ? await trainFactory(cfg, root, runDir, t, it.id, store, prompt) : skipTraining(cfg.arm, runDir, t, it.id, store);
       timings.dpo = performance.now() - t3;
       store.updateIteration(it.id, { status: 'done', factoryCheckpoint: ckpt.checkpoint, timings: { ...timings, ...ckpt.timings } });
     }
@@ -352,8 +374,8 @@ export async function runLoop(config: unknown, runDir: string, opts: LoopOptions
       writeFileAtomic(join(runDir, 'best-merge.yml'), yml);
     }
     const reportPath = join(runDir, 'report.html');
+    store.setRunStatus('done'); // first: the report shows the finished run (status, finish time)
     writeReport(store, reportPath);
-    store.setRunStatus('done');
     emit({ type: 'done', best, bestByTestTopK: byTest });
     return {
       runDir,
@@ -491,7 +513,7 @@ async function openLoopFactory(cfg: LoopConfig, root: string, runDir: string, t:
     case 'corpus':
       return new CorpusSampler(resolve(root, cfg.world.algorithms));
     case 'builtin': {
-      const prev = t > 1 && cfg.arm === 'dpo' ? store.iteration(t - 1, 'dpo')?.factoryCheckpoint : null;
+      const prev = t > 1 && trainsFactory(cfg.arm) ? store.iteration(t - 1, cfg.arm)?.factoryCheckpoint : null;
       const dir = prev ? resolve(runDir, prev) : resolve(root, f.dir);
       return openFactory({ kind: 'builtin', dir, batchSize: f.batchSize, defaultMaxTokens: f.maxTokens, maxPromptTokens: f.maxPromptTokens });
     }
@@ -499,7 +521,7 @@ async function openLoopFactory(cfg: LoopConfig, root: string, runDir: string, t:
       return openFactory({ kind: 'openai', baseURL: f.url, model: f.model, mode: 'chat', defaultMaxTokens: f.maxTokens });
     case 'llamacpp': {
       // after an external DPO step (dpo.command) the trainer's OUT/model.gguf is the next factory
-      const prev = t > 1 && cfg.arm === 'dpo' ? store.iteration(t - 1, 'dpo')?.factoryCheckpoint : null;
+      const prev = t > 1 && trainsFactory(cfg.arm) ? store.iteration(t - 1, cfg.arm)?.factoryCheckpoint : null;
       const path = prev ? join(resolve(runDir, prev), 'model.gguf') : resolve(root, f.path);
       return openFactory({ kind: 'llamacpp', path, defaultMaxTokens: f.maxTokens });
     }
@@ -513,12 +535,12 @@ export async function trainFactory(cfg: LoopConfig, root: string, runDir: string
   const f = cfg.factory;
   // recursive mode: DPO starts from (and is referenced to) this iteration's best merge, when there is one
   const merged = cfg.recursive ? (store.iterationById(iterationId)?.mergedCheckpoint ?? null) : null;
-  if (nPairs === 0) return { checkpoint: merged ?? store.iteration(t - 1, 'dpo')?.factoryCheckpoint ?? null, timings: { dpoSkipped: 1, pairs: 0 } };
+  if (nPairs === 0) return { checkpoint: merged ?? store.iteration(t - 1, cfg.arm)?.factoryCheckpoint ?? null, timings: { dpoSkipped: 1, pairs: 0 } };
   if (f.kind === 'builtin') {
     const rel = join('factory', `iter-${t}`);
     const out = join(runDir, rel);
     if (existsSync(join(out, 'config.json')) && store.dpoSteps(iterationId).length > 0) return { checkpoint: rel, timings: { pairs: nPairs } };
-    const prev = merged ?? (t > 1 ? store.iteration(t - 1, 'dpo')?.factoryCheckpoint : null);
+    const prev = merged ?? (t > 1 ? store.iteration(t - 1, cfg.arm)?.factoryCheckpoint : null);
     const src = prev ? resolve(runDir, prev) : resolve(root, f.dir);
     const pol = loadModel(src);
     const ref = loadModel(src);
@@ -547,7 +569,7 @@ export async function trainFactory(cfg: LoopConfig, root: string, runDir: string
     const partial = join(runDir, 'factory', `.iter-${t}.partial`);
     rmSync(partial, { recursive: true, force: true });
     mkdirSync(partial, { recursive: true });
-    const prev = t > 1 ? store.iteration(t - 1, 'dpo')?.factoryCheckpoint : null;
+    const prev = t > 1 ? store.iteration(t - 1, cfg.arm)?.factoryCheckpoint : null;
     try {
       execFileSync('sh', ['-c', cfg.dpo.command], { stdio: 'inherit', env: { ...process.env, PAIRS: pairsPath, OUT: partial, ITER: String(t), PREV: prev ? resolve(runDir, prev) : '' } });
     } catch (e) {

@@ -8,7 +8,8 @@ import { stringify } from 'yaml';
 import { makeTempDir } from '../io/testing.ts';
 import { RunStore } from '../store/store.ts';
 import { bootstrapCI, mean } from '../report/stats.ts';
-import { experimentConfig, parseArms, repeatSeed, runExperiment, type ExperimentSummary } from './experiment.ts';
+import { experimentConfig, parseArms, repeatSeed, runExperiment } from './experiment.ts';
+import type { ExperimentSummary } from '../report/summary.ts';
 import { makeMicroWorld } from './testing.ts';
 import { deriveSeed } from './controller.ts';
 

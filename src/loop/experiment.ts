@@ -14,6 +14,7 @@ import { join, resolve } from 'node:path';
 import { RunStore, writeFileAtomic } from '../store/store.ts';
 import { bootstrapCI, mean, median } from '../report/stats.ts';
 import { writeExperimentReport } from '../report/experiment.ts';
+import type { ArmSummary, Estimate, ExperimentSummary, RunSummary, Scored } from '../report/summary.ts';
 import { deriveSeed, runLoop, type LoopEvent } from './controller.ts';
 import { ARMS, resolveConfig, type Arm, type LoopConfig } from './config.ts';
 import { bestBySelection, bestByTest, rankCorrelations, type RankCorrelation } from './selection.ts';
@@ -28,75 +29,6 @@ export interface ExperimentOptions {
   root?: string;
   signal?: AbortSignal;
   onEvent?: (e: ExperimentEvent) => void;
-}
-
-export interface Scored {
-  hash: string;
-  dev: number | null;
-  /** Score on the selection split (null when not scored there). */
-  select: number | null;
-  test: number | null;
-}
-
-export interface RunSummary {
-  arm: Arm;
-  repeat: number;
-  seed: number;
-  /** Relative to the experiment folder. */
-  dir: string;
-  status: string;
-  /** Headline: the run's best program, chosen on the selection split among the top selectTopK by dev, and its test score. */
-  bestBySelect: Scored | null;
-  /** The top program by dev (full dev, then flexible, then subset) and its test score: what choosing on dev alone gives. */
-  bestByDev: Scored | null;
-  /** Paper protocol (optimistic: selects on test): the best test score among the top-k by dev. */
-  bestByTestTopK: Scored | null;
-  topK: number;
-  /** Spearman rank correlations between the splits over the run's valid programs with both scores (all of them on test with eval.testAll). */
-  rank: { devTest: RankCorrelation; devSelect: RankCorrelation; selectTest: RankCorrelation };
-  taTest: number | null;
-  seedTest: number | null;
-  /** Per iteration t = 1..: median and best screening dev score of the valid programs, pass rate. */
-  iterations: { t: number; medianDev: number | null; bestDev: number | null; passRate: number | null; nValid: number; nSampled: number }[];
-}
-
-export interface Estimate {
-  values: number[];
-  mean: number | null;
-  /** Percentile bootstrap 95% interval of the mean (null with fewer than 2 values). */
-  ci: { lo: number; hi: number } | null;
-}
-
-export interface ArmSummary {
-  arm: Arm;
-  repeats: number;
-  finished: number;
-  /** Headline: test accuracy of the best program (chosen on the selection split). */
-  testBestBySelect: Estimate;
-  /** Paired by repeat: test of the best program − test of dev-tuned Task Arithmetic. */
-  marginBySelectVsTa: Estimate;
-  /** Paired by repeat (same seed): this arm − dpo, for the test accuracy of the best program (chosen on select). */
-  diffVsDpoBySelect: Estimate | null;
-  testBestByDev: Estimate;
-  testBestByTestTopK: Estimate;
-  devBestByDev: Estimate;
-  taTest: Estimate;
-  /** Paired by repeat (same seed): this arm − dpo, for the test accuracy of the best-by-dev program. */
-  diffVsDpo: Estimate | null;
-  /** Spearman ρ of dev vs test per run (runs where it is defined). */
-  rankDevTest: Estimate;
-  medianDevByIteration: { t: number; mean: number | null; values: number[] }[];
-  passRate: number | null;
-}
-
-export interface ExperimentSummary {
-  name: string;
-  seed: number;
-  arms: Arm[];
-  repeats: number;
-  budget: { iterations: number; samplesPerIteration: number; topKTest: number; selectTopK: number; factory: string };
-  runs: RunSummary[];
-  perArm: ArmSummary[];
 }
 
 export const armRunDir = (arm: Arm, repeat: number): string => join(arm, `r${repeat}`);
@@ -183,7 +115,7 @@ export function summarizeRun(outDir: string, arm: Arm, repeat: number, seed: num
   const rel = armRunDir(arm, repeat);
   const dir = join(outDir, rel);
   const noRank: RankCorrelation = { rho: null, n: 0 };
-  const empty: RunSummary = { arm, repeat, seed, dir: rel, status: 'missing', bestBySelect: null, bestByDev: null, bestByTestTopK: null, topK, rank: { devTest: noRank, devSelect: noRank, selectTest: noRank }, taTest: null, seedTest: null, iterations: [] };
+  const empty: RunSummary = { arm, repeat, seed, dir: rel, status: 'missing', bestBySelect: null, bestByDev: null, bestByTestTopK: null, topK, rank: { devTest: noRank, devSelect: noRank, selectTest: noRank }, taTest: null, seedTest: null, transfer: { topTest: [], oodTaTest: null }, iterations: [] };
   if (!existsSync(join(dir, 'run.sqlite'))) return empty;
   const s = RunStore.open(dir, { readonly: true });
   try {
@@ -204,6 +136,10 @@ export function summarizeRun(outDir: string, arm: Arm, repeat: number, seed: num
       rank: rankCorrelations(s.rankedPrograms({ arm })),
       taTest: bl.find((b) => b.name === 'task_arithmetic')?.testStrict ?? null,
       seedTest: bl.find((b) => b.name === 'seed')?.testStrict ?? null,
+      transfer: {
+        topTest: s.transfers().filter((x) => x.expertSet === 'ood' && x.testStrict !== null).sort((a, b) => a.sourceRank - b.sourceRank).map((x) => x.testStrict!),
+        oodTaTest: s.baselines({ expertSet: 'ood', selectedOnly: true }).find((b) => b.name === 'task_arithmetic')?.testStrict ?? null,
+      },
       iterations: s.iterationSummary({ arm }).map((it) => ({ t: it.t, medianDev: it.medianScreen, bestDev: it.bestScreen, passRate: it.passRate, nValid: it.nValid, nSampled: it.nSampled })),
     };
   } finally {
@@ -250,6 +186,8 @@ export function summarizeExperiment(outDir: string, base: LoopConfig, arms: Arm[
       taTest: estimate(nums(rs.map((r) => r.taTest)), bs('ta')),
       diffVsDpo,
       rankDevTest: estimate(nums(rs.map((r) => r.rank.devTest.rho)), bs('rank-dev-test')),
+      transferMarginVsOodTa: estimate(rs.flatMap((r) => (r.transfer.topTest.length && r.transfer.oodTaTest !== null ? [mean(r.transfer.topTest)! - r.transfer.oodTaTest] : [])), bs('transfer-margin')),
+      transferBest: estimate(rs.flatMap((r) => (r.transfer.topTest.length ? [Math.max(...r.transfer.topTest)] : [])), bs('transfer-best')),
       medianDevByIteration: ts.map((t) => {
         const values = nums(rs.map((r) => r.iterations.find((i) => i.t === t)?.medianDev));
         return { t, mean: mean(values), values };

@@ -6,7 +6,7 @@ import { makeTempDir } from '../io/testing.ts';
 import { RunStore } from '../store/store.ts';
 import { runLoop } from './controller.ts';
 import { makeMicroWorld } from './testing.ts';
-import { MergeWorld } from './merger.ts';
+import { MergeWorld } from '../merge/world.ts';
 import { Sandbox, makeMergeFunction } from '../sandbox/index.ts';
 import { bestBySelection } from './selection.ts';
 

@@ -7,17 +7,18 @@
  * failure verdict or the scores. Both paths run the same `runJob`, so results do not depend on the
  * number of workers. The parent (controller.ts) writes every result to the store as it arrives.
  * A worker loads the out-of-domain world on its first OOD job. A worker that dies while holding a
- * job is replaced and the job retried once; a second death gives the verdict 'crash'.
+ * job is replaced and the job retried once; a second death gives the verdict 'crash' (the process
+ * pool itself is fork-pool.ts, shared with the tiny world's baselines).
  */
-import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { resolve } from 'node:path';
 import { Sandbox, validateAlgorithm, makeMergeFunction, AlgorithmRejected, type MergeFunction } from '../sandbox/index.ts';
 import { initBackend, readJsonl } from '../nn/index.ts';
 import { evaluate, type EvalProblem } from '../eval/evaluate.ts';
 import { BuiltinBackend } from '../eval/backends.ts';
-import { MergeWorld } from './merger.ts';
+import { MergeWorld } from '../merge/world.ts';
 import type { LoopConfig } from './config.ts';
+import { ForkPool } from './fork-pool.ts';
 
 /** Which problems a job is scored on: the first eval.devSubset dev problems, all dev, the selection split (world.select), or test. */
 export type EvalSet = 'subset' | 'dev' | 'select' | 'test';
@@ -62,7 +63,7 @@ export class ProgramEvaluator {
     const server = this.cfg.eval.server;
     if (server) {
       // the real-LLM path: merged checkpoint on disk → the configured server → OpenAI-compatible scoring
-      const { evaluateServed } = await import('./served.ts');
+      const { evaluateServed } = await import('../eval/served.ts');
       const { result: r } = await evaluateServed({ server, seedDir: this.seedDir, config: this.world.config, weights, problems, maxTokens: this.cfg.eval.maxTokens, calculator: this.cfg.eval.calculator });
       return { strict: r.strict, flexible: r.flexible, families: Object.fromEntries(Object.entries(r.perFamily).map(([k, a]) => [k, a.strict])) };
     }
@@ -171,172 +172,32 @@ export class LocalRunner implements JobRunner {
 
 // ------------------------------------------------------------------------------ worker pool
 
-/** tsx's loader as an absolute URL, so the worker starts whatever the current directory is. */
-const TSX_LOADER = import.meta.resolve('tsx');
 const WORKER = fileURLToPath(new URL('./worker.ts', import.meta.url));
-const BOOT_TIMEOUT_MS = 120_000;
 
-/** Parent → worker. */
-export type ToWorker = { type: 'init'; cfg: LoopConfig; root: string } | { type: 'job'; id: number; job: EvalJob };
-/** Worker → parent. */
-export type FromWorker =
-  | { type: 'ready' }
-  | { type: 'init-error'; message: string }
-  | { type: 'result'; id: number; result: JobResult }
-  | { type: 'job-error'; id: number; message: string };
-
-interface Task {
-  id: number;
-  job: EvalJob;
-  attempts: number;
-  resolve: (r: JobResult) => void;
-  reject: (e: Error) => void;
-}
-
-interface Slot {
-  child: ChildProcess;
-  ready: boolean;
-  task: Task | null;
-  stderrTail: string;
+/** What every evaluation worker loads (worker.ts → openEvalContext). */
+export interface WorkerInit {
+  cfg: LoopConfig;
+  root: string;
 }
 
 export interface PoolOptions {
-  /** Called when a task is sent to a worker (tests use it to kill the worker mid-job). */
+  /** Called when a job is sent to a worker (tests use it to kill the worker mid-job). */
   onDispatch?: (pid: number, job: EvalJob, attempt: number) => void;
 }
 
-/** N worker processes draining a FIFO queue of jobs, started by `start()` or the first job; `close()` kills them. */
-export class WorkerPool implements JobRunner {
-  private readonly slots = new Set<Slot>();
-  private readonly queue: Task[] = [];
-  private nextId = 1;
-  private started = false;
-  private closed = false;
-  private fatal: Error | null = null;
-  /** Worker processes started (n + replacements). */
-  spawns = 0;
-  /** Worker deaths while holding a job. */
-  crashes = 0;
-
-  constructor(
-    readonly concurrency: number,
-    private readonly cfg: LoopConfig,
-    private readonly root: string,
-    private readonly opts: PoolOptions = {},
-  ) {
-    if (!Number.isInteger(concurrency) || concurrency < 1) throw new Error(`worker pool: size must be a positive integer, got ${concurrency}`);
-  }
-
-  /** Forks the workers now (they load their worlds in the background); idempotent. */
-  start(): void {
-    if (this.started || this.closed) return;
-    this.started = true;
-    for (let i = 0; i < this.concurrency; i++) this.spawn();
-  }
-
-  /** Process ids of the live workers. */
-  pids(): number[] {
-    return [...this.slots].map((s) => s.child.pid!).filter((x) => x !== undefined);
-  }
-
-  run(job: EvalJob): Promise<JobResult> {
-    if (this.closed) return Promise.reject(new Error('worker pool is closed'));
-    if (this.fatal) return Promise.reject(this.fatal);
-    this.start();
-    return new Promise<JobResult>((resolve, reject) => {
-      this.queue.push({ id: this.nextId++, job, attempts: 0, resolve, reject });
-      this.pump();
+/**
+ * N evaluation workers (worker.ts, each with its own world and sandbox) on the shared ForkPool; a job
+ * whose worker dies is retried once, a second death gives the verdict 'crash'.
+ */
+export class WorkerPool extends ForkPool<WorkerInit, EvalJob, JobResult> implements JobRunner {
+  constructor(concurrency: number, cfg: LoopConfig, root: string, opts: PoolOptions = {}) {
+    super(concurrency, {
+      worker: WORKER,
+      init: { cfg, root },
+      name: 'evaluation worker',
+      maxAttempts: 2,
+      onDispatch: opts.onDispatch,
+      onGiveUp: (_job, d) => ({ ok: false, verdict: 'crash', message: `the evaluation worker died twice while evaluating this program (last: exit code ${d.code}, signal ${d.signal}); stderr: ${d.stderr.trim().slice(-500)}`, sandboxMs: 0 }),
     });
-  }
-
-  async close(): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
-    const err = new Error('worker pool closed');
-    for (const t of this.queue.splice(0)) t.reject(err);
-    const exits: Promise<unknown>[] = [];
-    for (const s of this.slots) {
-      if (s.task) s.task.reject(err);
-      s.task = null;
-      if (s.child.exitCode === null && s.child.signalCode === null) {
-        exits.push(new Promise((r) => s.child.once('exit', r)));
-        s.child.kill('SIGKILL');
-      }
-    }
-    this.slots.clear();
-    await Promise.all(exits);
-  }
-
-  private spawn(): void {
-    this.spawns++;
-    const child = fork(WORKER, [], { execArgv: ['--import', TSX_LOADER], serialization: 'advanced', stdio: ['ignore', 'ignore', 'pipe', 'ipc'] });
-    const slot: Slot = { child, ready: false, task: null, stderrTail: '' };
-    this.slots.add(slot);
-    child.stderr?.on('data', (d: Buffer) => {
-      slot.stderrTail = (slot.stderrTail + d.toString()).slice(-2000);
-    });
-    const boot = setTimeout(() => {
-      this.fail(new Error(`evaluation worker did not load within ${BOOT_TIMEOUT_MS} ms: ${slot.stderrTail}`));
-    }, BOOT_TIMEOUT_MS);
-    child.on('message', (m: FromWorker) => {
-      if (m.type === 'ready') {
-        clearTimeout(boot);
-        slot.ready = true;
-        this.pump();
-      } else if (m.type === 'init-error') {
-        clearTimeout(boot);
-        this.fail(new Error(`evaluation worker could not start: ${m.message}`));
-      } else {
-        const t = slot.task;
-        if (!t || t.id !== m.id) return;
-        slot.task = null;
-        if (m.type === 'result') t.resolve(m.result);
-        else t.reject(new Error(m.message));
-        this.pump();
-      }
-    });
-    child.on('error', () => undefined); // 'exit' follows and does the bookkeeping
-    child.on('exit', (code, signal) => {
-      clearTimeout(boot);
-      if (!this.slots.delete(slot) || this.closed) return;
-      if (!slot.ready) {
-        this.fail(new Error(`evaluation worker exited while loading (exit code ${code}, signal ${signal}): ${slot.stderrTail}`));
-        return;
-      }
-      const t = slot.task;
-      slot.task = null;
-      if (t) {
-        this.crashes++;
-        if (t.attempts < 2) this.queue.unshift(t);
-        else t.resolve({ ok: false, verdict: 'crash', message: `the evaluation worker died twice while evaluating this program (last: exit code ${code}, signal ${signal}); stderr: ${slot.stderrTail.trim().slice(-500)}`, sandboxMs: 0 });
-      }
-      this.spawn();
-      this.pump();
-    });
-    child.send({ type: 'init', cfg: this.cfg, root: this.root } satisfies ToWorker);
-  }
-
-  private fail(e: Error): void {
-    if (this.fatal || this.closed) return;
-    this.fatal = e;
-    for (const t of this.queue.splice(0)) t.reject(e);
-    for (const s of this.slots) {
-      s.task?.reject(e);
-      s.task = null;
-      s.child.kill('SIGKILL');
-    }
-    this.slots.clear();
-  }
-
-  private pump(): void {
-    if (this.closed || this.fatal) return;
-    for (const s of this.slots) {
-      if (!s.ready || s.task || this.queue.length === 0) continue;
-      const t = this.queue.shift()!;
-      t.attempts++;
-      s.task = t;
-      s.child.send({ type: 'job', id: t.id, job: t.job } satisfies ToWorker);
-      this.opts.onDispatch?.(s.child.pid!, t.job, t.attempts);
-    }
   }
 }

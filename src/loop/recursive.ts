@@ -7,10 +7,11 @@
  *   stage) and the next one is taken; no valid program → no merged folder (the factory carries over).
  * - Its merge (seed + merged task vectors, the same `MergeWorld.merge` the evaluation ran, same
  *   ctx.seed) is written as a full Hugging Face folder `factory/merged-iter-t/` with the seed's
- *   config and tokenizer files (`writeServedCheckpoint`, atomic: temp sibling, then rename; F32).
- * - Resume: a folder that opens as a complete checkpoint (config.json, tokenizer.json, every tensor
- *   of the seed's config with its shape, safetensors headers and sizes valid) is reused; anything
- *   else at that path is removed and rewritten.
+ *   config and tokenizer files (`saveMergedModel`, src/nn/checkpoint.ts; atomic: temp sibling,
+ *   then rename; F32).
+ * - Resume: a folder that opens as a complete checkpoint (`isCompleteCheckpoint`: config.json,
+ *   tokenizer.json, every tensor of the seed's config with its shape, safetensors headers and sizes
+ *   valid) is reused; anything else at that path is removed and rewritten.
  * - The merge world (seed, experts) stays fixed across iterations: only the factory changes.
  *
  * `checkRecursiveWorld` runs at run start, before any heavy work: the merged model must be loadable
@@ -19,13 +20,12 @@
  */
 import { existsSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { Checkpoint } from '../io/checkpoint.ts';
-import { paramShapes, readConfig, Tokenizer } from '../nn/index.ts';
+import { readConfig, Tokenizer } from '../nn/index.ts';
+import { isCompleteCheckpoint, saveMergedModel } from '../nn/checkpoint.ts';
 import type { LlamaConfig } from '../nn/index.ts';
 import type { RunStore } from '../store/store.ts';
 import type { LoopConfig } from './config.ts';
 import type { ProgramEvaluator } from './pool.ts';
-import { writeServedCheckpoint } from './served.ts';
 
 /** Folder (relative to the run folder) of iteration t's best merge. */
 export function mergedCheckpointRel(t: number): string {
@@ -85,26 +85,6 @@ export function checkRecursiveWorld(cfg: LoopConfig, root: string): void {
   }
 }
 
-/** Whether `dir` holds a complete checkpoint of `config` (see the module comment); never throws. */
-export function isCompleteCheckpoint(dir: string, config: LlamaConfig): boolean {
-  if (!existsSync(join(dir, 'config.json')) || !existsSync(join(dir, 'tokenizer.json'))) return false;
-  let ck: Checkpoint | null = null;
-  try {
-    readConfig(dir);
-    ck = Checkpoint.open(dir);
-    for (const [name, shape] of paramShapes(config)) {
-      if (!ck.has(name)) return false;
-      const s = ck.info(name).shape;
-      if (s.length !== shape.length || s.some((x, i) => x !== shape[i])) return false;
-    }
-    return true;
-  } catch {
-    return false;
-  } finally {
-    ck?.close();
-  }
-}
-
 /** Iteration `iterationId`'s programs with a full-dev score, best first (ties: smaller hash). */
 export function rankByFullDev(store: RunStore, iterationId: number): { hash: string; score: number }[] {
   return store
@@ -152,7 +132,7 @@ export async function ensureMergedFactory(o: {
       store.recordEvaluation({ hash: cand.hash, verdict: m.verdict, message: `failed on re-merge for the recursive factory: ${m.message}` });
       continue;
     }
-    writeServedCheckpoint(out, seedDir, ev.world.config, m.weights, 'F32');
+    saveMergedModel(out, seedDir, ev.world.config, m.weights, 'F32');
     store.updateIteration(iterationId, { mergedCheckpoint: rel, mergedProgram: cand.hash });
     return rel;
   }

@@ -1,69 +1,11 @@
-/** Test helpers: a micro world (seed + experts as tiny random Llamas, a few bench problems). */
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+/** Test helpers of the loop: worker liveness, a factory prompt with programs to teach a factory model. */
 import { join } from 'node:path';
-import { initBackend, Llama, makeConfig, saveModel, Tokenizer, Rng, train, encodePair } from '../nn/index.ts';
-import { buildPrompt } from '../eval/prompt.ts';
+import { Llama, Tokenizer, makeConfig, saveModel, train, encodePair } from '../nn/index.ts';
 import { buildPrompt as buildFactoryPrompt, loadPromptFiles, type FactoryPrompt } from '../factory/index.ts';
 
-export interface MicroWorld {
-  seedModel: string;
-  experts: string[];
-  oodExperts: string[];
-  dev: string;
-  test: string;
-  /** The selection split: the first `nSelect` problems of world/bench/select.jsonl (no expert is trained on them). */
-  select: string;
-}
-
-/**
- * Writes a seed (random init) + `nExperts` + `nOod` experts into `dir`, and dev/test files of
- * `nDev`/`nTest`/`nSelect` problems from world/bench. With `trainSteps`, expert i is the seed trained to
- * answer the problems (dev ∪ test) with index ≡ i (mod number of experts) — so merges score
- * differently; otherwise experts are seeded perturbations (every model scores 0).
- */
-export async function makeMicroWorld(dir: string, o: { nExperts?: number; nOod?: number; nDev?: number; nTest?: number; nSelect?: number; seed?: number; root?: string; trainSteps?: number } = {}): Promise<MicroWorld> {
-  await initBackend();
-  const root = o.root ?? process.cwd();
-  const tok = new Tokenizer();
-  const cfg = makeConfig({ vocab_size: tok.vocabSize, hidden_size: 32, num_attention_heads: 2, num_hidden_layers: 1, intermediate_size: 64, max_position_embeddings: 160 });
-  const seedModel = Llama.init(cfg, o.seed ?? 1);
-  const base = seedModel.getWeights();
-  const save = (name: string, w: Map<string, Float32Array>) => {
-    const m = Llama.fromWeights(cfg, w);
-    saveModel(join(dir, name), m, tok);
-    m.dispose();
-    return join(dir, name);
-  };
-  const seedDir = save('seed', base);
-  seedModel.dispose();
-  const read = (src: string, n: number) => readFileSync(join(root, src), 'utf8').split('\n').filter(Boolean).slice(0, n);
-  const devLines = read('world/bench/dev.jsonl', o.nDev ?? 6);
-  const testLines = read('world/bench/test.jsonl', o.nTest ?? 6);
-  const problems = [...devLines, ...testLines].map((l) => JSON.parse(l) as { question: string; answer: string });
-  const expert = (k: number, of: number, salt: number) => {
-    if (!o.trainSteps) {
-      const rng = new Rng((o.seed ?? 1) * 1000 + salt);
-      return new Map([...base].map(([n, a]) => [n, Float32Array.from(a, (v) => v + 0.05 * rng.normal())]));
-    }
-    const m = Llama.fromWeights(cfg, base);
-    const ex = problems.filter((_, i) => i % of === k).map((p) => encodePair(tok, buildPrompt(p.question), ' #### ' + p.answer.split('#### ')[1]! + '\n\n'));
-    train(m, tok, ex, { steps: o.trainSteps, lr: 1e-2, batchSize: ex.length, seqLen: 160, seed: salt, progress: false });
-    const w = m.getWeights();
-    m.dispose();
-    return w;
-  };
-  const nE = o.nExperts ?? 2;
-  const experts = Array.from({ length: nE }, (_, i) => save(`expert-${i}`, expert(i, nE, i + 1)));
-  const nO = o.nOod ?? 1;
-  const oodExperts = Array.from({ length: nO }, (_, i) => save(`ood-${i}`, expert((i + 1) % nO, nO, 100 + i)));
-  mkdirSync(join(dir, 'bench'), { recursive: true });
-  const write = (lines: string[], out: string) => {
-    writeFileSync(join(dir, 'bench', out), lines.join('\n') + '\n');
-    return join(dir, 'bench', out);
-  };
-  const selectLines = read('world/bench/select.jsonl', o.nSelect ?? 4);
-  return { seedModel: seedDir, experts, oodExperts, dev: write(devLines, 'dev.jsonl'), test: write(testLines, 'test.jsonl'), select: write(selectLines, 'select.jsonl') };
-}
+/** The micro world lives in src/world/testing.ts (re-exported for loop tests that import it from here). */
+export { makeMicroWorld, type MicroWorld } from '../world/testing.ts';
+import { makeMicroWorld, type MicroWorld } from '../world/testing.ts';
 
 /** Whether a process with this pid exists (signal 0), for tests that check workers exit. */
 export function processAlive(pid: number): boolean {
@@ -92,4 +34,38 @@ export function loopPromptAndPrograms(tailTokens: number, exprs: string[], root 
 /** Trains `model` in place (250 steps, lr 1e-2, seed 1) to write one of `programs` after `tail`. */
 export function teachPrograms(model: Llama, tok: Tokenizer, tail: string, programs: string[], seqLen: number): void {
   train(model, tok, programs.map((p) => encodePair(tok, tail, p)), { steps: 250, lr: 1e-2, batchSize: programs.length, seqLen, seed: 1, progress: false });
+}
+
+/**
+ * Saves at `dir` a tiny code model (byte-level tokenizer, hidden 32, one layer, context 128) taught
+ * to write one of `exprs` as a merge program after the last 8 tokens of the loop's factory prompt: a
+ * builtin factory for loop tests. The default programs (expert 0 alone, expert 1 alone, the seed)
+ * score differently on a micro world, so DPO gets pairs.
+ */
+export function saveTaughtFactory(dir: string, exprs: string[] = ['taskVectors[0].mul(1)', 'taskVectors[1].mul(1)', 'taskVectors[0].mul(0)']): void {
+  const tok = new Tokenizer();
+  const { tail, programs } = loopPromptAndPrograms(8, exprs);
+  const fm = Llama.init(makeConfig({ vocab_size: tok.vocabSize, hidden_size: 32, num_attention_heads: 2, num_hidden_layers: 1, intermediate_size: 64, max_position_embeddings: 128 }), 9);
+  teachPrograms(fm, tok, tail, programs, 128);
+  saveModel(dir, fm, tok);
+  fm.dispose();
+}
+
+/** A loop config that runs in seconds: 2 iterations × 6 programs from the builtin factory at `factoryDir` (see saveTaughtFactory) on micro world `w`, DPO after each. */
+export function builtinLoopConfig(w: MicroWorld, factoryDir: string): Record<string, unknown> {
+  return {
+    name: 'builtin', seed: 2, iterations: 2, samplesPerIteration: 6, tensorFilter: 'all', pWin: 0.2, pLose: 0.4,
+    eval: { devSubset: 4, maxTokens: 10, batchSize: 8 }, topKTest: 2, baselines: { lambdas: [0.5] },
+    dpo: { beta: 0.1, lr: 1e-3, epochs: 1, batchSize: 2 },
+    factory: { kind: 'builtin', dir: factoryDir, maxPromptTokens: 8, maxTokens: 90 },
+    world: w,
+  };
+}
+
+/** In `dir`: a micro world (2 experts trained on disjoint problems, `nOod` OOD experts) and a taught builtin factory (saveTaughtFactory). */
+export async function microBuiltinWorld(dir: string, nOod = 0): Promise<{ world: MicroWorld; factoryDir: string }> {
+  const world = await makeMicroWorld(dir, { nExperts: 2, nOod, nDev: 4, nTest: 2, trainSteps: 60 });
+  const factoryDir = join(dir, 'factory0');
+  saveTaughtFactory(factoryDir);
+  return { world, factoryDir };
 }

@@ -4,7 +4,7 @@
  */
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
-import { Checkpoint, replaceDir } from '../io/checkpoint.ts';
+import { Checkpoint, CheckpointWriter, replaceDir } from '../io/checkpoint.ts';
 import { SafetensorsFile, writeSafetensors } from '../io/safetensors.ts';
 import { decodeToF32, encodeFromF32, torchDTypeName } from '../tensor/dtype.ts';
 import type { FloatDType } from '../tensor/dtype.ts';
@@ -129,6 +129,74 @@ export function saveModel(dir: string, model: Llama, tokenizer: Tokenizer | null
 
 function writeJson(path: string, obj: unknown): void {
   writeFileSync(path, JSON.stringify(obj, null, 2) + '\n');
+}
+
+/** Files carried from the seed folder into a merged model's folder (besides the weights). */
+const CARRIED_FILES = [
+  'generation_config.json', 'tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'tokenizer.model',
+  'added_tokens.json', 'vocab.json', 'merges.txt', 'chat_template.jinja', 'chat_template.json',
+];
+
+/**
+ * Writes merged `weights` (every tensor of `config`, f32) as an HF folder at `dir` (atomically, via
+ * CheckpointWriter): the seed's config.json (torch_dtype set to `dtype` when given), its
+ * generation config and tokenizer files, and the weights in `dtype` (default F32). Used for a
+ * served candidate (eval.server) and for the recursive mode's merged factory.
+ */
+export function saveMergedModel(dir: string, seedDir: string, config: LlamaConfig, weights: Map<string, Float32Array>, dtype?: FloatDType): void {
+  const cfgPath = join(seedDir, 'config.json');
+  let hf: Record<string, unknown>;
+  try {
+    hf = JSON.parse(readFileSync(cfgPath, 'utf8')) as Record<string, unknown>;
+  } catch (e) {
+    throw new Error(`eval.server: cannot read the seed model's config ${cfgPath} (${(e as Error).message})`);
+  }
+  const shapes = paramShapes(config);
+  for (const [name, shape] of shapes) {
+    const w = weights.get(name);
+    if (!w) throw new Error(`eval.server: merged weights have no tensor ${name}`);
+    const n = shape.reduce((a, b) => a * b, 1);
+    if (w.length !== n) throw new Error(`eval.server: merged tensor ${name} has ${w.length} elements, shape ${JSON.stringify(shape)} needs ${n}`);
+  }
+  const dt = dtype ?? 'F32';
+  const w = new CheckpointWriter(dir);
+  try {
+    w.plan(shapes.map(([name, shape]) => ({ name, dtype: dt, shape })));
+    for (const [name] of shapes) w.write(name, encodeFromF32(weights.get(name)!, dt));
+    if (dtype) {
+      const t = torchDTypeName(dtype);
+      if ('dtype' in hf) hf.dtype = t;
+      hf.torch_dtype = t;
+    }
+    w.writeJson('config.json', hf);
+    for (const f of CARRIED_FILES) if (existsSync(join(seedDir, f))) w.copyFile(join(seedDir, f), f);
+    w.commit();
+  } finally {
+    w.abort(); // no-op after commit
+  }
+}
+
+/**
+ * Whether `dir` holds a complete checkpoint of `config` (config.json, tokenizer.json, every tensor of
+ * the config with its shape, safetensors headers and sizes valid); never throws.
+ */
+export function isCompleteCheckpoint(dir: string, config: LlamaConfig): boolean {
+  if (!existsSync(join(dir, 'config.json')) || !existsSync(join(dir, 'tokenizer.json'))) return false;
+  let ck: Checkpoint | null = null;
+  try {
+    readConfig(dir);
+    ck = Checkpoint.open(dir);
+    for (const [name, shape] of paramShapes(config)) {
+      if (!ck.has(name)) return false;
+      const s = ck.info(name).shape;
+      if (s.length !== shape.length || s.some((x, i) => x !== shape[i])) return false;
+    }
+    return true;
+  } catch {
+    return false;
+  } finally {
+    ck?.close();
+  }
 }
 
 /** Read config.json of an HF folder. */

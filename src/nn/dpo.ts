@@ -15,6 +15,7 @@ import { AdamW, lrAt } from './train.ts';
 import { Rng } from './rng.ts';
 import { saveModel } from './checkpoint.ts';
 import { NativeTrainer, nativeTrainingAvailable, preferNativeTraining } from './train-native.ts';
+import { formatSeconds, plural, stderrStatus } from '../io/status.ts';
 
 export interface PreferencePair {
   prompt: string;
@@ -205,7 +206,10 @@ export function dpoTrain(policy: Llama, tok: Tokenizer, pairs: PreferencePair[],
   if (nt && nt.names.join() !== opt.names.join()) throw new Error('dpo: the model and the native trainer order the parameters differently');
   const warmup = o.warmup ?? Math.min(10, Math.floor(o.steps / 10));
   const logs: DpoStepLog[] = [];
-  const tty = (o.progress ?? true) && process.stderr.isTTY;
+  // progress: redrawn on a terminal, else a line at the start and end and a heartbeat every 15 s
+  const status = (o.progress ?? true) ? stderrStatus() : null;
+  status?.phase(`dpo: ${plural(o.steps, 'step')} on ${plural(pairs.length, 'pair')}`);
+  const t0 = performance.now();
   let order: number[] = [];
   let cursor = 0;
   let epoch = 0;
@@ -258,9 +262,10 @@ export function dpoTrain(policy: Llama, tok: Tokenizer, pairs: PreferencePair[],
     };
     logs.push(log);
     o.onStep?.(log);
-    if (tty) process.stderr.write(`\rdpo step ${it + 1}/${o.steps} loss ${loss.toFixed(4)} margin ${log['rewards/margins'].toFixed(3)} acc ${log['rewards/accuracies'].toFixed(2)}   `);
+    status?.update(`dpo step ${it + 1}/${o.steps} loss ${loss.toFixed(4)} margin ${log['rewards/margins'].toFixed(3)} acc ${log['rewards/accuracies'].toFixed(2)}`);
   }
-  if (tty) process.stderr.write('\n');
+  const last = logs[logs.length - 1];
+  status?.line(`dpo: ${plural(o.steps, 'step')}, loss ${logs[0]?.loss.toFixed(4) ?? '-'} → ${last?.loss.toFixed(4) ?? '-'}, margin ${last?.['rewards/margins'].toFixed(3) ?? '-'}, ${formatSeconds((performance.now() - t0) / 1000)}`);
   if (o.outDir) saveModel(o.outDir, policy, tok);
   return logs;
 }

@@ -55,7 +55,7 @@ export function generate(model: Llama, tok: Tokenizer, prompts: string[], opts: 
   const bs = Math.max(1, opts.batchSize ?? 32);
   const out: Generation[] = [];
   for (let i = 0; i < prompts.length; i += bs) {
-    const chunk = prompts.slice(i, i + bs).map((p) => [...(opts.addBos ?? true ? [tok.bosId] : []), ...tok.encode(p)]);
+    const chunk = prompts.slice(i, i + bs).map((p) => (opts.addBos ?? true ? tok.encodePrompt(p) : tok.encode(p)));
     out.push(...generateIds(model, tok, chunk, opts, i));
   }
   return out;

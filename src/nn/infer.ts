@@ -20,7 +20,7 @@
  * caches outgrow the L2/L3 caches), so questions/s per CPU-second hardly grow with the batch size.
  */
 import { native } from '../tensor/native.ts';
-import { ropeTables, type Llama, type LlamaConfig } from './model.ts';
+import { fusedLayerWeights, ropeTables, type Llama, type LlamaConfig } from './model.ts';
 
 /** Addon entry points used here (native/infer.cc); absent from older builds of the addon. */
 interface InferKernels {
@@ -70,17 +70,6 @@ function makeMat(w: Float32Array, M: number, K: number, useNative: boolean): Mat
     for (let m = 0; m < M; m++) for (let k = 0; k < K; k++) wt[k * Mp + m] = w[m * K + k];
   }
   return { M, K, w, wt, Mp };
-}
-
-/** Rows stacked: [ΣM_i, K]. */
-function stackRows(ws: Float32Array[]): Float32Array {
-  const out = new Float32Array(ws.reduce((s, w) => s + w.length, 0));
-  let o = 0;
-  for (const w of ws) {
-    out.set(w, o);
-    o += w.length;
-  }
-  return out;
 }
 
 /** out[N, M] = x[N, K] · Wᵀ (JS: dot products accumulated in double). */
@@ -162,12 +151,13 @@ export class InferModel {
     this.layers = [];
     for (let l = 0; l < config.num_hidden_layers; l++) {
       const p = `model.layers.${l}.`;
+      const fused = fusedLayerWeights(get, l);
       this.layers.push({
         inNorm: get(p + 'input_layernorm.weight'),
         postNorm: get(p + 'post_attention_layernorm.weight'),
-        qkv: makeMat(stackRows([get(p + 'self_attn.q_proj.weight'), get(p + 'self_attn.k_proj.weight'), get(p + 'self_attn.v_proj.weight')]), (H + 2 * KV) * d, D, useNative),
+        qkv: makeMat(fused.qkv, (H + 2 * KV) * d, D, useNative),
         o: makeMat(get(p + 'self_attn.o_proj.weight'), D, H * d, useNative),
-        gateUp: makeMat(stackRows([get(p + 'mlp.gate_proj.weight'), get(p + 'mlp.up_proj.weight')]), 2 * I, D, useNative),
+        gateUp: makeMat(fused.gateUp, 2 * I, D, useNative),
         down: makeMat(get(p + 'mlp.down_proj.weight'), D, I, useNative),
       });
     }

@@ -93,6 +93,38 @@ export function paramShapes(cfg: LlamaConfig): Array<[string, number[]]> {
   return out;
 }
 
+/** The fused projections of one layer. */
+export interface FusedLayer {
+  /** q, k and v projections stacked: [(H + 2·KV)·d, D]. */
+  qkv: Float32Array;
+  /** gate and up projections stacked: [2I, D]. */
+  gateUp: Float32Array;
+}
+
+/**
+ * Layer l's weights as the native inference and training kernels multiply them (one product for
+ * q|k|v, one for gate|up), read by HF name through `get`. Written into `into` when given (buffers
+ * reused between training steps), else into new arrays.
+ */
+export function fusedLayerWeights(get: (name: string) => Float32Array, l: number, into?: FusedLayer): FusedLayer {
+  const p = `model.layers.${l}.`;
+  const stack = (names: string[], out?: Float32Array): Float32Array => {
+    const ws = names.map((n) => get(p + n));
+    const o = out ?? new Float32Array(ws.reduce((s, w) => s + w.length, 0));
+    let at = 0;
+    for (const w of ws) {
+      o.set(w, at);
+      at += w.length;
+    }
+    if (at !== o.length) throw new Error(`layer ${l}: the stacked ${names.join(' | ')} weights have ${at} values, the buffer ${o.length}`);
+    return o;
+  };
+  return {
+    qkv: stack(['self_attn.q_proj.weight', 'self_attn.k_proj.weight', 'self_attn.v_proj.weight'], into?.qkv),
+    gateUp: stack(['mlp.gate_proj.weight', 'mlp.up_proj.weight'], into?.gateUp),
+  };
+}
+
 export function numParams(cfg: LlamaConfig): number {
   return paramShapes(cfg).reduce((s, [, sh]) => s + sh.reduce((a, b) => a * b, 1), 0);
 }

@@ -15,6 +15,17 @@ export const BOS_ID = 1;
 export const EOS_ID = 2;
 export const BYTE_OFFSET = 3;
 const SPECIALS = ['<pad>', '<s>', '</s>'];
+/**
+ * tokenizer.json's post-processor: `<s>` before every sequence, as Llama's own tokenizer.json writes
+ * it (a pair gets `<s>` before each part). Hugging Face `tokenizers` then encodes a text, with special
+ * tokens on (its default), to exactly `Tokenizer.encodePrompt`.
+ */
+const BOS_POST_PROCESSOR = {
+  type: 'TemplateProcessing',
+  single: [{ SpecialToken: { id: '<s>', type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }],
+  pair: [{ SpecialToken: { id: '<s>', type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }, { SpecialToken: { id: '<s>', type_id: 1 } }, { Sequence: { id: 'B', type_id: 1 } }],
+  special_tokens: { '<s>': { id: '<s>', ids: [BOS_ID], tokens: ['<s>'] } },
+};
 const FIRST_MERGE_ID = BYTE_OFFSET + 256;
 
 const PRETOKEN_RE = /'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+/gu;
@@ -54,6 +65,16 @@ export class Tokenizer {
 
   get vocabSize(): number {
     return this.tokens.length;
+  }
+
+  /**
+   * What the engine feeds the model for a text: bos + encode(text). Generation, evaluation, training
+   * and DPO all start every sequence with `<s>`, and the saved files say so (tokenizer.json's
+   * post-processor, tokenizer_config.json's add_bos_token, GGUF add_bos_token), so a tool that
+   * tokenizes by the files gets exactly these ids.
+   */
+  encodePrompt(text: string): number[] {
+    return [this.bosId, ...this.encode(text)];
   }
 
   /** Token ids of `text` (no bos/eos added). */
@@ -148,7 +169,7 @@ export class Tokenizer {
       })),
       normalizer: null,
       pre_tokenizer: { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: true },
-      post_processor: null,
+      post_processor: BOS_POST_PROCESSOR,
       decoder: { type: 'ByteLevel', add_prefix_space: true, trim_offsets: true, use_regex: true },
       model: {
         type: 'BPE', dropout: null, unk_token: null, continuing_subword_prefix: null, end_of_word_suffix: null,
@@ -162,7 +183,7 @@ export class Tokenizer {
       addedDecoder[String(id)] = { content, lstrip: false, normalized: false, rstrip: false, single_word: false, special: true };
     });
     const config = {
-      add_bos_token: false,
+      add_bos_token: true,
       add_eos_token: false,
       add_prefix_space: false,
       added_tokens_decoder: addedDecoder,
@@ -189,6 +210,11 @@ export class Tokenizer {
       throw new Error(`tokenizer: cannot read ${path}: ${(e as Error).message}`);
     }
     if (j?.model?.type !== 'BPE') throw new Error(`tokenizer: ${path}: model.type must be "BPE"`);
+    // the engine always prepends <s>: a post-processor that says otherwise would make other tools feed
+    // the model different ids (null: files written before the post-processor was saved; same engine)
+    if (j.post_processor != null && JSON.stringify(j.post_processor) !== JSON.stringify(BOS_POST_PROCESSOR)) {
+      throw new Error(`tokenizer: ${path}: post_processor must be null or TemplateProcessing "<s> $A" (this engine always prepends <s>, id ${BOS_ID}), got ${JSON.stringify(j.post_processor).slice(0, 200)}`);
+    }
     const vocab: Record<string, number> = j.model.vocab;
     const base = new Tokenizer();
     for (let i = 0; i < FIRST_MERGE_ID; i++) {

@@ -17,7 +17,7 @@
  */
 import { native } from '../tensor/native.ts';
 import { getThreads } from '../tensor/kernels.ts';
-import { paramShapes, ropeTables } from './model.ts';
+import { fusedLayerWeights, paramShapes, ropeTables } from './model.ts';
 import type { LlamaConfig } from './model.ts';
 import type { Batch } from './data.ts';
 
@@ -244,13 +244,7 @@ export class NativeTrainer {
     for (let n = 0; n < N; n++) x.set(embed.subarray(ids[n] * D, (ids[n] + 1) * D), n * D);
     for (let l = 0; l < L; l++) {
       const p = `model.layers.${l}.`;
-      const wqkv = A.get(`wqkv${l}`, W * D);
-      wqkv.set(w(p + 'self_attn.q_proj.weight'), 0);
-      wqkv.set(w(p + 'self_attn.k_proj.weight'), Hd * D);
-      wqkv.set(w(p + 'self_attn.v_proj.weight'), (H + KVh) * d * D);
-      const wgu = A.get(`wgu${l}`, 2 * I * D);
-      wgu.set(w(p + 'mlp.gate_proj.weight'), 0);
-      wgu.set(w(p + 'mlp.up_proj.weight'), I * D);
+      const { qkv: wqkv, gateUp: wgu } = fusedLayerWeights(w, l, { qkv: A.get(`wqkv${l}`, W * D), gateUp: A.get(`wgu${l}`, 2 * I * D) });
       const b: LayerBufs = {
         xin: x,
         r1: A.get(`r1_${l}`, N),

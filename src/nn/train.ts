@@ -16,6 +16,7 @@ import type { Tokenizer } from './tokenizer.ts';
 import type { FloatDType } from '../tensor/dtype.ts';
 import { Rng } from './rng.ts';
 import { NativeTrainer, nativeAdamW, nativeTrainingAvailable, preferNativeTraining } from './train-native.ts';
+import { formatSeconds, stderrStatus } from '../io/status.ts';
 
 export interface AdamWOptions {
   beta1?: number;
@@ -270,11 +271,13 @@ export function train(model: Llama, tokenizer: Tokenizer | null, examples: Examp
       extraTensors: { [OPTIMIZER_FILE]: opt.stateTensors() },
     });
   };
-  const tty = (o.progress ?? true) && process.stderr.isTTY;
+  // progress: redrawn on a terminal, else a line at the start and end and a heartbeat every 15 s
+  const status = (o.progress ?? true) ? stderrStatus() : null;
+  const end = o.stopAfter !== undefined ? Math.min(o.steps, start + o.stopAfter) : o.steps;
+  status?.phase(`train: steps ${start + 1}-${end} of ${o.steps}`);
   const t0 = performance.now();
   let tokens = 0;
   let smooth = NaN;
-  const end = o.stopAfter !== undefined ? Math.min(o.steps, start + o.stopAfter) : o.steps;
   for (let it = start; it < end; it++) {
     let exs: Example[];
     if (Array.isArray(examples)) exs = batchAt(examples, it, o.batchSize, seed);
@@ -294,20 +297,14 @@ export function train(model: Llama, tokenizer: Tokenizer | null, examples: Examp
     const secs = (performance.now() - t0) / 1000;
     const info: StepInfo = { step: it + 1, steps: o.steps, loss, lr, gradNorm, tokens, tokPerSec: tokens / secs };
     o.onStep?.(info);
-    if (tty) {
+    if (status) {
       const eta = ((o.steps - it - 1) * secs) / (it + 1 - start);
-      process.stderr.write(`\rstep ${it + 1}/${o.steps} loss ${smooth.toFixed(4)} lr ${lr.toExponential(2)} ${Math.round(info.tokPerSec)} tok/s ETA ${fmtSecs(eta)}   `);
+      status.update(`step ${it + 1}/${o.steps} loss ${smooth.toFixed(4)} lr ${lr.toExponential(2)} ${Math.round(info.tokPerSec)} tok/s ETA ${formatSeconds(eta)}`);
     }
     if (o.saveEvery && (it + 1) % o.saveEvery === 0 && it + 1 < end) save(it + 1);
   }
-  if (tty) process.stderr.write('\n');
+  status?.line(`train: step ${end}/${o.steps} loss ${smooth.toFixed(4)}, ${formatSeconds((performance.now() - t0) / 1000)}`);
   save(end);
   return { loss: smooth, steps: end - start, tokens, seconds: (performance.now() - t0) / 1000, truncated };
-}
-
-function fmtSecs(s: number): string {
-  if (!Number.isFinite(s)) return '?';
-  const m = Math.floor(s / 60);
-  return m > 0 ? `${m}m${Math.round(s % 60)}s` : `${Math.round(s)}s`;
 }
 

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { ArmSummary, ExperimentSummary, RunSummary } from '../loop/experiment.ts';
+import type { ArmSummary, ExperimentSummary, RunSummary } from './summary.ts';
 import { writeExperimentReport } from './experiment.ts';
 
 const CHROMIUM = '/usr/bin/chromium';
@@ -17,7 +17,7 @@ function summary(): ExperimentSummary {
       bestBySelect: { hash: `sel${ai}${k}0123456789`, dev: 0.48, select: 0.4 + 0.01 * k, test: 0.33 + 0.1 * ai + 0.02 * k },
       bestByDev: { hash: `${XSS}${ai}${k}abcdef`, dev: 0.5 + 0.05 * k, select: 0.39, test: 0.3 + 0.1 * ai + 0.02 * k },
       bestByTestTopK: { hash: `h${ai}${k}`, dev: 0.45, select: null, test: 0.35 + 0.1 * ai + 0.02 * k },
-      topK: 5, taTest: 0.31, seedTest: 0.1,
+      topK: 5, taTest: 0.31, seedTest: 0.1, transfer: { topTest: [0.3, 0.32 + 0.01 * ai, 0.34], oodTaTest: 0.3 },
       rank: { devTest: { rho: ai === 2 && k === 0 ? null : 0.5 + 0.1 * k, n: 8 }, devSelect: { rho: 0.2, n: 5 }, selectTest: { rho: 0.3, n: 5 } },
       iterations: [1, 2, 3].map((t) => ({ t, medianDev: 0.1 * t + 0.01 * ai, bestDev: 0.2 * t, passRate: 0.8, nValid: 8, nSampled: 10 })),
     })),
@@ -36,6 +36,8 @@ function summary(): ExperimentSummary {
       taTest: est(rs.map((r) => r.taTest!)),
       diffVsDpo: arm === 'dpo' ? null : est([0.1, 0.12, 0.08]),
       rankDevTest: est(rs.flatMap((r) => (r.rank.devTest.rho === null ? [] : [r.rank.devTest.rho]))),
+      transferMarginVsOodTa: est(rs.map((r) => r.transfer.topTest.reduce((a, b) => a + b, 0) / 3 - r.transfer.oodTaTest!)),
+      transferBest: est(rs.map((r) => Math.max(...r.transfer.topTest))),
       medianDevByIteration: [1, 2, 3].map((t) => ({ t, mean: 0.1 * t, values: rs.map((r) => r.iterations[t - 1]!.medianDev!) })),
       passRate: 0.8,
     };
@@ -56,6 +58,9 @@ test('experiment report: self-contained, escaped, one row per arm and per run wi
     assert.equal(html.match(/href="(dpo|random|evolution)\/r\d\/report\.html"/g)!.length, 9);
     assert.match(html, /paper protocol, optimistic/);
     assert.match(html, /corpus generator: it has no trainer/, 'the corpus-factory caveat is shown');
+    // transfer column: dpo's top 3 on the OOD experts average 32.0% against OOD TA 30.0% → +2.0 points in every repeat
+    assert.match(html, /out-of-domain experts − OOD dev-tuned TA/);
+    assert.match(html, /<tr data-arm="dpo">[\s\S]*?<span class="mean">\+2\.0<\/span><div class="ci">95% CI \[\+2\.0, \+2\.0\]/);
     // means with their intervals: dpo best-by-dev test = mean(0.30, 0.32, 0.34) = 32.0%, CI [30.0%, 34.0%]
     assert.match(html, /<tr data-arm="dpo">[\s\S]*?<span class="mean">32\.0%<\/span><div class="ci">95% CI \[30\.0%, 34\.0%\]/);
     assert.match(html, /<tr data-arm="random">[\s\S]*?\+10\.0[\s\S]*?95% CI \[\+8\.0, \+12\.0\]/);

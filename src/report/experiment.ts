@@ -1,19 +1,20 @@
 // The comparison page of an experiment (selfdev run --arms … --repeats …): arms side by side with
 // bootstrap intervals, the per-iteration median dev score per arm, and one row per run linking to
 // its own report.html. Self-contained HTML (no script, no external resource); all text escaped.
-import type { ArmSummary, Estimate, ExperimentSummary, RunSummary } from '../loop/experiment.ts';
+import type { ArmSummary, Estimate, ExperimentSummary, RunSummary } from './summary.ts';
 import { writeFileAtomic } from '../store/store.ts';
+import { armColor, armLabel } from './format.ts';
 import { axisBottom, axisLeft, esc, innerW, legend, n2, niceTicks, polyline, scaleLinear, svgOpen, withLegend, type Frame } from './svg.ts';
 
-const ARM_COLORS: Record<string, string> = { dpo: '#0072B2', random: '#E69F00', evolution: '#009E73' };
-const ARM_LABEL: Record<string, string> = { dpo: 'DPO (Self-Developing)', random: 'random (untrained factory)', evolution: 'evolution (no DPO)' };
 const ARM_DOC: Record<string, string> = {
   dpo: 'the Self-Developing loop: the factory is trained by DPO on its best and worst programs after each iteration.',
   random: 'every iteration samples the untrained iteration-0 factory (same N, same temperature schedule); no training.',
   evolution: 'iteration 1 as random; later iterations mutate and recombine the best programs so far by dev; no factory, no training.',
+  'dpo-novel': 'DPO as in dpo, but every iteration samples until it holds N programs the run has never drawn before (at most 4 rounds of N draws).',
+  'dpo-mutate': 'DPO-trained factory as the mutation operator: from iteration 2 it continues a prefix of one of the best programs so far (cut at a statement boundary); new programs only.',
 };
-const color = (a: string): string => ARM_COLORS[a] ?? '#666666';
-const label = (a: string): string => ARM_LABEL[a] ?? a;
+const label = armLabel;
+const color = (a: string): string => armColor(a, [a]);
 
 const pct = (v: number | null | undefined): string => (v === null || v === undefined ? '—' : `${(v * 100).toFixed(1)}%`);
 const pts = (v: number): string => `${v >= 0 ? '+' : '−'}${(Math.abs(v) * 100).toFixed(1)}`;
@@ -30,9 +31,9 @@ function armTable(s: ExperimentSummary): string {
   const hasDpo = s.arms.includes('dpo');
   const rows = s.perArm.map(
     (a: ArmSummary) => `<tr data-arm="${esc(a.arm)}"><th scope="row"><span class="sw" style="background:${color(a.arm)}"></span>${esc(label(a.arm))}</th>
-<td class="num">${a.finished} / ${a.repeats}</td>${estCell(a.testBestBySelect)}${estCell(a.marginBySelectVsTa, pts)}${hasDpo ? (a.arm === 'dpo' ? '<td class="num na">reference</td>' : estCell(a.diffVsDpoBySelect, pts)) : ''}${estCell(a.testBestByDev)}${hasDpo ? (a.arm === 'dpo' ? '<td class="num na">reference</td>' : estCell(a.diffVsDpo, pts)) : ''}${estCell(a.testBestByTestTopK)}${estCell(a.devBestByDev)}${estCell(a.taTest)}${estCell(a.rankDevTest, rho)}<td class="num">${pct(a.passRate)}</td></tr>`,
+<td class="num">${a.finished} / ${a.repeats}</td>${estCell(a.testBestBySelect)}${estCell(a.marginBySelectVsTa, pts)}${hasDpo ? (a.arm === 'dpo' ? '<td class="num na">reference</td>' : estCell(a.diffVsDpoBySelect, pts)) : ''}${estCell(a.testBestByDev)}${hasDpo ? (a.arm === 'dpo' ? '<td class="num na">reference</td>' : estCell(a.diffVsDpo, pts)) : ''}${estCell(a.testBestByTestTopK)}${estCell(a.devBestByDev)}${estCell(a.taTest)}${estCell(a.rankDevTest, rho)}${estCell(a.transferMarginVsOodTa, pts)}<td class="num">${pct(a.passRate)}</td></tr>`,
   );
-  return `<table class="arms"><thead><tr><th>arm</th><th>runs done</th><th>test accuracy of the best program, chosen on the selection split (mean over repeats)</th><th>margin over dev-tuned Task Arithmetic (paired by repeat, points)</th>${hasDpo ? '<th>difference to DPO (paired by seed, points)</th>' : ''}<th>test accuracy of the best-by-dev program</th>${hasDpo ? '<th>best-by-dev: difference to DPO (points)</th>' : ''}<th>best test among the top ${s.budget.topKTest} by dev (paper protocol, optimistic)</th><th>dev score of the best-by-dev program</th><th>Task Arithmetic, dev-tuned λ (test)</th><th>Spearman ρ, dev vs test (per run)</th><th>valid programs (median per iteration)</th></tr></thead>
+  return `<table class="arms"><thead><tr><th>arm</th><th>runs done</th><th>test accuracy of the best program, chosen on the selection split (mean over repeats)</th><th>margin over dev-tuned Task Arithmetic (paired by repeat, points)</th>${hasDpo ? '<th>difference to DPO (paired by seed, points)</th>' : ''}<th>test accuracy of the best-by-dev program</th>${hasDpo ? '<th>best-by-dev: difference to DPO (points)</th>' : ''}<th>best test among the top ${s.budget.topKTest} by dev (paper protocol, optimistic)</th><th>dev score of the best-by-dev program</th><th>Task Arithmetic, dev-tuned λ (test)</th><th>Spearman ρ, dev vs test (per run)</th><th>transfer: mean test of the top 3 by dev on the out-of-domain experts − OOD dev-tuned TA (points)</th><th>valid programs (median per iteration)</th></tr></thead>
 <tbody>${rows.join('\n')}</tbody></table>`;
 }
 

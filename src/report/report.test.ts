@@ -1,13 +1,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { RunStore } from '../store/store.ts';
 import { writeReport } from './report.ts';
 import { fillSyntheticRun, XSS_CODE, XSS_MESSAGE } from '../../test/fixtures/report/synthetic-run.ts';
+import { chromiumSkip, launchChromium } from './testing.ts';
 
-const CHROMIUM = '/usr/bin/chromium';
 const CHARTS = ['distribution', 'progress', 'validity', 'controls', 'dpo-loss', 'dpo-margin', 'dpo-accuracy', 'timings'];
 
 function tmp(): string {
@@ -75,20 +75,10 @@ test('empty and partial runs render with "not yet" placeholders', () => {
   rmSync(p.dir, { recursive: true, force: true });
 });
 
-const skipReason = !existsSync(CHROMIUM) && !process.env.CI ? `skipped: ${CHROMIUM} is absent (install the Debian chromium package; in CI this test always runs)` : false;
-
-test('report renders in headless Chromium: no errors, charts drawn, leaderboard rows, XSS shown as text', { skip: skipReason, timeout: 90_000 }, async (t) => {
-  const { chromium } = await import('playwright-core');
+test('report renders in headless Chromium: no errors, charts drawn, leaderboard rows, XSS shown as text', { skip: chromiumSkip, timeout: 90_000 }, async (t) => {
   const { dir, store, html: _html, out } = fullRun();
-  const profile = mkdtempSync(join(tmpdir(), 'selfdev-chromium-'));
-  const context = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-    viewport: { width: 1200, height: 900 },
-  });
+  const { context, page, errors, close } = await launchChromium();
   try {
-    const errors: string[] = [];
     const dialogs: string[] = [];
     const external: string[] = [];
     await context.route('**/*', (route) => {
@@ -97,11 +87,6 @@ test('report renders in headless Chromium: no errors, charts drawn, leaderboard 
       external.push(url);
       return route.abort();
     });
-    const page = await context.newPage();
-    page.on('console', (m) => {
-      if (m.type() === 'error') errors.push(`console: ${m.text()}`);
-    });
-    page.on('pageerror', (e) => errors.push(`pageerror: ${e.message}`));
     page.on('dialog', (d) => {
       dialogs.push(d.message());
       void d.dismiss();
@@ -158,9 +143,8 @@ test('report renders in headless Chromium: no errors, charts drawn, leaderboard 
     assert.deepEqual(errors, []);
     rmSync(p.dir, { recursive: true, force: true });
   } finally {
-    await context.close();
+    await close();
     store.close();
-    rmSync(profile, { recursive: true, force: true });
     rmSync(dir, { recursive: true, force: true });
   }
 });

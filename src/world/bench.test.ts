@@ -1,10 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import {
-  BENCH_FAMILIES, SEED_FAMILIES, FAMILY_INFO, BenchRng, makeBenchmark, makeProblem, makeTrainingSet, problemKey, toJsonl,
-  trainingStream, withHint, defaultBenchmarkKeys, benchmarkKeys, seedFrom, type Problem,
-} from './bench.ts';
+import { makeBenchmark, makeTrainingSet, toJsonl, trainingStream, defaultBenchmarkKeys, benchmarkKeys } from './bench.ts';
+import { BENCH_FAMILIES, SEED_FAMILIES, FAMILY_INFO, BenchRng, makeProblem, problemKey, withHint, seedFrom, type Problem } from './problems.ts';
 import { FEMALE_NAMES } from './names.ts';
 import { calculatorCompletion } from '../eval/calculator.ts';
 import { scoreResponse } from '../eval/scoring.ts';

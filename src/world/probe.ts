@@ -1,6 +1,6 @@
 /**
  * The world probe: does a trained tiny world let merge algorithms be told apart? It scores the
- * baselines grid (src/loop/baselines.ts: every mergekit family tuned on dev, its pick on test) plus
+ * baselines grid (baselines.ts: every mergekit family tuned on dev, its pick on test) plus
  * what the targets of a merge-friendly world need — each expert alone and as M0 + τ_i on the merged
  * tensors, a per-expert weighting grid — reads the first operation of every dev generation per
  * family (the "operator prior" of each expert and of Task Arithmetic), the task vectors' norms and
@@ -19,8 +19,9 @@ import { Llama, Tokenizer, readConfig } from '../nn/index.ts';
 import { evaluate, type EvalRecord } from '../eval/evaluate.ts';
 import { loadGsm8k } from '../eval/gsm8k.ts';
 import { BuiltinBackend } from '../eval/backends.ts';
-import { defaultGrid, discoverWorld, loadWeights, mergeWeights, runBaselines, type BaselineRow, type BaselinesReport, type BaselineWorld, type Candidate } from '../loop/baselines.ts';
-import { tensorSelector } from '../loop/merger.ts';
+import { defaultGrid, discoverWorld, runBaselines, type BaselineRow, type BaselinesReport, type BaselineWorld, type Candidate } from './baselines.ts';
+import { mergeWeights, modelLoader } from '../merge/in-memory.ts';
+import { tensorSelector } from '../merge/tensor-filter.ts';
 import { renderCard } from './cards.ts';
 import type { StageResult } from './cards.ts';
 import type { Recipe, Stage } from './recipe.ts';
@@ -221,12 +222,7 @@ export async function probeWorld(dir: string, o: ProbeOptions = {}): Promise<Pro
   // operator priors on dev: M0, every expert, the dev-tuned TA of each set
   const devProblems = loadGsm8k(w.dev).map((d, i) => ({ ...d, index: i }));
   const tok = Tokenizer.load(w.seed);
-  const cache = new Map<string, ReturnType<typeof loadWeights>>();
-  const load = (d: string) => {
-    let m = cache.get(d);
-    if (!m) cache.set(d, (m = loadWeights(d)));
-    return m;
-  };
+  const load = modelLoader();
   const records = async (weights: Map<string, Float32Array>): Promise<EvalRecord[]> => {
     const model = Llama.fromWeights(readConfig(w.seed), weights);
     try {

@@ -11,8 +11,8 @@
  * targets: the decoder forces them.
  */
 import { createHash } from 'node:crypto';
-import { FAMILY_INFO } from './bench.ts';
-import type { Family } from './bench.ts';
+import { FAMILY_INFO } from './problems.ts';
+import type { Family } from './problems.ts';
 import type { TensorKind } from '../sandbox/types.ts';
 
 export type Role = 'base' | 'seed' | 'expert' | 'ood' | 'oracle';

@@ -11,7 +11,8 @@ import { DEFAULT_RECIPE, RecipeError, ROLES, lineage, recipeHash, stageHashes, v
 import type { Recipe } from './recipe.ts';
 import { distillCount, distillProblems, stepContextSpans, encodeProblem, formatProblem, stageProblems, taskVectorRatio, trainWorld } from './train-world.ts';
 import type { WorldEvent } from './train-world.ts';
-import { defaultBenchmarkKeys, problemKey } from './bench.ts';
+import { defaultBenchmarkKeys } from './bench.ts';
+import { problemKey } from './problems.ts';
 
 const tmp = mkdtempSync(join(tmpdir(), 'train-world-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));

@@ -13,7 +13,7 @@ import fc from 'fast-check';
 import YAML from 'yaml';
 import { makeTempDir } from '../../src/io/testing.ts';
 import { resolveConfig } from '../../src/loop/config.ts';
-import { checkRunPaths } from '../../src/loop/config-check.ts';
+import { checkRunPaths } from '../../src/loop/run-paths.ts';
 import { DELETE, describeCase, fieldValue } from './arbitraries.ts';
 import { REPO, assertCleanFailure, assertSuccess, fuzzOptions, makeMergeModel, makeRunWorld, runCli } from './harness.ts';
 

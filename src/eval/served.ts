@@ -24,19 +24,11 @@ import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CheckpointWriter } from '../io/checkpoint.ts';
-import { encodeFromF32, torchDTypeName } from '../tensor/dtype.ts';
-import { paramShapes } from '../nn/model.ts';
+import { saveMergedModel } from '../nn/checkpoint.ts';
 import type { LlamaConfig } from '../nn/model.ts';
-import { OpenAIBackend, completionsUrl } from '../eval/backends.ts';
-import { evaluate, type EvalProblem, type EvalResult } from '../eval/evaluate.ts';
-import type { EvalServerConfig } from './config.ts';
+import { OpenAIBackend, completionsUrl } from './backends.ts';
+import { evaluate, type EvalProblem, type EvalResult } from './evaluate.ts';
 
-/** Files carried from the seed folder into the served folder (besides the weights). */
-const CARRIED_FILES = [
-  'generation_config.json', 'tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'tokenizer.model',
-  'added_tokens.json', 'vocab.json', 'merges.txt', 'chat_template.jinja', 'chat_template.json',
-];
 /** SIGTERM → SIGKILL grace when stopping a server. */
 const STOP_GRACE_MS = 10_000;
 /** Grace of the orphan watchdog (the parent died) between its SIGTERM and SIGKILL. */
@@ -56,6 +48,22 @@ const WRAPPER = [
   'sh -c "$SELFDEV_SERVER_COMMAND"',
 ].join('\n');
 
+/** eval.server: how to serve a merged checkpoint (the loop's config key; scored by evaluateServed below). */
+export interface EvalServerConfig {
+  /** Run with `sh -c`, env MODEL (merged HF folder) and PORT (a free port); must serve `model` at `url`. */
+  command: string;
+  /** Model id sent in requests (and expected in GET {url}/models). */
+  model: string;
+  /** Base URL; $PORT is replaced (default http://127.0.0.1:$PORT/v1). */
+  url?: string;
+  /** Seconds to wait for GET {url}/models to answer (default 600). */
+  readyTimeoutSec: number;
+  /** Weight dtype written to disk (default F32; when set, config.json's torch_dtype says so too). */
+  dtype?: 'F32' | 'F16' | 'BF16';
+  /** Requests in flight at once (default 4). */
+  concurrency?: number;
+}
+
 export class ServedEvalError extends Error {
   override name = 'ServedEvalError';
   constructor(
@@ -64,46 +72,6 @@ export class ServedEvalError extends Error {
     readonly addressInUse = false,
   ) {
     super(message);
-  }
-}
-
-// ------------------------------------------------------------------------------ checkpoint
-
-/**
- * Writes `weights` (every tensor of `config`, f32) as an HF folder at `dir` (atomically, via
- * CheckpointWriter): the seed's config.json (torch_dtype set to `dtype` when given), its
- * generation config and tokenizer files, and the weights in `dtype` (default F32).
- */
-export function writeServedCheckpoint(dir: string, seedDir: string, config: LlamaConfig, weights: Map<string, Float32Array>, dtype?: EvalServerConfig['dtype']): void {
-  const cfgPath = join(seedDir, 'config.json');
-  let hf: Record<string, unknown>;
-  try {
-    hf = JSON.parse(readFileSync(cfgPath, 'utf8')) as Record<string, unknown>;
-  } catch (e) {
-    throw new Error(`eval.server: cannot read the seed model's config ${cfgPath} (${(e as Error).message})`);
-  }
-  const shapes = paramShapes(config);
-  for (const [name, shape] of shapes) {
-    const w = weights.get(name);
-    if (!w) throw new Error(`eval.server: merged weights have no tensor ${name}`);
-    const n = shape.reduce((a, b) => a * b, 1);
-    if (w.length !== n) throw new Error(`eval.server: merged tensor ${name} has ${w.length} elements, shape ${JSON.stringify(shape)} needs ${n}`);
-  }
-  const dt = dtype ?? 'F32';
-  const w = new CheckpointWriter(dir);
-  try {
-    w.plan(shapes.map(([name, shape]) => ({ name, dtype: dt, shape })));
-    for (const [name] of shapes) w.write(name, encodeFromF32(weights.get(name)!, dt));
-    if (dtype) {
-      const t = torchDTypeName(dtype);
-      if ('dtype' in hf) hf.dtype = t;
-      hf.torch_dtype = t;
-    }
-    w.writeJson('config.json', hf);
-    for (const f of CARRIED_FILES) if (existsSync(join(seedDir, f))) w.copyFile(join(seedDir, f), f);
-    w.commit();
-  } finally {
-    w.abort(); // no-op after commit
   }
 }
 
@@ -332,7 +300,7 @@ export async function evaluateServed(o: ServedEvalOptions): Promise<ServedEvalRe
   const timings = { writeMs: 0, startMs: 0, evalMs: 0, stopMs: 0 };
   let starts = 0;
   try {
-    writeServedCheckpoint(modelDir, o.seedDir, o.config, o.weights, o.server.dtype);
+    saveMergedModel(modelDir, o.seedDir, o.config, o.weights, o.server.dtype);
     const t1 = performance.now();
     timings.writeMs = t1 - t0;
     let url = '';

@@ -9,9 +9,10 @@ import { loadGsm8k } from '../eval/gsm8k.ts';
 import { BuiltinBackend } from '../eval/backends.ts';
 import { parseMergeConfig } from '../merge/config.ts';
 import { runMerge } from '../merge/engine.ts';
-import { DEFAULT_RECIPE } from '../world/recipe.ts';
+import { loadWeights, mergeWeights, mergekitConfig } from '../merge/in-memory.ts';
+import { DEFAULT_RECIPE } from './recipe.ts';
 import { makeMicroWorld } from './testing.ts';
-import { defaultGrid, discoverWorld, formatBaselines, loadWeights, mergeWeights, mergekitConfig, runBaselines, type BaselineWorld, type Candidate } from './baselines.ts';
+import { defaultGrid, discoverWorld, formatBaselines, runBaselines, type BaselineWorld, type Candidate } from './baselines.ts';
 import { command } from '../cli/baselines.ts';
 import { UsageError } from '../cli/command.ts';
 

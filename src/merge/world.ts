@@ -5,18 +5,8 @@
  */
 import { loadModel, Llama, paramShapes } from '../nn/index.ts';
 import type { LlamaConfig, Tokenizer } from '../nn/index.ts';
-import { computeStats, tensorKind, tensorLayer, DEFAULT_LIMITS, type MergeFunction, type ModelStats, type SandboxLimits } from '../sandbox/index.ts';
-import { parseTensorFilter } from './config-check.ts';
-
-/** Which tensors are merged: kinds ('mlp', 'attention', …), 'all', or a regular expression `re:…`. */
-export type TensorFilter = string;
-
-export function tensorSelector(filter: TensorFilter): (name: string) => boolean {
-  const f = parseTensorFilter(filter, 'tensor filter'); // the one parser, also used to check run configs
-  if (f.kind === 'all') return () => true;
-  if (f.kind === 're') return (n) => f.re.test(n);
-  return (n) => f.kinds.includes(tensorKind(n));
-}
+import { computeStats, tensorLayer, DEFAULT_LIMITS, type MergeFunction, type ModelStats, type SandboxLimits } from '../sandbox/index.ts';
+import { tensorSelector, type TensorFilter } from './tensor-filter.ts';
 
 export class MergeWorld {
   private statsCache: ModelStats | null = null;

@@ -5,14 +5,15 @@ import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { makeMicroWorld } from './testing.ts';
-import { resolveConfig, type LoopConfig } from './config.ts';
-import { openEvalContext, runJob, WorkerPool, type EvalContext, type EvalJob, type JobResult } from './pool.ts';
-import { evaluateServed, writeServedCheckpoint, type ServerProcess } from './served.ts';
-import { BuiltinBackend } from '../eval/backends.ts';
-import { evaluate } from '../eval/evaluate.ts';
-import { buildPrompt } from '../eval/prompt.ts';
+import { makeMicroWorld } from '../world/testing.ts';
+import { resolveConfig, type LoopConfig } from '../loop/config.ts';
+import { openEvalContext, runJob, WorkerPool, type EvalContext, type EvalJob, type JobResult } from '../loop/pool.ts';
+import { evaluateServed, type ServerProcess } from './served.ts';
+import { BuiltinBackend } from './backends.ts';
+import { evaluate } from './evaluate.ts';
+import { buildPrompt } from './prompt.ts';
 import { Llama, encodePair, loadModel, train } from '../nn/index.ts';
+import { saveMergedModel } from '../nn/checkpoint.ts';
 
 const ROOT = resolve(fileURLToPath(import.meta.url), '../../..');
 // Everything this file writes (micro world, served checkpoints, workers' temp folders) goes to a private
@@ -100,20 +101,20 @@ test('eval.server config: defaults, validation errors name the field; no server 
   assert.throws(() => resolveConfig({ world: w, eval: { servr: {} } }), /unknown key eval\.servr/);
 });
 
-test('writeServedCheckpoint: an HF folder the builtin engine loads back exactly (F32) or rounded to BF16; seed config and tokenizer carried', async () => {
+test('saveMergedModel: an HF folder the builtin engine loads back exactly (F32) or rounded to BF16; seed config and tokenizer carried', async () => {
   const w = await worldP;
   const ctx = await inProcess();
   const weights = await mergedWeights(EXPERT0);
   const out = mkdtempSync(join(PRIV, 'ckpt-'));
   try {
-    writeServedCheckpoint(join(out, 'f32'), w.seedModel, ctx.world.config, weights);
+    saveMergedModel(join(out, 'f32'), w.seedModel, ctx.world.config, weights);
     const a = loadModel(join(out, 'f32'));
     for (const [n, x] of weights) assert.deepEqual(a.model.getWeights().get(n), x, n);
     a.model.dispose();
     assert.deepEqual(JSON.parse(readFileSync(join(out, 'f32', 'config.json'), 'utf8')), JSON.parse(readFileSync(join(w.seedModel, 'config.json'), 'utf8')));
     for (const f of ['tokenizer.json', 'tokenizer_config.json', 'generation_config.json']) assert.equal(readFileSync(join(out, 'f32', f), 'utf8'), readFileSync(join(w.seedModel, f), 'utf8'), f);
 
-    writeServedCheckpoint(join(out, 'bf16'), w.seedModel, ctx.world.config, weights, 'BF16');
+    saveMergedModel(join(out, 'bf16'), w.seedModel, ctx.world.config, weights, 'BF16');
     assert.equal(JSON.parse(readFileSync(join(out, 'bf16', 'config.json'), 'utf8')).torch_dtype, 'bfloat16');
     const b = loadModel(join(out, 'bf16')).model;
     // bf16 = the top 16 bits of the f32 pattern, rounded to nearest even
@@ -129,7 +130,7 @@ test('writeServedCheckpoint: an HF folder the builtin engine loads back exactly 
 
     const partial = new Map(weights);
     partial.delete('model.norm.weight');
-    assert.throws(() => writeServedCheckpoint(join(out, 'bad'), w.seedModel, ctx.world.config, partial), /eval\.server: merged weights have no tensor model\.norm\.weight/);
+    assert.throws(() => saveMergedModel(join(out, 'bad'), w.seedModel, ctx.world.config, partial), /eval\.server: merged weights have no tensor model\.norm\.weight/);
     assert.equal(existsSync(join(out, 'bad')), false, 'nothing written on error');
   } finally {
     rmSync(out, { recursive: true, force: true });
@@ -282,7 +283,7 @@ test('a server that fails with "address already in use" is retried once on a new
 });
 
 test('orphans: if the evaluating process dies (SIGKILL), the watchdog stops the server group and removes the folder', async () => {
-  const served = pathToFileURL(join(ROOT, 'src/loop/served.ts')).href;
+  const served = pathToFileURL(join(ROOT, 'src/eval/served.ts')).href;
   const code = `
     const { ServerProcess } = await import(${JSON.stringify(served)});
     const { mkdtempSync } = await import('node:fs');

@@ -5,34 +5,29 @@
  * dev; per method family the best config by dev (strict, then flexible, then grid order) is scored on
  * test — tuned on dev, reported on dev and test.
  *
- * Merging is in memory with the registry's method implementations, called per tensor exactly as the
- * file engine (src/merge/engine.ts) calls them: same parameter resolution, same per-tensor seeds
- * (`tensorSeed(seed, name)`), inputs decoded from the stored dtype, results rounded to the base
- * model's stored dtype; tensors outside the tensor filter come from the merge's base model (mergekit's
- * include_tensors semantics). So a row's weights are bit-identical to what `selfdev merge` writes for
- * the row's `mergekit` config (checked by a test).
+ * Merging is in memory with the registry's method implementations (src/merge/in-memory.ts), so a
+ * row's weights are bit-identical to what `selfdev merge` writes for the row's `mergekit` config
+ * (checked by a test). With `jobs` > 1 the evaluations run in worker processes
+ * (baselines-worker.ts) on the loop's process pool (src/loop/fork-pool.ts).
  *
  * Results are cached per (method, params, model hashes, tensor filter, seed, split, problem set,
  * decoding settings) in a JSON file, rewritten atomically after every evaluation, so an interrupted
  * run resumes where it stopped and a rerun recomputes nothing.
  */
 import { createHash } from 'node:crypto';
-import { fork, type ChildProcess } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Checkpoint } from '../io/checkpoint.ts';
-import { decodeToF32, encodeFromF32, isFloatDType, type FloatDType } from '../tensor/dtype.ts';
 import { getMethod } from '../merge/registry.ts';
-import { layerOf, resolveParams, tensorSeed } from '../merge/params.ts';
-import { matchesPattern, type RawValue } from '../merge/config.ts';
+import { mergekitConfig, mergeWeights, modelLoader, type LoadedModel, type MergeSpec } from '../merge/in-memory.ts';
+import { tensorSelector, type TensorFilter } from '../merge/tensor-filter.ts';
 import type { ParamValue } from '../merge/types.ts';
-import { initBackend, readConfig, Llama, Tokenizer, type LlamaConfig } from '../nn/index.ts';
+import { initBackend, Llama, Tokenizer } from '../nn/index.ts';
 import { evaluate, type EvalProblem } from '../eval/evaluate.ts';
 import { loadGsm8k } from '../eval/gsm8k.ts';
 import { BuiltinBackend } from '../eval/backends.ts';
-import { DEFAULT_RECIPE } from '../world/recipe.ts';
-import { tensorSelector, type TensorFilter } from './merger.ts';
+import { ForkPool } from '../loop/fork-pool.ts';
+import { DEFAULT_RECIPE } from './recipe.ts';
 
 export type ExpertSet = 'in-domain' | 'ood';
 export type SplitName = 'dev' | 'test';
@@ -49,26 +44,11 @@ export interface BaselineWorld {
   names?: Record<string, string>;
 }
 
-/** One configuration to score: a model as it is, or a merge with a registry method. */
-export interface Candidate {
+/** One configuration to score: a model as it is (`model`), or a merge with a registry method. */
+export interface Candidate extends MergeSpec {
   set: ExpertSet;
-  /** Selection group: the best config by dev of each (set, family) is scored on test. */
-  family: string;
-  /** Human-readable parameters (table column). */
-  label: string;
-  kind: 'model' | 'merge';
   /** kind 'model': the model folder. */
   model?: string;
-  /** kind 'merge': registry method name, base model folder, other model folders. */
-  method?: string;
-  base?: string;
-  models?: string[];
-  /** Global parameters (mergekit `parameters:`). */
-  params?: Record<string, ParamValue>;
-  /** Parameters set on every model entry (mergekit `models[].parameters`). */
-  modelParams?: Record<string, ParamValue>;
-  /** Parameters of each model entry in turn (over `modelParams`), e.g. a weight per expert. */
-  modelParamsEach?: Array<Record<string, ParamValue>>;
 }
 
 export interface SplitScore {
@@ -119,7 +99,7 @@ export interface BaselineOptions {
   splits?: SplitName[];
   /** First N questions of each split. */
   limit?: number;
-  /** Tensor filter of the merges (merger.ts syntax; default 'mlp', the loop's default). */
+  /** Tensor filter of the merges (src/merge/tensor-filter.ts; default 'mlp', the loop's default). */
   tensors?: TensorFilter;
   /** Run seed of random methods (per-tensor seeds as the merge engine derives them). Default 0. */
   seed?: number;
@@ -273,113 +253,6 @@ export function defaultGrid(w: BaselineWorld, o: { quick?: boolean; lambdas?: nu
   return out;
 }
 
-// ------------------------------------------------------------------------------ models and merging
-
-interface LoadedModel {
-  dir: string;
-  config: LlamaConfig;
-  names: string[];
-  shapes: Map<string, number[]>;
-  dtypes: Map<string, FloatDType>;
-  weights: Map<string, Float32Array>;
-  hash: string;
-}
-
-/** Loads every float tensor of a model folder (f32), its stored dtypes, and a content hash. */
-export function loadWeights(dir: string): LoadedModel {
-  if (!existsSync(join(dir, 'config.json'))) throw new Error(`${dir}: not a model folder (no config.json)`);
-  const config = readConfig(dir);
-  const ck = Checkpoint.open(dir);
-  try {
-    const h = createHash('sha256');
-    const names = ck.tensorNames();
-    const shapes = new Map<string, number[]>();
-    const dtypes = new Map<string, FloatDType>();
-    const weights = new Map<string, Float32Array>();
-    for (const n of names) {
-      const info = ck.info(n);
-      if (!isFloatDType(info.dtype)) throw new Error(`${dir}: tensor ${n} has non-float dtype ${info.dtype}`);
-      const bytes = ck.readBytes(n);
-      h.update(`${n}:${info.dtype}:${info.shape.join('x')}\n`).update(bytes);
-      shapes.set(n, [...info.shape]);
-      dtypes.set(n, info.dtype as FloatDType);
-      weights.set(n, decodeToF32(bytes, info.dtype));
-    }
-    return { dir, config, names, shapes, dtypes, weights, hash: h.digest('hex') };
-  } finally {
-    ck.close();
-  }
-}
-
-/**
- * Merged weights of a merge candidate, computed as the file engine computes them (see the file
- * comment): per selected tensor `method.merge` on fresh f32 copies of the inputs, rounded to the base
- * model's stored dtype; other tensors are the base model's.
- */
-export function mergeWeights(c: Candidate, load: (dir: string) => LoadedModel, tensors: TensorFilter = 'mlp', seed = 0): Map<string, Float32Array> {
-  if (c.kind !== 'merge' || !c.method || !c.base || !c.models) throw new Error(`baseline ${c.family} ${c.label}: not a merge candidate`);
-  const method = getMethod(c.method);
-  const base = load(c.base);
-  const models = c.models.map(load);
-  const params = c.params ?? {};
-  const modelParams = c.modelParams ?? {};
-  if (c.modelParamsEach && c.modelParamsEach.length !== c.models.length) throw new Error(`baseline ${c.family} ${c.label}: modelParamsEach has ${c.modelParamsEach.length} entries for ${c.models.length} models`);
-  const each = c.models.map((_, i) => ({ ...modelParams, ...(c.modelParamsEach?.[i] ?? {}) }));
-  const known = new Set([...method.globalParams, ...method.modelParams].map((p) => p.name));
-  for (const k of [...Object.keys(params), ...each.flatMap((e) => Object.keys(e))]) if (!known.has(k)) throw new Error(`baseline ${c.family} ${c.label}: ${c.method} has no parameter '${k}'`);
-  const perModel = new Set(method.modelParams.map((p) => p.name));
-  for (const k of each.flatMap((e) => Object.keys(e))) if (!perModel.has(k)) throw new Error(`baseline ${c.family} ${c.label}: '${k}' is not a per-model parameter of ${c.method}`);
-  const sel = tensorSelector(tensors);
-  const numLayers = base.config.num_hidden_layers;
-  const out = new Map<string, Float32Array>();
-  let merged = 0;
-  for (const name of base.names) {
-    const b = base.weights.get(name)!;
-    if (!sel(name)) {
-      out.set(name, b);
-      continue;
-    }
-    const shape = base.shapes.get(name)!;
-    const xs = models.map((m) => {
-      const x = m.weights.get(name);
-      if (!x || x.length !== b.length) throw new Error(`${m.dir}: tensor ${name} missing or of another size than in ${base.dir}`);
-      return Float32Array.from(x);
-    });
-    const layer = layerOf(name);
-    const g = resolveParams(method.globalParams, null, params as Record<string, RawValue>, name, layer, numLayers, 'parameters');
-    const mp = models.map((m, i) => resolveParams(method.modelParams, each[i] as Record<string, RawValue>, params as Record<string, RawValue>, name, layer, numLayers, `models[${i}] (${m.dir})`));
-    const r = method.merge({ name, shape, base: method.base === 'none' ? null : Float32Array.from(b), models: xs, modelParams: mp, params: g, layer, numLayers, seed: tensorSeed(seed, name) });
-    if (r.length !== b.length) throw new Error(`${c.method} returned ${r.length} values for tensor ${name} of ${b.length}`);
-    const dt = base.dtypes.get(name)!;
-    out.set(name, dt === 'F32' ? Float32Array.from(r) : decodeToF32(encodeFromF32(r, dt), dt));
-    merged++;
-  }
-  if (merged === 0) throw new Error(`tensor filter ${JSON.stringify(tensors)} selects no tensor of ${base.dir}`);
-  return out;
-}
-
-/** The `selfdev merge` (mergekit YAML) config reproducing a merge candidate. */
-export function mergekitConfig(c: Candidate, allNames: string[], tensors: TensorFilter = 'mlp'): Record<string, unknown> {
-  if (c.kind !== 'merge') throw new Error('mergekitConfig: not a merge candidate');
-  const cfg: Record<string, unknown> = {
-    merge_method: c.method,
-    base_model: c.base,
-    models: c.models!.map((m, i) => {
-      const p = { ...(c.modelParams ?? {}), ...(c.modelParamsEach?.[i] ?? {}) };
-      return Object.keys(p).length ? { model: m, parameters: p } : { model: m };
-    }),
-  };
-  if (Object.keys(c.params ?? {}).length) cfg.parameters = { ...c.params };
-  if (tensors !== 'all') {
-    const sel = tensorSelector(tensors);
-    const chosen = allNames.filter(sel);
-    const compact = tensors === 'mlp' ? ['.mlp.'] : null;
-    const same = compact && allNames.every((n) => compact.some((p) => matchesPattern(n, p)) === sel(n));
-    cfg.include_tensors = same ? compact : chosen.map((n) => `/^${n.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$/`);
-  }
-  return cfg;
-}
-
 // ------------------------------------------------------------------------------ cache
 
 interface CacheEntry {
@@ -478,21 +351,13 @@ export async function runBaselines(world: BaselineWorld, opts: BaselineOptions =
   };
 
   await initBackend();
-  const loaded = new Map<string, LoadedModel>();
-  const load = (dir: string): LoadedModel => {
-    let m = loaded.get(dir);
-    if (!m) {
-      m = loadWeights(dir);
-      loaded.set(dir, m);
-    }
-    return m;
-  };
+  const load = modelLoader();
   const settings: EvalSettings = { tensors, seed, maxTokens, calculator, batchSize, tokenizerDir: world.seed, files: { dev: world.dev, test: world.test }, limit: opts.limit };
   const jobs = opts.jobs ?? 1;
   if (!(Number.isInteger(jobs) && jobs >= 1)) throw new Error(`jobs must be a positive integer, got ${jobs}`);
-  const pool = jobs > 1 ? new WorkerPool(jobs, settings) : null;
+  const pool = jobs > 1 ? baselinesPool(jobs, settings) : null;
   const local = pool ? null : localEvaluator(settings, load, problems);
-  const evaluator = (c: Candidate, split: SplitName) => (pool ? pool.run(c, split) : local!(c, split));
+  const evaluator = (candidate: Candidate, split: SplitName) => (pool ? pool.run({ candidate, split }) : local!(candidate, split));
 
   const keyOf = (c: Candidate, split: SplitName): string => {
     const id = c.kind === 'model'
@@ -529,7 +394,7 @@ export async function runBaselines(world: BaselineWorld, opts: BaselineOptions =
   try {
     return await runGrid();
   } finally {
-    pool?.close();
+    await pool?.close();
   }
   async function runGrid(): Promise<BaselinesReport> {
     let done = 0;
@@ -596,7 +461,7 @@ export async function runBaselines(world: BaselineWorld, opts: BaselineOptions =
   }
 }
 
-interface EvalSettings {
+export interface EvalSettings {
   tensors: TensorFilter;
   seed: number;
   maxTokens: number;
@@ -607,10 +472,10 @@ interface EvalSettings {
   limit: number | undefined;
 }
 
-type Evaluator = (c: Candidate, split: SplitName) => Promise<SplitScore>;
+export type Evaluator = (c: Candidate, split: SplitName) => Promise<SplitScore>;
 
 /** Scores candidates in this process, one at a time (calls are serialised). */
-function localEvaluator(st: EvalSettings, load: (dir: string) => LoadedModel, problems: Partial<Record<SplitName, EvalProblem[]>>): Evaluator {
+export function localEvaluator(st: EvalSettings, load: (dir: string) => LoadedModel, problems: Partial<Record<SplitName, EvalProblem[]>>): Evaluator {
   const tokenizer = Tokenizer.load(st.tokenizerDir);
   let chain: Promise<unknown> = Promise.resolve();
   const one = async (c: Candidate, split: SplitName): Promise<SplitScore> => {
@@ -635,81 +500,22 @@ function localEvaluator(st: EvalSettings, load: (dir: string) => LoadedModel, pr
 
 // ------------------------------------------------------------------------------ worker processes
 
-const WORKER_FLAG = '--selfdev-baselines-worker';
-const TSX_LOADER = import.meta.resolve('tsx');
-
-type WorkerMsg = { id: number; score: SplitScore } | { id: number; error: string };
-
-/** N forked copies of this module, each scoring one candidate at a time. */
-class WorkerPool {
-  private readonly idle: ChildProcess[] = [];
-  private readonly all: ChildProcess[] = [];
-  private readonly queue: Array<() => void> = [];
-  private readonly pending = new Map<number, { resolve: (s: SplitScore) => void; reject: (e: Error) => void }>();
-  private next = 0;
-  private closed = false;
-
-  constructor(n: number, settings: EvalSettings) {
-    for (let i = 0; i < n; i++) {
-      const child = fork(fileURLToPath(import.meta.url), [WORKER_FLAG, JSON.stringify(settings)], { execArgv: ['--import', TSX_LOADER], stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
-      child.on('message', (m: WorkerMsg) => {
-        const p = this.pending.get(m.id);
-        if (!p) return;
-        this.pending.delete(m.id);
-        if ('error' in m) p.reject(new Error(m.error));
-        else p.resolve(m.score);
-        this.release(child);
-      });
-      child.on('exit', (code) => {
-        if (this.closed) return;
-        for (const [, p] of this.pending) p.reject(new Error(`baselines worker exited with code ${code}`));
-        this.pending.clear();
-      });
-      this.all.push(child);
-      this.idle.push(child);
-    }
-  }
-
-  private release(child: ChildProcess): void {
-    this.idle.push(child);
-    this.queue.shift()?.();
-  }
-
-  async run(c: Candidate, split: SplitName): Promise<SplitScore> {
-    if (this.idle.length === 0) await new Promise<void>((r) => this.queue.push(r));
-    const child = this.idle.pop()!;
-    const id = this.next++;
-    return new Promise<SplitScore>((resolve, reject) => {
-      this.pending.set(id, { resolve, reject });
-      child.send({ id, candidate: c, split });
-    });
-  }
-
-  close(): void {
-    this.closed = true;
-    for (const c of this.all) c.kill();
-  }
+/** One evaluation in a worker process (baselines-worker.ts). */
+export interface BaselineJob {
+  candidate: Candidate;
+  split: SplitName;
 }
 
-async function workerMain(settings: EvalSettings): Promise<void> {
-  await initBackend();
-  const loaded = new Map<string, LoadedModel>();
-  const load = (dir: string) => {
-    let m = loaded.get(dir);
-    if (!m) loaded.set(dir, (m = loadWeights(dir)));
-    return m;
-  };
-  const ev = localEvaluator(settings, load, {});
-  process.on('message', (m: { id: number; candidate: Candidate; split: SplitName }) => {
-    ev(m.candidate, m.split).then(
-      (score) => process.send!({ id: m.id, score }),
-      (e: Error) => process.send!({ id: m.id, error: e.message }),
-    );
+/** N worker processes, each loading the models itself and scoring one candidate at a time. */
+function baselinesPool(n: number, settings: EvalSettings): ForkPool<EvalSettings, BaselineJob, SplitScore> {
+  return new ForkPool<EvalSettings, BaselineJob, SplitScore>(n, {
+    worker: fileURLToPath(new URL('./baselines-worker.ts', import.meta.url)),
+    init: settings,
+    name: 'baselines worker',
+    maxAttempts: 1,
+    onGiveUp: (_job, d) => new Error(`baselines worker exited with code ${d.code}`),
   });
-  process.on('disconnect', () => process.exit(0));
 }
-
-if (process.argv[2] === WORKER_FLAG && process.send) void workerMain(JSON.parse(process.argv[3]!) as EvalSettings);
 
 // ------------------------------------------------------------------------------ table
 

@@ -7,16 +7,16 @@
  * candidate jobs (every program in algorithms/ × 2 seeds, dev-subset scoring) run in process vs on
  * an already started pool, interleaved. Prints one JSON line.
  *
- *   node --import tsx src/loop/bench.ts [--repeats 2] [--samples 12] [--workers 2]
+ *   npm run bench:loop -- [--repeats 2] [--samples 12] [--workers 2]
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { makeTempDir } from '../io/testing.ts';
-import { runLoop } from './controller.ts';
-import { makeMicroWorld } from './testing.ts';
-import { resolveConfig } from './config.ts';
-import { LocalRunner, WorkerPool, openEvalContext, type EvalJob, type JobRunner } from './pool.ts';
+import { makeTempDir } from '../src/io/testing.ts';
+import { runLoop } from '../src/loop/controller.ts';
+import { makeMicroWorld } from '../src/world/testing.ts';
+import { resolveConfig } from '../src/loop/config.ts';
+import { LocalRunner, WorkerPool, openEvalContext, type EvalJob, type JobRunner } from '../src/loop/pool.ts';
 
 const { values } = parseArgs({ options: { repeats: { type: 'string', default: '2' }, samples: { type: 'string', default: '12' }, workers: { type: 'string', default: '2' } } });
 const repeats = Number(values.repeats);
