@@ -25,7 +25,7 @@ import { initBackend, loadModel, saveModel, dpoTrain } from '../nn/index.ts';
 import { buildPrompt, loadPromptFiles, openFactory, type AlgorithmFactory, type Candidate, type FactoryPrompt } from '../factory/index.ts';
 import { writeReport } from '../report/report.ts';
 import { CorpusSampler, EvolutionSampler, evolutionPool, skipTraining } from './arms.ts';
-import { DEFAULT_CONFIG, resolveConfig, temperatureAt, trainsFactory, type LoopConfig } from './config.ts';
+import { DEFAULT_CONFIG, resolveConfig, resolveDistributed, temperatureAt, trainsFactory, type LoopConfig } from './config.ts';
 import { LocalRunner, WorkerPool, loadProblems, openEvalContext, type EvalContext, type EvalSet, type JobRunner, type Scores } from './pool.ts';
 import { checkRecursiveWorld, ensureMergedFactory } from './recursive.ts';
 import { bestBySelection, bestByTest } from './selection.ts';
@@ -51,6 +51,8 @@ export interface LoopOptions {
   root?: string;
   /** Overrides the config's `workers` (e.g. when resuming on another machine). */
   workers?: number;
+  /** A queue URL (redis://HOST:PORT/DB): evaluate on the queue's `selfdev worker`s; overrides the config's distributed.url (the block's other settings, or their defaults, apply). */
+  queue?: string;
   /** Tests: run every evaluation job on this runner instead of the world (no world or worker is loaded; closed with the run). */
   runner?: JobRunner;
 }
@@ -159,8 +161,13 @@ export async function runLoop(config: unknown, runDir: string, opts: LoopOptions
     // loaded here), or drained by worker processes started once per run (this process then loads no world)
     let runner: JobRunner;
     let localCtx: EvalContext | null = null; // workers = 1: the runner's context (recursive mode merges with it too)
+    const dist = opts.queue ? resolveDistributed({ ...cfg.distributed, url: opts.queue }, '--queue') : cfg.distributed;
     if (opts.runner) {
       runner = opts.runner;
+    } else if (dist) {
+      // evaluation on `selfdev worker` processes through a BullMQ queue (src/distributed; loaded only here)
+      const { QueueRunner } = await import('../distributed/queue-runner.ts');
+      runner = await QueueRunner.open({ cfg, root, url: dist.url, maxInFlight: dist.maxInFlight, lockDurationMs: dist.lockDurationMs, attempts: dist.attempts });
     } else if (workers > 1) {
       const pool = new WorkerPool(workers, cfg, root);
       if (run.status !== 'done') pool.start(); // load while the factory samples (a finished run starts them only if a job comes)

@@ -1,0 +1,163 @@
+/**
+ * Test helpers of distributed evaluation: a private redis-server per test file (free loopback port,
+ * own data folder, killed by pid), `selfdev worker` processes whose output lines are collected, and
+ * a micro world laid out under a root folder the way workers resolve it.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdirSync, symlinkSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { makeMicroWorld, type MicroWorld } from '../world/testing.ts';
+
+const REPO = fileURLToPath(new URL('../..', import.meta.url));
+const BIN = join(REPO, 'bin', 'selfdev.mjs');
+export const REDIS_SERVER = process.env.REDIS_SERVER ?? 'redis-server';
+
+/** A free TCP port on 127.0.0.1 (bound, read, released). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+export interface RedisHandle {
+  url: string;
+  port: number;
+  dir: string;
+  pid: () => number;
+  /** SIGKILL the server (data in memory is lost unless appendonly). */
+  kill(): Promise<void>;
+  /** Start it again on the same port and data folder. */
+  restart(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts redis-server on a free loopback port with `dir` as its data folder (appendonly with
+ * fsync always when `aof`). Fails (never skips) when redis-server is missing: the distributed tests
+ * need it (`.ci/run` installs it).
+ */
+export async function startRedis(dir: string, o: { aof?: boolean } = {}): Promise<RedisHandle> {
+  const probe = spawnSync(REDIS_SERVER, ['--version'], { encoding: 'utf8' });
+  if (probe.error || probe.status !== 0) throw new Error(`redis-server is needed by the distributed tests and was not found (${REDIS_SERVER}: ${probe.error?.message ?? probe.stderr}); install it (Debian: apt-get install redis-server)`);
+  mkdirSync(dir, { recursive: true });
+  const port = await freePort();
+  let child: ChildProcess | null = null;
+  const launch = async () => {
+    const args = ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--daemonize', 'no', '--maxmemory-policy', 'noeviction', '--loglevel', 'warning', ...(o.aof ? ['--appendonly', 'yes', '--appendfsync', 'always'] : ['--appendonly', 'no'])];
+    const c = spawn(REDIS_SERVER, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    child = c;
+    let out = '';
+    c.stdout!.on('data', (d) => (out += d));
+    c.stderr!.on('data', (d) => (out += d));
+    // ready when it answers PING
+    const t0 = Date.now();
+    for (;;) {
+      if (c.exitCode !== null) throw new Error(`redis-server exited at start (code ${c.exitCode}): ${out}`);
+      const r = spawnSync('redis-cli', ['-p', String(port), 'ping'], { encoding: 'utf8' });
+      if (r.stdout?.trim() === 'PONG') return;
+      if (Date.now() - t0 > 10_000) throw new Error(`redis-server on port ${port} did not answer within 10 s: ${out}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  };
+  const killIt = async (sig: NodeJS.Signals) => {
+    const c = child;
+    if (!c || c.exitCode !== null || c.signalCode !== null) return;
+    await new Promise<void>((r) => {
+      c.once('exit', () => r());
+      process.kill(c.pid!, sig);
+    });
+  };
+  await launch();
+  const h: RedisHandle = {
+    url: `redis://127.0.0.1:${port}/0`,
+    port,
+    dir,
+    pid: () => child!.pid!,
+    kill: () => killIt('SIGKILL'),
+    restart: launch,
+    stop: () => killIt('SIGTERM'),
+  };
+  process.on('exit', () => {
+    const c = child;
+    if (c && c.exitCode === null && c.signalCode === null) process.kill(c.pid!, 'SIGKILL');
+  });
+  return h;
+}
+
+/** A `selfdev worker` process and the lines it printed. */
+export interface WorkerHandle {
+  child: ChildProcess;
+  lines: string[];
+  /** Resolves with the first line matching `re` (rejects after `ms`). */
+  waitFor(re: RegExp, ms?: number): Promise<string>;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+export function startWorker(url: string, root: string, extra: string[] = []): WorkerHandle {
+  const child = spawn(process.execPath, [BIN, 'worker', '--queue', url, '--root', root, ...extra], { stdio: ['ignore', 'pipe', 'pipe'], cwd: REPO });
+  const lines: string[] = [];
+  const listeners = new Set<() => void>();
+  let buf = '';
+  const onData = (d: Buffer) => {
+    buf += d.toString();
+    const parts = buf.split('\n');
+    buf = parts.pop()!;
+    lines.push(...parts);
+    for (const l of [...listeners]) l();
+  };
+  child.stdout!.on('data', onData);
+  child.stderr!.on('data', onData);
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => child.once('exit', (code, signal) => r({ code, signal })));
+  process.on('exit', () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  });
+  return {
+    child,
+    lines,
+    exited,
+    waitFor: (re, ms = 60_000) =>
+      new Promise((resolve, reject) => {
+        const check = () => {
+          const hit = lines.find((l) => re.test(l));
+          if (hit !== undefined) {
+            listeners.delete(check);
+            clearTimeout(timer);
+            resolve(hit);
+          }
+        };
+        const timer = setTimeout(() => {
+          listeners.delete(check);
+          reject(new Error(`worker ${child.pid}: no line matching ${re} within ${ms} ms; output:\n${lines.join('\n')}`));
+        }, ms);
+        listeners.add(check);
+        check();
+      }),
+  };
+}
+
+/** Ids of the jobs a worker started, one entry per start. */
+export function startedJobs(lines: string[]): string[] {
+  return lines.flatMap((l) => {
+    const m = / job (\S+) start /.exec(l);
+    return m ? [m[1]!] : [];
+  });
+}
+
+/**
+ * A run root as workers see it: `docs` and `algorithms` linked from the repository (the factory
+ * prompt reads them), a micro world in `world/`; returns the world with paths relative to `root`.
+ */
+export async function microRoot(root: string, o: Parameters<typeof makeMicroWorld>[1] = {}): Promise<MicroWorld> {
+  mkdirSync(root, { recursive: true });
+  for (const d of ['docs', 'algorithms']) symlinkSync(join(REPO, d), join(root, d));
+  const w = await makeMicroWorld(join(root, 'world'), { root: REPO, ...o });
+  const rel = (p: string) => relative(root, p);
+  return { seedModel: rel(w.seedModel), experts: w.experts.map(rel), oodExperts: w.oodExperts.map(rel), dev: rel(w.dev), test: rel(w.test), select: rel(w.select) };
+}
