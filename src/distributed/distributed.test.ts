@@ -52,12 +52,22 @@ async function stopWorkers(ws: WorkerHandle[]): Promise<void> {
 
 const dupes = (ids: string[]) => ids.filter((x, i) => ids.indexOf(x) !== i);
 
+/** The queue at `url` for the test's own reads and adds; `done` closes it and its connection. */
+function openQueue(url: string): { q: Queue; done: () => Promise<void> } {
+  const conn = connect(url, 'test');
+  const q = new Queue(QUEUE_NAME, { connection: conn, prefix: PREFIX });
+  return { q, done: async () => {
+    await q.close();
+    conn.disconnect();
+  } };
+}
+
 async function queueCounts(url: string) {
-  const q = new Queue(QUEUE_NAME, { connection: connect(url, 'test'), prefix: PREFIX });
+  const { q, done } = openQueue(url);
   try {
     return await q.getJobCounts('waiting', 'active', 'delayed', 'prioritized', 'completed', 'failed');
   } finally {
-    await q.close();
+    await done();
   }
 }
 
@@ -104,7 +114,6 @@ test('a worker SIGKILLed mid-job: the job is rerun by another worker, one row pe
     const ranByB = startedJobs(b.lines);
     assert.ok(ranByB.includes(killedJob), `the killed worker's job ${killedJob} was rerun by the other worker`);
     assert.deepEqual(dupes(ranByB), []);
-    assert.ok(b.lines.some((l) => l.includes(`job ${killedJob} start (attempt 1)`) || l.includes(`job ${killedJob} start`)));
     assert.equal((await queueCounts(url)).failed, 0);
   } finally {
     await stopWorkers([a, ...(b ? [b] : [])]);
@@ -178,7 +187,9 @@ test('duplicate adds: the same job added 4 times by 2 controllers runs once and 
     assert.equal(rs[0]!.ok, true);
     for (const r of rs) assert.deepEqual(r, rs[0]);
     assert.deepEqual(startedJobs(w.lines), [r1.idOf(job)], 'one execution');
-    assert.equal(r1.stats.added + r2.stats.added, 1);
+    assert.ok(r1.stats.added + r2.stats.added <= 2, 'one add request per controller (the repeats share the wait)');
+    const c = await queueCounts(url);
+    assert.deepEqual([c.completed, c.failed, c.waiting, c.active], [1, 0, 0, 0], 'one job in the queue');
     // asking again later reads the stored result back
     assert.deepEqual(await r2.run(job), rs[0]);
     assert.equal(startedJobs(w.lines).length, 1);
@@ -204,7 +215,7 @@ test('fingerprint mismatch and malformed messages: the job fails at once with th
     assert.ok(!bad.lines.some((l) => / done /.test(l)), 'nothing was evaluated');
     const refused = startedJobs(bad.lines);
     assert.ok(refused.length >= 1);
-    const q = new Queue(QUEUE_NAME, { connection: connect(url, 'test'), prefix: PREFIX });
+    const { q, done } = openQueue(url);
     try {
       const j = (await q.getJob(refused[0]!))!;
       assert.equal(await j.getState(), 'failed');
@@ -220,7 +231,7 @@ test('fingerprint mismatch and malformed messages: the job fails at once with th
       assert.match(m!.failedReason, /refused by worker \S+: malformed job message: the message has an unknown key "junk"/);
       assert.equal(m!.attemptsMade, 1);
     } finally {
-      await q.close();
+      await done();
     }
     await stopWorkers([bad]);
     good = startWorker(url, root);

@@ -52,7 +52,7 @@ const KEEP_SECONDS = 7 * 86_400;
 
 export class QueueRunner implements JobRunner {
   readonly concurrency: number;
-  /** Counts for tests and the progress line: jobs added, found already in the queue, added again after they vanished, failed jobs added afresh. */
+  /** Counts for tests and the progress line: add requests for new jobs (idempotent: a job added by two controllers at once exists once), jobs found already in the queue, added again after they vanished, failed jobs added afresh, results read. */
   readonly stats = { added: 0, existing: 0, readded: 0, retried: 0, completed: 0 };
   /** job id → the worker that scored it (hostname:pid). */
   readonly scoredBy = new Map<string, string>();
@@ -67,7 +67,7 @@ export class QueueRunner implements JobRunner {
 
   private constructor(
     private readonly o: QueueRunnerOptions,
-    private readonly conn: Redis,
+    private readonly conns: Redis[],
     private readonly queue: Queue,
     private readonly events: QueueEvents,
   ) {
@@ -83,7 +83,7 @@ export class QueueRunner implements JobRunner {
     const evConn = connect(o.url, 'selfdev-controller-events');
     const queue = new Queue(QUEUE_NAME, { connection: conn, prefix: PREFIX });
     const events = new QueueEvents(QUEUE_NAME, { connection: evConn, prefix: PREFIX, autorun: true });
-    const r = new QueueRunner(o, conn, queue, events);
+    const r = new QueueRunner(o, [conn, evConn], queue, events);
     try {
       await Promise.race([
         (async () => {
@@ -116,13 +116,22 @@ export class QueueRunner implements JobRunner {
     if (this.closed) throw new Error('queue runner is closed');
     const msg = makeMessage(this.spec, job, this.o.root, this.fp);
     const id = jobIdOf(msg);
+    const awaited = this.waiters.get(id);
     const p = new Promise<JobResult>((resolve, reject) => {
-      const list = this.waiters.get(id);
-      if (list) list.push({ msg, resolve, reject });
+      if (awaited) awaited.push({ msg, resolve, reject });
       else this.waiters.set(id, [{ msg, resolve, reject }]);
     });
-    await this.ensure(id, msg);
-    void this.check(id);
+    if (!awaited) {
+      // the same job asked for again while it is awaited shares the wait (one add)
+      try {
+        await this.ensure(id, msg);
+      } catch (e) {
+        this.settle(id, () => {
+          throw new Error(`queue: adding job ${id}: ${(e as Error).message}`);
+        });
+      }
+      void this.check(id);
+    }
     return p;
   }
 
@@ -152,8 +161,9 @@ export class QueueRunner implements JobRunner {
     if (this.closed || !this.waiters.has(id) || this.checking.has(id)) return;
     this.checking.add(id);
     try {
-      const job = await this.queue.getJob(id);
-      if (!job) {
+      // the state first: once it is final, the job's result (or reason) is there to read
+      const state = await this.queue.getJobState(id);
+      if (state === 'unknown') {
         const w = this.waiters.get(id);
         if (w) {
           await this.add(id, w[0]!.msg);
@@ -161,9 +171,11 @@ export class QueueRunner implements JobRunner {
         }
         return;
       }
-      const state = await job.getState();
+      if (state !== 'completed' && state !== 'failed') return;
+      const job = await this.queue.getJob(id);
+      if (!job) return; // removed in between (age limit): the next check adds it again
       if (state === 'completed') this.settle(id, () => this.resultOf(id, job));
-      else if (state === 'failed') {
+      else {
         const reason = job.failedReason ?? 'no reason given';
         this.settle(id, () => {
           if (STALLED_REASON.test(reason)) return { ok: false, verdict: 'crash', message: `the queue worker died or lost its lock on every one of ${this.o.attempts} attempt(s) while evaluating this program (${reason})`, sandboxMs: 0 };
@@ -216,6 +228,6 @@ export class QueueRunner implements JobRunner {
     for (const list of this.waiters.values()) for (const w of list) w.reject(err);
     this.waiters.clear();
     await Promise.allSettled([this.events.close(), this.queue.close()]);
-    for (const c of [this.conn]) c.disconnect();
+    for (const c of this.conns) c.disconnect(); // BullMQ leaves connections it was given open
   }
 }

@@ -14,6 +14,12 @@ const REPO = fileURLToPath(new URL('../..', import.meta.url));
 const BIN = join(REPO, 'bin', 'selfdev.mjs');
 export const REDIS_SERVER = process.env.REDIS_SERVER ?? 'redis-server';
 
+/** Processes started here that are still running; killed when the test process exits. */
+const live = new Set<ChildProcess>();
+process.on('exit', () => {
+  for (const c of live) c.kill('SIGKILL');
+});
+
 /** A free TCP port on 127.0.0.1 (bound, read, released). */
 export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -53,6 +59,8 @@ export async function startRedis(dir: string, o: { aof?: boolean } = {}): Promis
     const args = ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--daemonize', 'no', '--maxmemory-policy', 'noeviction', '--loglevel', 'warning', ...(o.aof ? ['--appendonly', 'yes', '--appendfsync', 'always'] : ['--appendonly', 'no'])];
     const c = spawn(REDIS_SERVER, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     child = c;
+    live.add(c);
+    c.once('exit', () => live.delete(c));
     let out = '';
     c.stdout!.on('data', (d) => (out += d));
     c.stderr!.on('data', (d) => (out += d));
@@ -84,10 +92,6 @@ export async function startRedis(dir: string, o: { aof?: boolean } = {}): Promis
     restart: launch,
     stop: () => killIt('SIGTERM'),
   };
-  process.on('exit', () => {
-    const c = child;
-    if (c && c.exitCode === null && c.signalCode === null) process.kill(c.pid!, 'SIGKILL');
-  });
   return h;
 }
 
@@ -115,9 +119,8 @@ export function startWorker(url: string, root: string, extra: string[] = []): Wo
   child.stdout!.on('data', onData);
   child.stderr!.on('data', onData);
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => child.once('exit', (code, signal) => r({ code, signal })));
-  process.on('exit', () => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-  });
+  live.add(child);
+  child.once('exit', () => live.delete(child));
   return {
     child,
     lines,
