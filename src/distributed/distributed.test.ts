@@ -8,68 +8,15 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { copyFileSync, cpSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Queue } from 'bullmq';
-import { makeTempDir } from '../io/testing.ts';
 import { runLoop } from '../loop/controller.ts';
 import { resolveConfig } from '../loop/config.ts';
 import { runSnapshot } from '../loop/testing.ts';
 import { RunStore } from '../store/store.ts';
 import { QueueRunner } from './queue-runner.ts';
-import { PREFIX, QUEUE_NAME, connect } from './queue.ts';
-import { microRoot, startRedis, startWorker, startedJobs, type WorkerHandle } from './testing.ts';
+import { distributedFixture, dupes, openQueue, queueCounts, startWorker, startedJobs, stopWorkers, type WorkerHandle } from './testing.ts';
 
-const tmp = makeTempDir('selfdev-distributed-');
-process.on('exit', () => tmp.cleanup());
-const root = join(tmp.path, 'root');
-const worldP = microRoot(root, { nExperts: 2, nOod: 1, nDev: 4, nTest: 4, trainSteps: 60 });
-const redisP = startRedis(join(tmp.path, 'redis'));
-const db = async (n: number) => (await redisP).url.replace(/\/0$/, `/${n}`);
-
-const config = async () => ({
-  name: 'distributed', seed: 3, iterations: 1, samplesPerIteration: 8, tensorFilter: 'all',
-  eval: { devSubset: 2, maxTokens: 10, batchSize: 8, promoteTopFraction: 0.5 }, topKTest: 4, pWin: 0.2, pLose: 0.4,
-  baselines: { lambdas: [0.5] },
-  world: { ...(await worldP), algorithms: 'algorithms', example: 'algorithms/task_arithmetic.js' },
-});
-
-/** The local reference: the same config with 2 local worker processes. */
-let localP: Promise<ReturnType<typeof runSnapshot>> | null = null;
-const local = () =>
-  (localP ??= (async () => {
-    const dir = join(tmp.path, 'local');
-    await runLoop({ ...(await config()), workers: 2 }, dir, { root });
-    return runSnapshot(dir);
-  })());
-
-/** SIGTERM the workers and wait: each must exit 0 (graceful stop). */
-async function stopWorkers(ws: WorkerHandle[]): Promise<void> {
-  for (const w of ws) if (w.child.exitCode === null && w.child.signalCode === null) w.child.kill('SIGTERM');
-  for (const w of ws) {
-    const r = await w.exited;
-    if (r.signal !== 'SIGKILL') assert.equal(r.code, 0, `worker ${w.child.pid} exits 0 on SIGTERM; output:\n${w.lines.join('\n')}`);
-  }
-}
-
-const dupes = (ids: string[]) => ids.filter((x, i) => ids.indexOf(x) !== i);
-
-/** The queue at `url` for the test's own reads and adds; `done` closes it and its connection. */
-function openQueue(url: string): { q: Queue; done: () => Promise<void> } {
-  const conn = connect(url, 'test');
-  const q = new Queue(QUEUE_NAME, { connection: conn, prefix: PREFIX });
-  return { q, done: async () => {
-    await q.close();
-    conn.disconnect();
-  } };
-}
-
-async function queueCounts(url: string) {
-  const { q, done } = openQueue(url);
-  try {
-    return await q.getJobCounts('waiting', 'active', 'delayed', 'prioritized', 'completed', 'failed');
-  } finally {
-    await done();
-  }
-}
+const fx = distributedFixture('distributed');
+const { root, worldP, db, config, local } = fx;
 
 test('queue run with 2 workers: the same evaluations, leaderboard, pairs, baselines and transfers as a local workers: 2 run; every job run once', async () => {
   const ref = await local();
@@ -79,7 +26,7 @@ test('queue run with 2 workers: the same evaluations, leaderboard, pairs, baseli
   const ws = [startWorker(url, root), startWorker(url, root)];
   try {
     const t0 = performance.now();
-    const dir = join(tmp.path, 'queued');
+    const dir = join(fx.tmp, 'queued');
     await runLoop(await config(), dir, { root, queue: url });
     const ms = performance.now() - t0;
     assert.deepEqual(runSnapshot(dir), ref);
@@ -103,14 +50,14 @@ test('a worker SIGKILLed mid-job: the job is rerun by another worker, one row pe
   const a = startWorker(url, root);
   let b: WorkerHandle | null = null;
   try {
-    const run = runLoop(cfg, join(tmp.path, 'killed-worker'), { root });
+    const run = runLoop(cfg, join(fx.tmp, 'killed-worker'), { root });
     const line = await a.waitFor(/ job \S+ start /);
     a.child.kill('SIGKILL'); // mid-job: its first job waits for the evaluation child to load
     const killedJob = / job (\S+) start /.exec(line)![1]!;
     assert.equal((await a.exited).signal, 'SIGKILL');
     b = startWorker(url, root);
     await run;
-    assert.deepEqual(runSnapshot(join(tmp.path, 'killed-worker')), ref);
+    assert.deepEqual(runSnapshot(join(fx.tmp, 'killed-worker')), ref);
     const ranByB = startedJobs(b.lines);
     assert.ok(ranByB.includes(killedJob), `the killed worker's job ${killedJob} was rerun by the other worker`);
     assert.deepEqual(dupes(ranByB), []);
@@ -124,8 +71,8 @@ test('controller kill -9 mid-run and resume: jobs that finished while it was dow
   const ref = await local();
   const url = await db(3);
   const ws = [startWorker(url, root), startWorker(url, root)];
-  const runDir = join(tmp.path, 'killed-controller');
-  const cfgPath = join(tmp.path, 'killed-controller.json');
+  const runDir = join(fx.tmp, 'killed-controller');
+  const cfgPath = join(fx.tmp, 'killed-controller.json');
   writeFileSync(cfgPath, JSON.stringify(await config()));
   try {
     const child = spawn(process.execPath, ['--import', 'tsx', new URL('./controller-child.ts', import.meta.url).pathname, cfgPath, runDir, root, url], { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -204,11 +151,11 @@ test('fingerprint mismatch and malformed messages: the job fails at once with th
   const ref = await local();
   const url = await db(5);
   const world = await worldP;
-  const other = join(tmp.path, 'other-root');
+  const other = join(fx.tmp, 'other-root');
   cpSync(root, other, { recursive: true, verbatimSymlinks: true });
   copyFileSync(join(other, world.experts[0]!, 'model.safetensors'), join(other, world.experts[1]!, 'model.safetensors'));
   const bad = startWorker(url, other);
-  const runDir = join(tmp.path, 'mismatch');
+  const runDir = join(fx.tmp, 'mismatch');
   let good: WorkerHandle | null = null;
   try {
     await assert.rejects(runLoop(await config(), runDir, { root, queue: url }), new RegExp(`failed on the queue: refused by worker \\S+: fingerprint mismatch: ${world.experts[1]!.replace(/[/.]/g, '\\$&')} resolves to `));
@@ -243,5 +190,5 @@ test('fingerprint mismatch and malformed messages: the job fails at once with th
 });
 
 test.after(async () => {
-  await (await redisP).stop();
+  await (await fx.redisP).stop();
 });

@@ -99,7 +99,9 @@ export class QueueRunner implements JobRunner {
     }
     events.on('completed', ({ jobId }) => void r.check(jobId));
     events.on('failed', ({ jobId }) => void r.check(jobId));
+    // connection errors (a broker restart) are retried by ioredis; the poll picks up what was missed
     events.on('error', () => undefined);
+    queue.on('error', () => undefined);
     r.timer = setInterval(() => {
       for (const id of r.waiters.keys()) void r.check(id);
     }, o.pollMs ?? 1000);

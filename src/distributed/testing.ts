@@ -5,8 +5,14 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdirSync, symlinkSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { createConnection, createServer } from 'node:net';
 import { join, relative } from 'node:path';
+import assert from 'node:assert/strict';
+import { Queue } from 'bullmq';
+import { makeTempDir } from '../io/testing.ts';
+import { runLoop } from '../loop/controller.ts';
+import { runSnapshot } from '../loop/testing.ts';
+import { PREFIX, QUEUE_NAME, connect } from './queue.ts';
 import { fileURLToPath } from 'node:url';
 import { makeMicroWorld, type MicroWorld } from '../world/testing.ts';
 
@@ -28,6 +34,25 @@ export function freePort(): Promise<number> {
     s.listen(0, '127.0.0.1', () => {
       const port = (s.address() as { port: number }).port;
       s.close(() => resolve(port));
+    });
+  });
+}
+
+/** Whether a Redis server answers PING on 127.0.0.1:port. */
+function ping(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const sock = createConnection({ host: '127.0.0.1', port });
+    let got = '';
+    const done = (ok: boolean) => {
+      sock.destroy();
+      resolve(ok);
+    };
+    sock.setTimeout(1000, () => done(false));
+    sock.on('error', () => done(false));
+    sock.on('connect', () => sock.write('PING\r\n'));
+    sock.on('data', (d) => {
+      got += d.toString();
+      if (got.includes('\r\n')) done(got.startsWith('+PONG'));
     });
   });
 }
@@ -68,8 +93,7 @@ export async function startRedis(dir: string, o: { aof?: boolean } = {}): Promis
     const t0 = Date.now();
     for (;;) {
       if (c.exitCode !== null) throw new Error(`redis-server exited at start (code ${c.exitCode}): ${out}`);
-      const r = spawnSync('redis-cli', ['-p', String(port), 'ping'], { encoding: 'utf8' });
-      if (r.stdout?.trim() === 'PONG') return;
+      if (await ping(port)) return;
       if (Date.now() - t0 > 10_000) throw new Error(`redis-server on port ${port} did not answer within 10 s: ${out}`);
       await new Promise((r) => setTimeout(r, 50));
     }
@@ -163,4 +187,72 @@ export async function microRoot(root: string, o: Parameters<typeof makeMicroWorl
   const w = await makeMicroWorld(join(root, 'world'), { root: REPO, ...o });
   const rel = (p: string) => relative(root, p);
   return { seedModel: rel(w.seedModel), experts: w.experts.map(rel), oodExperts: w.oodExperts.map(rel), dev: rel(w.dev), test: rel(w.test), select: rel(w.select) };
+}
+
+/** SIGTERM the workers and wait: each that was not SIGKILLed must exit 0 (graceful stop). */
+export async function stopWorkers(ws: WorkerHandle[]): Promise<void> {
+  for (const w of ws) if (w.child.exitCode === null && w.child.signalCode === null) w.child.kill('SIGTERM');
+  for (const w of ws) {
+    const r = await w.exited;
+    if (r.signal !== 'SIGKILL') assert.equal(r.code, 0, `worker ${w.child.pid} exits 0 on SIGTERM; output:\n${w.lines.join('\n')}`);
+  }
+}
+
+/** The items that occur more than once. */
+export const dupes = (ids: string[]): string[] => ids.filter((x, i) => ids.indexOf(x) !== i);
+
+/** The queue at `url` for a test's own reads and adds; `done` closes it and its connection. */
+export function openQueue(url: string): { q: Queue; done: () => Promise<void> } {
+  const conn = connect(url, 'test');
+  const q = new Queue(QUEUE_NAME, { connection: conn, prefix: PREFIX });
+  return {
+    q,
+    done: async () => {
+      await q.close();
+      conn.disconnect();
+    },
+  };
+}
+
+export async function queueCounts(url: string) {
+  const { q, done } = openQueue(url);
+  try {
+    return await q.getJobCounts('waiting', 'active', 'delayed', 'prioritized', 'completed', 'failed');
+  } finally {
+    await done();
+  }
+}
+
+/**
+ * One test file's setting: a temp folder (removed at exit), a run root with a micro world (2 experts
+ * trained on disjoint problems, 1 OOD expert), a private redis-server (`db(n)`: its database n),
+ * a small loop config, and the local reference (`local()`: the config run with workers: 2, once).
+ */
+export function distributedFixture(name: string, o: { aof?: boolean } = {}) {
+  const tmp = makeTempDir(`selfdev-${name}-`);
+  process.on('exit', () => tmp.cleanup());
+  const root = join(tmp.path, 'root');
+  const worldP = microRoot(root, { nExperts: 2, nOod: 1, nDev: 4, nTest: 4, trainSteps: 60 });
+  const redisP = startRedis(join(tmp.path, 'redis'), o);
+  const config = async () => ({
+    name, seed: 3, iterations: 1, samplesPerIteration: 8, tensorFilter: 'all',
+    eval: { devSubset: 2, maxTokens: 10, batchSize: 8, promoteTopFraction: 0.5 }, topKTest: 4, pWin: 0.2, pLose: 0.4,
+    baselines: { lambdas: [0.5] },
+    world: { ...(await worldP), algorithms: 'algorithms', example: 'algorithms/task_arithmetic.js' },
+  });
+  let localP: Promise<ReturnType<typeof runSnapshot>> | null = null;
+  return {
+    tmp: tmp.path,
+    root,
+    worldP,
+    redisP,
+    db: async (n: number) => (await redisP).url.replace(/\/0$/, `/${n}`),
+    config,
+    local: () =>
+      (localP ??= (async () => {
+        const dir = join(tmp.path, 'local');
+        await runLoop({ ...(await config()), workers: 2 }, dir, { root });
+        return runSnapshot(dir);
+      })()),
+  };
 }
