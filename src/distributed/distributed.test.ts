@@ -5,7 +5,8 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { copyFileSync, cpSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { runLoop } from '../loop/controller.ts';
@@ -140,6 +141,13 @@ test('duplicate adds: the same job added 4 times by 2 controllers runs once and 
     // asking again later reads the stored result back
     assert.deepEqual(await r2.run(job), rs[0]);
     assert.equal(startedJobs(w.lines).length, 1);
+    // selfdev queue status sees the job and the live worker
+    const st = spawnSync(process.execPath, [fileURLToPath(new URL('../../bin/selfdev.mjs', import.meta.url)), 'queue', 'status', url, '--json'], { encoding: 'utf8', timeout: 60_000 });
+    assert.equal(st.status, 0, st.stderr);
+    const status = JSON.parse(st.stdout) as { counts: Record<string, number>; workers: unknown[]; settings: { lockDurationMs: number } };
+    assert.deepEqual(status.counts, { waiting: 0, active: 0, delayed: 0, completed: 1, failed: 0 });
+    assert.equal(status.workers.length, 1);
+    assert.equal(status.settings.lockDurationMs, 30_000);
   } finally {
     await r1.close();
     await r2.close();
@@ -187,6 +195,14 @@ test('fingerprint mismatch and malformed messages: the job fails at once with th
   } finally {
     await stopWorkers([bad, ...(good ? [good] : [])]);
   }
+});
+
+test('--exit-when-idle: a worker with nothing to do exits 0 by itself, also when no controller has used the queue yet', async () => {
+  const url = await db(6);
+  const w = startWorker(url, root, ['--exit-when-idle', '1']);
+  const r = await w.exited;
+  assert.equal(r.code, 0, w.lines.join('\n'));
+  assert.ok(w.lines.some((l) => /idle before any controller came; exiting/.test(l)), w.lines.join('\n'));
 });
 
 test.after(async () => {

@@ -1,8 +1,8 @@
 /**
  * Distributed evaluation under faults, for real (private redis-server with appendonly and fsync
  * always, `selfdev worker` processes, a micro world): a worker SIGTERMed mid-job, a job whose
- * worker is killed on every attempt, the broker killed and restarted mid-run, the broker's data
- * wiped mid-run. Each test uses its own Redis database and asserts the store's final rows.
+ * worker is killed on every attempt, a worker blocked past its lock, the broker killed and
+ * restarted mid-run, the broker's data wiped mid-run. Each test uses its own Redis database and asserts the store's final rows.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -94,6 +94,39 @@ test('a job whose worker is killed on every attempt gets the verdict crash; the 
     assert.ok(mine.lb.length > 0);
   } finally {
     await stopWorkers(ws);
+  }
+});
+
+test('a worker blocked past its lock (SIGSTOP): the job is rerun elsewhere; its late completion is rejected and changes nothing', async () => {
+  const ref = await local();
+  const url = await db(5);
+  const runDir = join(fx.tmp, 'blocked');
+  const a = startWorker(url, root);
+  let b: WorkerHandle | null = null;
+  try {
+    const run = runLoop({ ...(await config()), distributed: { url, lockDurationMs: 2000, attempts: 3 } }, runDir, { root });
+    const line = await a.waitFor(/ job \S+ start /);
+    const job = / job (\S+) start /.exec(line)![1]!;
+    a.child.kill('SIGSTOP'); // its event loop stops: no lock renewal (its evaluation child goes on)
+    b = startWorker(url, root);
+    await b.waitFor(new RegExp(` job ${job} done `), 60_000);
+    a.child.kill('SIGCONT');
+    await a.waitFor(new RegExp(` job ${job} done `), 60_000); // the late result, which BullMQ refuses (lock lost)
+    await run;
+    assert.deepEqual(runSnapshot(runDir), ref);
+    const c = await queueCounts(url);
+    assert.equal(c.failed, 0);
+    const { q, done } = openQueue(url);
+    try {
+      const j = (await q.getJob(job))!;
+      assert.equal(await j.getState(), 'completed');
+      assert.match(String((j.returnvalue as { worker: string }).worker), new RegExp(`:${b.child.pid}$`), 'the stored result is the rerun\'s');
+    } finally {
+      await done();
+    }
+  } finally {
+    a.child.kill('SIGCONT');
+    await stopWorkers([a, ...(b ? [b] : [])]);
   }
 });
 

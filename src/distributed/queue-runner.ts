@@ -32,6 +32,9 @@ export interface QueueRunnerOptions {
   pollMs?: number;
   /** Where warnings go (default stderr). */
   warn?: (line: string) => void;
+  /** Called every `statusMs` (default 5000 ms) with the queue's jobs by state and its live workers. */
+  onStatus?: (s: { waiting: number; active: number; completed: number; failed: number; workers: number }) => void;
+  statusMs?: number;
 }
 
 /** What a worker returns for a job. */
@@ -63,6 +66,7 @@ export class QueueRunner implements JobRunner {
   private readonly fp = new FingerprintCache();
   private readonly spec: EvalSpec;
   private timer: NodeJS.Timeout | null = null;
+  private statusTimer: NodeJS.Timeout | null = null;
   private closed = false;
 
   private constructor(
@@ -106,6 +110,22 @@ export class QueueRunner implements JobRunner {
       for (const id of r.waiters.keys()) void r.check(id);
     }, o.pollMs ?? 1000);
     r.timer.unref();
+    if (o.onStatus) {
+      const onStatus = o.onStatus;
+      let busy = false;
+      r.statusTimer = setInterval(() => {
+        if (busy || r.closed) return;
+        busy = true;
+        void (async () => {
+          const c = await queue.getJobCounts('waiting', 'prioritized', 'active', 'delayed', 'completed', 'failed');
+          const workers = (await queue.getWorkers()).length;
+          if (!r.closed) onStatus({ waiting: (c.waiting ?? 0) + (c.prioritized ?? 0) + (c.delayed ?? 0), active: c.active ?? 0, completed: c.completed ?? 0, failed: c.failed ?? 0, workers });
+        })()
+          .catch(() => undefined)
+          .finally(() => (busy = false));
+      }, o.statusMs ?? 5000);
+      r.statusTimer.unref();
+    }
     return r;
   }
 
@@ -226,6 +246,7 @@ export class QueueRunner implements JobRunner {
     if (this.closed) return;
     this.closed = true;
     if (this.timer) clearInterval(this.timer);
+    if (this.statusTimer) clearInterval(this.statusTimer);
     const err = new Error('queue runner closed');
     for (const list of this.waiters.values()) for (const w of list) w.reject(err);
     this.waiters.clear();

@@ -111,7 +111,18 @@ export async function runQueueWorker(o: QueueWorkerOptions): Promise<number> {
         if (e instanceof MalformedJob) throw new UnrecoverableError(`${REFUSED} ${name}: malformed job message: ${e.message}`);
         throw e;
       }
-      const result: JobResult = await pool.run(m.job);
+      let result: JobResult;
+      try {
+        result = await pool.run(m.job);
+      } catch (e) {
+        // the evaluation children could not load (the pool refuses every job from then on): the next job starts a new pool
+        if (/evaluation worker (could not start|did not load|exited while loading)/.test((e as Error).message)) {
+          const key = canonicalJson(m.spec);
+          if (pools.get(key) === pool) pools.delete(key);
+          await pool.close();
+        }
+        throw e;
+      }
       log(`worker ${name}: job ${job.id} done ${result.ok ? 'ok' : result.verdict} ${(performance.now() - t0).toFixed(0)} ms`);
       return { result, worker: name };
     } catch (e) {

@@ -41,6 +41,8 @@ export type LoopEvent =
   | { type: 'sampled'; t: number; n: number }
   | { type: 'evaluated'; t: number; hash: string; done: number; total: number; verdict: string; score: number | null; cached: boolean }
   | { type: 'phase'; t: number | null; phase: string }
+  /** Distributed evaluation (every few seconds): the queue's jobs by state (all runs on its database) and its live workers. */
+  | { type: 'queue'; waiting: number; active: number; completed: number; failed: number; workers: number }
   /** best: the run's best program (by the selection split); bestByTestTopK: the paper's best test score among the top topKTest by dev (selects on test; reported, never chosen). */
   | { type: 'done'; best: LeaderboardRow | null; bestByTestTopK: LeaderboardRow | null };
 
@@ -167,7 +169,7 @@ export async function runLoop(config: unknown, runDir: string, opts: LoopOptions
     } else if (dist) {
       // evaluation on `selfdev worker` processes through a BullMQ queue (src/distributed; loaded only here)
       const { QueueRunner } = await import('../distributed/queue-runner.ts');
-      runner = await QueueRunner.open({ cfg, root, url: dist.url, maxInFlight: dist.maxInFlight, lockDurationMs: dist.lockDurationMs, attempts: dist.attempts });
+      runner = await QueueRunner.open({ cfg, root, url: dist.url, maxInFlight: dist.maxInFlight, lockDurationMs: dist.lockDurationMs, attempts: dist.attempts, onStatus: (s) => emit({ type: 'queue', ...s }) });
     } else if (workers > 1) {
       const pool = new WorkerPool(workers, cfg, root);
       if (run.status !== 'done') pool.start(); // load while the factory samples (a finished run starts them only if a job comes)
