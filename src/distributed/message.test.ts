@@ -6,7 +6,7 @@ import { makeTempDir } from '../io/testing.ts';
 import { resolveConfig } from '../loop/config.ts';
 import { makeMicroWorld } from '../world/testing.ts';
 import { FingerprintCache, MalformedJob, evalSpecOf, fingerprintMismatch, jobIdOf, makeMessage, parseJobMessage, type JobMessage } from './message.ts';
-import { urlWarning } from './queue.ts';
+import { redactUrl, urlWarning } from './queue.ts';
 
 const tmp = makeTempDir('selfdev-message-');
 process.on('exit', () => tmp.cleanup());
@@ -37,6 +37,10 @@ test('distributed config: defaults filled in; unknown keys, bad URLs and out-of-
     ['redis://127.0.0.1:6379/0', /distributed must be a mapping/],
   ];
   for (const [d, re] of bad) assert.throws(() => resolveConfig({ world: w, distributed: d }), re, JSON.stringify(d));
+  // a password never appears in a message
+  assert.throws(() => resolveConfig({ world: w, distributed: { url: 'redis://:s3cret@10.0.0.5:6379' } }), (e: Error) => /needs a database number/.test(e.message) && !e.message.includes('s3cret') && e.message.includes('redis://:***@10.0.0.5:6379'));
+  assert.equal(resolveConfig({ world: w, distributed: { url: 'redis://:s3cret@10.0.0.5:6379/2' } }).distributed!.url, 'redis://:s3cret@10.0.0.5:6379/2');
+  assert.equal(redactUrl('redis://:s3cret@10.0.0.5:6379/2'), 'redis://:***@10.0.0.5:6379/2');
 });
 
 test('a remote queue without a password gets a warning; loopback or a password does not', () => {

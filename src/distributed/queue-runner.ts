@@ -18,7 +18,7 @@ import type { Redis } from 'ioredis';
 import type { LoopConfig } from '../loop/config.ts';
 import type { EvalJob, JobResult, JobRunner } from '../loop/pool.ts';
 import { FingerprintCache, evalSpecOf, jobIdOf, makeMessage, type EvalSpec, type JobMessage } from './message.ts';
-import { PREFIX, QUEUE_NAME, STALLED_REASON, connect, urlWarning, writeSettings } from './queue.ts';
+import { PREFIX, QUEUE_NAME, STALLED_REASON, connect, redactUrl, urlWarning, writeSettings } from './queue.ts';
 
 export interface QueueRunnerOptions {
   cfg: LoopConfig;
@@ -95,7 +95,7 @@ export class QueueRunner implements JobRunner {
           await writeSettings(conn, { lockDurationMs: o.lockDurationMs, maxStalledCount: o.attempts - 1 });
           await events.waitUntilReady();
         })(),
-        new Promise((_, reject) => setTimeout(() => reject(new Error(`cannot reach the queue at ${o.url} within 10 s (is redis-server running there?)`)), 10_000).unref()),
+        new Promise((_, reject) => setTimeout(() => reject(new Error(`cannot reach the queue at ${redactUrl(o.url)} within 10 s (is redis-server running there?)`)), 10_000).unref()),
       ]);
     } catch (e) {
       await r.close();

@@ -31,6 +31,17 @@ export function checkQueueUrl(url: string, what = '--queue'): URL {
   return new URL(url);
 }
 
+/** The URL for messages: the password replaced by *** (never printed). */
+export function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = '***';
+    return u.toString();
+  } catch {
+    return '(unparsable URL)';
+  }
+}
+
 const LOOPBACK = /^(localhost|127(\.\d{1,3}){3}|\[?::1\]?)$/;
 
 /** The warning for a queue reachable by others without a password, or null. */

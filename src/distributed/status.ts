@@ -1,6 +1,6 @@
 /** The state of a distributed-evaluation queue: jobs by state, live workers, published settings (`selfdev queue status`). */
 import { Queue } from 'bullmq';
-import { PREFIX, QUEUE_NAME, connect, readSettings, type QueueSettings } from './queue.ts';
+import { PREFIX, QUEUE_NAME, connect, readSettings, redactUrl, type QueueSettings } from './queue.ts';
 
 export interface QueueStatus {
   queue: string;
@@ -26,7 +26,7 @@ export async function queueStatus(url: string, timeoutMs = 10_000): Promise<Queu
         };
       })(),
       new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`cannot reach the queue at ${url} within ${timeoutMs / 1000} s (is redis-server running there?)`)), timeoutMs);
+        timer = setTimeout(() => reject(new Error(`cannot reach the queue at ${redactUrl(url)} within ${timeoutMs / 1000} s (is redis-server running there?)`)), timeoutMs);
       }),
     ]);
   } finally {

@@ -99,7 +99,11 @@ export function queueUrlProblem(url: unknown): string | null {
   try {
     u = new URL(url);
   } catch {
-    return `must be a redis://HOST:PORT/DB URL, got ${JSON.stringify(url)} (not a URL)`;
+    return `must be a redis://HOST:PORT/DB URL, got a string that is not a URL`;
+  }
+  if (u.password && u.password !== '***') {
+    u.password = '***'; // the checks below quote the URL: without its password
+    return queueUrlProblem(u.toString());
   }
   if (u.protocol !== 'redis:' && u.protocol !== 'rediss:') return `must start with redis:// or rediss://, got ${JSON.stringify(url)}`;
   if (!u.hostname) return `has no host: ${JSON.stringify(url)}`;
