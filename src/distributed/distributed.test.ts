@@ -7,7 +7,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { copyFileSync, cpSync, writeFileSync } from 'node:fs';
+import { copyFileSync, cpSync, readFileSync, writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { runLoop } from '../loop/controller.ts';
 import { resolveConfig } from '../loop/config.ts';
@@ -31,6 +32,21 @@ test('queue run with 2 workers: the same evaluations, leaderboard, pairs, baseli
     await runLoop(await config(), dir, { root, queue: url });
     const ms = performance.now() - t0;
     assert.deepEqual(runSnapshot(dir), ref);
+    // the store and the report say which worker scored each program
+    const names = new Set(ws.map((w) => `${hostname()}:${w.child.pid}`));
+    const st = RunStore.open(dir, { readonly: true });
+    const seen = new Set<string>();
+    try {
+      for (const x of st.samples(st.iteration(1)!.id)) {
+        const e = st.evaluationFor(x.hash)!;
+        if (e.verdict === 'extract') continue; // never a job
+        assert.ok(names.has(e.scoredBy ?? ''), `program ${x.hash} scored by ${e.scoredBy}`);
+        seen.add(e.scoredBy!);
+      }
+    } finally {
+      st.close();
+    }
+    assert.match(readFileSync(join(dir, 'report.html'), 'utf8'), new RegExp(`Scored by ${seen.size} queue workers?: `));
     const a = startedJobs(ws[0]!.lines);
     const b = startedJobs(ws[1]!.lines);
     assert.ok(a.length > 0 && b.length > 0, `both workers took jobs (${a.length}, ${b.length})`);

@@ -219,7 +219,7 @@ export class QueueRunner implements JobRunner {
     if (!r || typeof r !== 'object' || !r.result || typeof r.result !== 'object' || typeof r.result.ok !== 'boolean') throw new Error(`evaluation job ${id}: the worker returned no result (${JSON.stringify(rv)?.slice(0, 200)})`);
     this.scoredBy.set(id, String(r.worker));
     this.stats.completed++;
-    return r.result;
+    return { ...r.result, worker: String(r.worker) };
   }
 
   private settle(id: string, outcome: () => JobResult): void {

@@ -247,8 +247,8 @@ export async function runLoop(config: unknown, runDir: string, opts: LoopOptions
       await drain(distinct.filter((h) => !store.evaluationFor(h)), async (hash) => {
         const r = await runner.run({ code: store.programByHash(hash)!.code, seed: seedOf(hash), set: 'subset' });
         const e = r.ok
-          ? store.recordEvaluation({ hash, verdict: 'ok', devSubset: r.scores.strict, ...(subsetIsFull ? { devStrict: r.scores.strict, devFlex: r.scores.flexible, families: r.scores.families } : {}), sandboxMs: r.sandboxMs, mergeMs: r.mergeMs, evalMs: r.evalMs })
-          : store.recordEvaluation({ hash, verdict: r.verdict, message: r.message, sandboxMs: r.sandboxMs });
+          ? store.recordEvaluation({ hash, verdict: 'ok', devSubset: r.scores.strict, ...(subsetIsFull ? { devStrict: r.scores.strict, devFlex: r.scores.flexible, families: r.scores.families } : {}), sandboxMs: r.sandboxMs, mergeMs: r.mergeMs, evalMs: r.evalMs, scoredBy: r.worker })
+          : store.recordEvaluation({ hash, verdict: r.verdict, message: r.message, sandboxMs: r.sandboxMs, scoredBy: r.worker });
         evaluated(hash, e, false);
       });
       // promotion: the top fraction by subset score gets the full dev set
