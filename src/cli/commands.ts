@@ -19,6 +19,8 @@ export const COMMANDS: Array<{ name: string; summary: string; load: () => Promis
   { name: 'report', summary: "Write a run's self-contained report.html from its database.", load: async () => (await import('./report.ts')).command },
   { name: 'dashboard', summary: 'Serve a live web page of a run (read-only), while it runs and after.', load: async () => (await import('./dashboard.ts')).command },
   { name: 'run', summary: 'Run or resume the Self-Developing loop (factory → sandbox → merge → eval → DPO) and write its report.', load: async () => (await import('./run.ts')).command },
+  { name: 'worker', summary: 'Evaluate candidates from a run\'s queue (distributed evaluation on Redis; started by SLURM, Kubernetes, Ray or by hand).', load: async () => (await import('./worker.ts')).command },
+  { name: 'queue', summary: 'Show the state of a distributed-evaluation queue (jobs by state, live workers).', load: async () => (await import('./queue.ts')).command },
   { name: 'demo', summary: 'Merge demo: every main mergekit method on generated checkpoints, outputs re-read and checked.', load: async () => (await import('./demo.ts')).command },
   { name: 'start', summary: 'The embedded default (`npm start`): the whole loop on the shipped tiny world and builtin factory.', load: async () => (await import('./start.ts')).command },
 ];

@@ -30,10 +30,14 @@ export function makeRunProgress(line: StatusLine = stderrStatus()): RunProgress 
   let evaluated = 0;
   let scores: number[] = [];
   let phase = '';
+  /** The last evaluation line, and the queue's state after it (distributed evaluation). */
+  let last = '';
+  let queue = '';
   const self: RunProgress = {
     prefix: '',
     reset: () => {
       t = total = done = nFresh = freshMs = valid = evaluated = 0;
+      last = '';
       scores = [];
       phase = '';
       lastFresh = performance.now();
@@ -64,6 +68,11 @@ export function makeRunProgress(line: StatusLine = stderrStatus()): RunProgress 
         line.phase(`${self.prefix}done`);
         return;
       }
+      if (e.type === 'queue') {
+        queue = `  queue: ${e.waiting} queued, ${e.active} active, ${e.completed} done, ${e.failed} failed, ${e.workers} worker${e.workers === 1 ? '' : 's'}`;
+        if (last) line.update(last + queue, false);
+        return;
+      }
       total = e.total;
       done = e.done;
       evaluated++;
@@ -80,7 +89,8 @@ export function makeRunProgress(line: StatusLine = stderrStatus()): RunProgress 
       const med = sorted.length ? (100 * sorted[Math.floor((sorted.length - 1) / 2)]!).toFixed(1) : '-';
       const eta = nFresh > 0 && total > done ? formatSeconds(((freshMs / nFresh) * (total - done)) / 1000) : '?';
       const rate = evaluated ? ((100 * valid) / evaluated).toFixed(0) + '%' : '-';
-      line.update(self.prefix + (phase ? `final: ${phase}  ${done}/${total}  elapsed ${formatSeconds((now - start) / 1000)}` : `iter ${t}  ${done}/${total}  pass ${rate}  dev best ${best} median ${med}  iteration ETA ${eta}`), done === total);
+      last = self.prefix + (phase ? `final: ${phase}  ${done}/${total}  elapsed ${formatSeconds((now - start) / 1000)}` : `iter ${t}  ${done}/${total}  pass ${rate}  dev best ${best} median ${med}  iteration ETA ${eta}`);
+      line.update(last + queue, done === total);
     },
   };
   return self;

@@ -7,7 +7,7 @@ import { makeRunProgress } from './run-progress.ts';
 import { readRegularText } from '../io/files.ts';
 import type { Arm } from '../loop/config.ts';
 
-const usage = `selfdev run [CONFIG.yml] --out DIR [--resume]
+const usage = `selfdev run [CONFIG.yml] --out DIR [--resume] [--queue redis://HOST:PORT/DB]
 selfdev run [CONFIG.yml] --out DIR --arms dpo,random,evolution --repeats R
 
 Runs the Self-Developing loop (sample merge programs → sandbox cascade → in-memory merge onto the
@@ -40,6 +40,8 @@ Options:
   --check       only check the config completely (types, ranges, every path and model folder it
                 names) and exit; nothing is created (a run also checks all this before it starts)
   --json        print the final result as one JSON object
+  --queue URL   evaluate the candidates on \`selfdev worker\` processes through a BullMQ queue on Redis
+                (redis://HOST:PORT/DB; sets distributed.url; see docs/distributed.md)
   --arms LIST   experiment arms, comma-separated: dpo, random, evolution (default dpo)
   --repeats R   experiment repeats with different seeds (default 1)
 
@@ -48,6 +50,8 @@ Config (YAML; paths relative to the current directory; every key but world.* opt
   seed: 0
   arm: dpo                                    # dpo | random | evolution (single run; experiments set it per arm)
   workers: 2                                  # evaluation worker processes (1 = in the loop's own process)
+  distributed: { url: redis://127.0.0.1:6379/0, maxInFlight: 16, lockDurationMs: 30000, attempts: 2 }
+                                              # optional: evaluate on \`selfdev worker\`s through this queue instead
   recursive: false                            # best merge of each iteration → next factory (builtin factory; seed = its arch + tokenizer)
   iterations: 3
   samplesPerIteration: 100
@@ -88,7 +92,7 @@ export const command: Command = {
   usage,
   async run(args) {
     const { values, positionals } = parseCli(() =>
-      parseArgs({ args, options: { out: { type: 'string' }, resume: { type: 'boolean' }, json: { type: 'boolean' }, arms: { type: 'string' }, repeats: { type: 'string' }, check: { type: 'boolean' } }, allowPositionals: true }),
+      parseArgs({ args, options: { out: { type: 'string' }, resume: { type: 'boolean' }, json: { type: 'boolean' }, arms: { type: 'string' }, repeats: { type: 'string' }, check: { type: 'boolean' }, queue: { type: 'string' } }, allowPositionals: true }),
     );
     if (positionals.length > 1) throw new UsageError(`unexpected argument '${positionals[1]}'`);
     if (values.check) {
@@ -99,7 +103,15 @@ export const command: Command = {
     }
     if (!values.out) throw new UsageError('--out DIR is required');
     const out = resolve(values.out);
-    if (values.arms !== undefined || values.repeats !== undefined) return runExperimentCli(positionals[0], out, values);
+    if (values.queue !== undefined) {
+      const { queueUrlProblem } = await import('../loop/config.ts');
+      const problem = queueUrlProblem(values.queue);
+      if (problem) throw new UsageError(`--queue ${problem}`);
+    }
+    if (values.arms !== undefined || values.repeats !== undefined) {
+      if (values.queue !== undefined) throw new UsageError('--queue is not supported with --arms/--repeats yet; set distributed.url in the config');
+      return runExperimentCli(positionals[0], out, values);
+    }
     const exists = await holdsRun(out);
     if (exists && !values.resume) throw new UsageError(`${values.out} already holds a run; pass --resume to continue it (or choose another --out)`);
     if (!exists && values.resume && positionals.length === 0) throw new UsageError(`${values.out} holds no run to resume; give a CONFIG.yml to start one`);
@@ -122,6 +134,7 @@ export const command: Command = {
       result = await runLoop(config, out, {
         signal: ac.signal,
         onEvent: progress.onEvent,
+        queue: values.queue,
       });
     } catch (e) {
       if (ac.signal.aborted) {

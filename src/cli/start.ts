@@ -4,7 +4,7 @@ import { parseArgs } from 'node:util';
 import { UsageError, parseCli, type Command } from './command.ts';
 import { command as runCommand } from './run.ts';
 
-const usage = `selfdev start [--out DIR] [--config FILE] [--json]
+const usage = `selfdev start [--out DIR] [--config FILE] [--json] [--queue redis://HOST:PORT/DB]
 
 The embedded default (what \`npm start\` runs): the Self-Developing loop on the shipped tiny world
 (world/models: seed M0, experts E1–E3, out-of-domain experts X1–X2; world/models-2 is a second world by the same recipe) with the shipped builtin code
@@ -20,14 +20,15 @@ DIR or pass another --out to start over).
 Options:
   --out DIR      run folder (default runs/embedded)
   --config FILE  loop config (default configs/embedded.yml)
-  --json         print the final result as one JSON object`;
+  --json         print the final result as one JSON object
+  --queue URL    evaluate on \`selfdev worker\` processes through this queue (docs/distributed.md)`;
 
 export const command: Command = {
   name: 'start',
   summary: 'The embedded default (`npm start`): the whole loop on the shipped tiny world and builtin factory.',
   usage,
   async run(args) {
-    const { values } = parseCli(() => parseArgs({ args, options: { out: { type: 'string' }, config: { type: 'string' }, json: { type: 'boolean' } } }));
+    const { values } = parseCli(() => parseArgs({ args, options: { out: { type: 'string' }, config: { type: 'string' }, json: { type: 'boolean' }, queue: { type: 'string' } } }));
     const config = values.config ?? 'configs/embedded.yml';
     const out = values.out ?? join('runs', 'embedded');
     if (!existsSync(config)) throw new UsageError(`config file not found: ${config} (run from the selfdev folder, or pass --config)`);
@@ -36,7 +37,7 @@ export const command: Command = {
     }
     const resuming = existsSync(join(out, 'run.sqlite'));
     process.stderr.write(`${resuming ? 'resuming' : 'starting'} the embedded run in ${resolve(out)} (${config})\n`);
-    const rc = await runCommand.run([config, '--out', out, ...(resuming ? ['--resume'] : []), ...(values.json ? ['--json'] : [])]);
+    const rc = await runCommand.run([config, '--out', out, ...(resuming ? ['--resume'] : []), ...(values.json ? ['--json'] : []), ...(values.queue !== undefined ? ['--queue', values.queue] : [])]);
     if (rc !== 0 || values.json) return rc;
     const { RunStore } = await import('../store/store.ts');
     const store = RunStore.open(resolve(out), { readonly: true });

@@ -135,3 +135,20 @@ test("DPO's step line replaces the run's longer line on a terminal without leavi
   assert.match(seen[2]!, /^dpo step 2\/3 loss \d+\.\d{4} margin -?\d+\.\d{3} acc \d\.\d\d$/);
   assert.match(term.rows[0]!, /^dpo: 3 steps, loss \d+\.\d{4} → \d+\.\d{4}, margin -?\d+\.\d{3}, \d+\.\ds$/);
 });
+
+test('run progress with a queue: the queue state (queued, active, done, failed, live workers) follows the evaluation line', () => {
+  const term = new FakeTerminal(200);
+  let now = 0;
+  const progress = makeRunProgress(new StatusLine(term, { now: () => now, redrawMs: 0, timer: false }));
+  progress.onEvent({ type: 'iteration', t: 1, temperature: 1.2 });
+  progress.onEvent({ type: 'sampled', t: 1, n: 8 });
+  progress.onEvent({ type: 'queue', waiting: 9, active: 2, completed: 0, failed: 0, workers: 2 }); // before any evaluation: nothing to append to
+  now += 1000;
+  progress.onEvent({ type: 'evaluated', t: 1, hash: 'h1', done: 1, total: 8, verdict: 'ok', score: 0.5, cached: false });
+  assert.ok(term.current.startsWith('iter 1  1/8  pass 100% '), term.current);
+  assert.ok(term.current.endsWith('  queue: 9 queued, 2 active, 0 done, 0 failed, 2 workers'), term.current);
+  now += 1000;
+  progress.onEvent({ type: 'queue', waiting: 5, active: 2, completed: 4, failed: 1, workers: 1 });
+  assert.ok(term.current.startsWith('iter 1  1/8  '), term.current);
+  assert.ok(term.current.endsWith('  queue: 5 queued, 2 active, 4 done, 1 failed, 1 worker'), term.current);
+});

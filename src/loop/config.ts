@@ -65,6 +65,69 @@ export interface LoopConfig {
    * architecture and tokenizer (checked at run start). See src/loop/README.md.
    */
   recursive: boolean;
+  /**
+   * Set: every evaluation job goes to a BullMQ queue on Redis and is run by `selfdev worker`
+   * processes anywhere (src/distributed); `workers` is then unused. Unset: local evaluation.
+   */
+  distributed?: DistributedConfig;
+}
+
+/** The `distributed:` block: where the queue is and how jobs are held (see docs/distributed.md). */
+export interface DistributedConfig {
+  /** redis://[:PASSWORD@]HOST:PORT/DB (or rediss:// for TLS). */
+  url: string;
+  /** Jobs the controller keeps in the queue at once (its drain concurrency). */
+  maxInFlight: number;
+  /** How long a worker's lock on a job lasts without renewal (renewed at half of it); a job whose worker is gone is redelivered after about this long. */
+  lockDurationMs: number;
+  /** Deliveries of a job whose worker dies or loses its lock (then the program's verdict is `crash`, as with local workers). */
+  attempts: number;
+}
+
+export const DISTRIBUTED_DEFAULTS: Omit<DistributedConfig, 'url'> = { maxInFlight: 16, lockDurationMs: 30_000, attempts: 2 };
+const DISTRIBUTED_KEYS = ['url', 'maxInFlight', 'lockDurationMs', 'attempts'];
+/** Largest accepted values of the distributed block. */
+export const DISTRIBUTED_LIMITS = { maxInFlight: 1024, lockDurationMs: 3_600_000, attempts: 10 };
+
+/**
+ * A queue URL as selfdev accepts it: redis:// or rediss://, a host, an explicit port and a database
+ * number (`redis://127.0.0.1:6379/0`). Returns an error message, or null when the URL is fine.
+ */
+export function queueUrlProblem(url: unknown): string | null {
+  if (typeof url !== 'string' || !url.trim()) return `must be a redis://HOST:PORT/DB URL, got ${JSON.stringify(url)}`;
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    return `must be a redis://HOST:PORT/DB URL, got a string that is not a URL`;
+  }
+  if (u.password && u.password !== '***') {
+    u.password = '***'; // the checks below quote the URL: without its password
+    return queueUrlProblem(u.toString());
+  }
+  if (u.protocol !== 'redis:' && u.protocol !== 'rediss:') return `must start with redis:// or rediss://, got ${JSON.stringify(url)}`;
+  if (!u.hostname) return `has no host: ${JSON.stringify(url)}`;
+  if (!u.port) return `needs an explicit port (redis://HOST:PORT/DB), got ${JSON.stringify(url)}`;
+  if (!/^\/\d{1,2}$/.test(u.pathname)) return `needs a database number as its path (redis://HOST:PORT/DB, e.g. /0), got ${JSON.stringify(url)}`;
+  if (u.search || u.hash) return `must not have a query or fragment, got ${JSON.stringify(url)}`;
+  return null;
+}
+
+/** The `distributed:` block of a config, checked, with defaults filled in (unknown keys are errors). */
+export function resolveDistributed(d: unknown, where = 'config'): DistributedConfig {
+  if (!isObj(d)) throw new Error(`${where}: distributed must be a mapping { url, maxInFlight?, lockDurationMs?, attempts? }, got ${JSON.stringify(d)}`);
+  for (const k of Object.keys(d)) if (!DISTRIBUTED_KEYS.includes(k)) throw new Error(`${where}: unknown key distributed.${k} (known: ${DISTRIBUTED_KEYS.join(', ')})`);
+  const problem = queueUrlProblem(d.url);
+  if (problem) throw new Error(`${where}: distributed.url ${problem}`);
+  const out = { ...DISTRIBUTED_DEFAULTS, ...d } as DistributedConfig;
+  const int = (k: 'maxInFlight' | 'lockDurationMs' | 'attempts', min: number) => {
+    const v = out[k];
+    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min || v > DISTRIBUTED_LIMITS[k]) throw new Error(`${where}: distributed.${k} must be an integer from ${min} to ${DISTRIBUTED_LIMITS[k]}, got ${JSON.stringify(v)}`);
+  };
+  int('maxInFlight', 1);
+  int('lockDurationMs', 1000);
+  int('attempts', 1);
+  return out;
 }
 
 export const DEFAULT_CONFIG: LoopConfig = {
@@ -105,7 +168,7 @@ export function resolveConfig(user: unknown, where = 'config'): LoopConfig {
     if (u === undefined) return def;
     if (isObj(def) && path !== 'factory') {
       if (!isObj(u)) throw new Error(`${where}: ${path} must be a mapping`);
-      for (const k of Object.keys(u)) if (!(k in def) && !(path === 'dpo' && (k === 'maxLen' || k === 'command')) && !(path === 'eval' && k === 'server')) throw new Error(`${where}: unknown key ${path ? path + '.' : ''}${k}`);
+      for (const k of Object.keys(u)) if (!(k in def) && !(path === 'dpo' && (k === 'maxLen' || k === 'command')) && !(path === 'eval' && k === 'server') && !(path === '' && k === 'distributed')) throw new Error(`${where}: unknown key ${path ? path + '.' : ''}${k}`);
       const out: Record<string, unknown> = { ...def };
       for (const k of Object.keys(u)) out[k] = merge(def[k], u[k], path ? `${path}.${k}` : k);
       return out;
@@ -137,6 +200,8 @@ export function resolveConfig(user: unknown, where = 'config'): LoopConfig {
   frac(c.pWin, 'pWin');
   frac(c.pLose, 'pLose');
   frac(c.eval.promoteTopFraction, 'eval.promoteTopFraction');
+  if (c.distributed === null) delete c.distributed;
+  if (c.distributed !== undefined) c.distributed = resolveDistributed(c.distributed, where);
   if (c.eval.server === null) delete c.eval.server;
   if (c.eval.server !== undefined) {
     if (!isObj(c.eval.server)) throw new Error(`${where}: eval.server must be a mapping with command and model`);

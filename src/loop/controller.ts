@@ -25,7 +25,7 @@ import { initBackend, loadModel, saveModel, dpoTrain } from '../nn/index.ts';
 import { buildPrompt, loadPromptFiles, openFactory, type AlgorithmFactory, type Candidate, type FactoryPrompt } from '../factory/index.ts';
 import { writeReport } from '../report/report.ts';
 import { CorpusSampler, EvolutionSampler, evolutionPool, skipTraining } from './arms.ts';
-import { DEFAULT_CONFIG, resolveConfig, temperatureAt, trainsFactory, type LoopConfig } from './config.ts';
+import { DEFAULT_CONFIG, resolveConfig, resolveDistributed, temperatureAt, trainsFactory, type LoopConfig } from './config.ts';
 import { LocalRunner, WorkerPool, loadProblems, openEvalContext, type EvalContext, type EvalSet, type JobRunner, type Scores } from './pool.ts';
 import { checkRecursiveWorld, ensureMergedFactory } from './recursive.ts';
 import { bestBySelection, bestByTest } from './selection.ts';
@@ -41,6 +41,8 @@ export type LoopEvent =
   | { type: 'sampled'; t: number; n: number }
   | { type: 'evaluated'; t: number; hash: string; done: number; total: number; verdict: string; score: number | null; cached: boolean }
   | { type: 'phase'; t: number | null; phase: string }
+  /** Distributed evaluation (every few seconds): the queue's jobs by state (all runs on its database) and its live workers. */
+  | { type: 'queue'; waiting: number; active: number; completed: number; failed: number; workers: number }
   /** best: the run's best program (by the selection split); bestByTestTopK: the paper's best test score among the top topKTest by dev (selects on test; reported, never chosen). */
   | { type: 'done'; best: LeaderboardRow | null; bestByTestTopK: LeaderboardRow | null };
 
@@ -51,6 +53,8 @@ export interface LoopOptions {
   root?: string;
   /** Overrides the config's `workers` (e.g. when resuming on another machine). */
   workers?: number;
+  /** A queue URL (redis://HOST:PORT/DB): evaluate on the queue's `selfdev worker`s; overrides the config's distributed.url (the block's other settings, or their defaults, apply). */
+  queue?: string;
   /** Tests: run every evaluation job on this runner instead of the world (no world or worker is loaded; closed with the run). */
   runner?: JobRunner;
 }
@@ -159,8 +163,13 @@ export async function runLoop(config: unknown, runDir: string, opts: LoopOptions
     // loaded here), or drained by worker processes started once per run (this process then loads no world)
     let runner: JobRunner;
     let localCtx: EvalContext | null = null; // workers = 1: the runner's context (recursive mode merges with it too)
+    const dist = opts.queue ? resolveDistributed({ ...cfg.distributed, url: opts.queue }, '--queue') : cfg.distributed;
     if (opts.runner) {
       runner = opts.runner;
+    } else if (dist) {
+      // evaluation on `selfdev worker` processes through a BullMQ queue (src/distributed; loaded only here)
+      const { QueueRunner } = await import('../distributed/queue-runner.ts');
+      runner = await QueueRunner.open({ cfg, root, url: dist.url, maxInFlight: dist.maxInFlight, lockDurationMs: dist.lockDurationMs, attempts: dist.attempts, onStatus: (s) => emit({ type: 'queue', ...s }) });
     } else if (workers > 1) {
       const pool = new WorkerPool(workers, cfg, root);
       if (run.status !== 'done') pool.start(); // load while the factory samples (a finished run starts them only if a job comes)
@@ -238,8 +247,8 @@ export async function runLoop(config: unknown, runDir: string, opts: LoopOptions
       await drain(distinct.filter((h) => !store.evaluationFor(h)), async (hash) => {
         const r = await runner.run({ code: store.programByHash(hash)!.code, seed: seedOf(hash), set: 'subset' });
         const e = r.ok
-          ? store.recordEvaluation({ hash, verdict: 'ok', devSubset: r.scores.strict, ...(subsetIsFull ? { devStrict: r.scores.strict, devFlex: r.scores.flexible, families: r.scores.families } : {}), sandboxMs: r.sandboxMs, mergeMs: r.mergeMs, evalMs: r.evalMs })
-          : store.recordEvaluation({ hash, verdict: r.verdict, message: r.message, sandboxMs: r.sandboxMs });
+          ? store.recordEvaluation({ hash, verdict: 'ok', devSubset: r.scores.strict, ...(subsetIsFull ? { devStrict: r.scores.strict, devFlex: r.scores.flexible, families: r.scores.families } : {}), sandboxMs: r.sandboxMs, mergeMs: r.mergeMs, evalMs: r.evalMs, scoredBy: r.worker })
+          : store.recordEvaluation({ hash, verdict: r.verdict, message: r.message, sandboxMs: r.sandboxMs, scoredBy: r.worker });
         evaluated(hash, e, false);
       });
       // promotion: the top fraction by subset score gets the full dev set

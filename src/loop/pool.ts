@@ -38,9 +38,10 @@ export interface Scores {
   families: Record<string, number>;
 }
 
+/** `worker`: the queue worker (HOST:PID) that produced it (distributed evaluation only). */
 export type JobResult =
-  | { ok: true; scores: Scores; sandboxMs: number; mergeMs: number; evalMs: number }
-  | { ok: false; verdict: string; message: string; sandboxMs: number };
+  | { ok: true; scores: Scores; sandboxMs: number; mergeMs: number; evalMs: number; worker?: string }
+  | { ok: false; verdict: string; message: string; sandboxMs: number; worker?: string };
 
 /** The evaluator: cascade → in-memory merge → greedy dev scoring. */
 export class ProgramEvaluator {

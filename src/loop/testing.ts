@@ -1,6 +1,7 @@
 /** Test helpers of the loop: worker liveness, a factory prompt with programs to teach a factory model. */
 import { join } from 'node:path';
 import { Llama, Tokenizer, makeConfig, saveModel, train, encodePair } from '../nn/index.ts';
+import { RunStore } from '../store/store.ts';
 import { buildPrompt as buildFactoryPrompt, loadPromptFiles, type FactoryPrompt } from '../factory/index.ts';
 
 /** The micro world lives in src/world/testing.ts (re-exported for loop tests that import it from here). */
@@ -68,4 +69,24 @@ export async function microBuiltinWorld(dir: string, nOod = 0): Promise<{ world:
   const factoryDir = join(dir, 'factory0');
   saveTaughtFactory(factoryDir);
   return { world, factoryDir };
+}
+
+/** Everything a run computed, in a form that does not depend on the order results arrived in. */
+export function runSnapshot(runDir: string) {
+  const s = RunStore.open(runDir, { readonly: true });
+  try {
+    const its = s.iterations();
+    const hashes = [...new Set(its.flatMap((it) => s.samples(it.id).map((x) => x.hash)))].sort();
+    const evals = hashes.map((h) => {
+      const e = s.evaluationFor(h);
+      return e && [h, e.verdict, e.message, e.devSubset, e.devStrict, e.devFlex, e.testStrict, e.testFlex, e.families];
+    });
+    const lb = s.leaderboard(100).map((r) => [r.rank, r.hash, r.devSubset, r.devStrict, r.devFlex, r.testStrict, r.testFlex]);
+    const base = s.baselines().map((b) => [b.name, b.expertSet, JSON.stringify(b.params), b.selected, b.devStrict, b.testStrict]).sort((a, b) => JSON.stringify(a).localeCompare(JSON.stringify(b)));
+    const tr = s.transfers().map((t) => [t.hash, t.sourceRank, t.devStrict, t.testStrict]).sort((a, b) => (a[1] as number) - (b[1] as number));
+    const pairs = its.flatMap((it) => s.pairs(it.id).map((p) => [p.chosenHash, p.rejectedHash, p.chosenScore, p.rejectedScore, p.source])).sort((a, b) => JSON.stringify(a).localeCompare(JSON.stringify(b)));
+    return { evals, lb, base, tr, pairs };
+  } finally {
+    s.close();
+  }
 }

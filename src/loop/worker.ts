@@ -8,5 +8,8 @@ import { setThreads } from '../tensor/kernels.ts';
 import { serveJobs } from './fork-pool.ts';
 import { openEvalContext, runJob, type EvalContext, type EvalJob, type JobResult, type WorkerInit } from './pool.ts';
 
+// under `selfdev worker` (src/distributed/worker.ts) the parent decides when to stop: a scheduler's
+// SIGTERM to the whole process group must not kill a job mid-way (this process exits when the parent does)
+if (process.env.SELFDEV_WORKER_CHILD === '1') for (const sig of ['SIGTERM', 'SIGINT'] as const) process.on(sig, () => undefined);
 setThreads(1); // native merge kernels: one thread per worker (the tfjs wasm backend is single-threaded already)
 serveJobs<WorkerInit, EvalContext, EvalJob, JobResult>('loop worker', (i) => openEvalContext(i.cfg, i.root), runJob);

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { makeTempDir } from '../io/testing.ts';
 import { RunStore } from '../store/store.ts';
 import { runLoop } from './controller.ts';
-import { makeMicroWorld } from './testing.ts';
+import { makeMicroWorld, runSnapshot as snapshot } from './testing.ts';
 
 // one micro world for this file: 2 experts trained on disjoint problems (non-trivial scores), 1 OOD expert
 const shared = makeTempDir('selfdev-workers-world-');
@@ -19,26 +19,6 @@ const config = async (o: Record<string, unknown> = {}) => ({
   world: { ...(await worldP), algorithms: 'algorithms', example: 'algorithms/task_arithmetic.js' },
   ...o,
 });
-
-/** Everything a run computed, in a form that does not depend on the order results arrived in. */
-function snapshot(runDir: string) {
-  const s = RunStore.open(runDir, { readonly: true });
-  try {
-    const its = s.iterations();
-    const hashes = [...new Set(its.flatMap((it) => s.samples(it.id).map((x) => x.hash)))].sort();
-    const evals = hashes.map((h) => {
-      const e = s.evaluationFor(h);
-      return e && [h, e.verdict, e.message, e.devSubset, e.devStrict, e.devFlex, e.testStrict, e.testFlex, e.families];
-    });
-    const lb = s.leaderboard(100).map((r) => [r.rank, r.hash, r.devSubset, r.devStrict, r.devFlex, r.testStrict, r.testFlex]);
-    const base = s.baselines().map((b) => [b.name, b.expertSet, JSON.stringify(b.params), b.selected, b.devStrict, b.testStrict]).sort((a, b) => JSON.stringify(a).localeCompare(JSON.stringify(b)));
-    const tr = s.transfers().map((t) => [t.hash, t.sourceRank, t.devStrict, t.testStrict]).sort((a, b) => (a[1] as number) - (b[1] as number));
-    const pairs = its.flatMap((it) => s.pairs(it.id).map((p) => [p.chosenHash, p.rejectedHash, p.chosenScore, p.rejectedScore, p.source])).sort((a, b) => JSON.stringify(a).localeCompare(JSON.stringify(b)));
-    return { evals, lb, base, tr, pairs };
-  } finally {
-    s.close();
-  }
-}
 
 /** Loop worker processes that are children of this process. */
 function workerChildren(): number[] {

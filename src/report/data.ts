@@ -34,18 +34,21 @@ export interface ReportData {
   repeats: RepeatRecord[];
   dpo: (DpoStepRecord & { t: number; arm: string; repeatIndex: number })[];
   evalTimings: { iterationId: number; sandbox: number[]; merge: number[]; evaluate: number[] }[];
+  /** Distributed evaluation: each sampled program's queue worker (HOST:PID), in sample order; empty for local runs. */
+  scoredBy: { hash: string; worker: string }[];
 }
 
 export function collectReportData(store: RunStore, options: ReportOptions = {}): ReportData {
   const run = store.getRun();
   const empty: ReportData = {
-    run, evalConfig: undefined, primaryArm: 'dpo', summaries: [], leaderboard: [], ranked: [], failures: [], baselines: [], transfers: [], repeats: [], dpo: [], evalTimings: [],
+    run, evalConfig: undefined, primaryArm: 'dpo', summaries: [], leaderboard: [], ranked: [], failures: [], baselines: [], transfers: [], repeats: [], dpo: [], evalTimings: [], scoredBy: [],
   };
   if (!run) return empty;
   const its = store.iterations();
   const arms = [...new Set(its.map((i) => i.arm))];
   const primaryArm = arms.includes('dpo') || arms.length === 0 ? 'dpo' : arms[0];
   const byId = new Map(its.map((i) => [i.id, i]));
+  const scoredBy: { hash: string; worker: string }[] = [];
   const evalTimings = its.map((it) => {
     const seen = new Set<string>();
     const out = { iterationId: it.id, sandbox: [] as number[], merge: [] as number[], evaluate: [] as number[] };
@@ -57,6 +60,7 @@ export function collectReportData(store: RunStore, options: ReportOptions = {}):
       if (e.sandboxMs !== null) out.sandbox.push(e.sandboxMs);
       if (e.mergeMs !== null) out.merge.push(e.mergeMs);
       if (e.evalMs !== null) out.evaluate.push(e.evalMs);
+      if (e.scoredBy) scoredBy.push({ hash: s.hash, worker: e.scoredBy });
     }
     return out;
   });
@@ -76,6 +80,7 @@ export function collectReportData(store: RunStore, options: ReportOptions = {}):
       return { ...s, t: it.t, arm: it.arm, repeatIndex: it.repeatIndex };
     }),
     evalTimings,
+    scoredBy,
   };
 }
 

@@ -411,6 +411,15 @@ export function sectionTimings(d: ReportData): string {
       return `<tr><td>${r.t}${r.repeatIndex ? ` <span class="muted">(r${r.repeatIndex})</span>` : ''}</td><td>${esc(r.arm)}</td><td>${esc(r.status)}</td><td class="num">${wall === null ? '<span class="muted">running</span>' : fmtMs(wall)}</td>${phases.map((p) => `<td class="num">${fmtMs(r.timings[p])}</td>`).join('')}<td class="num">${med(et?.sandbox ?? [])}</td><td class="num">${med(et?.merge ?? [])}</td><td class="num">${med(et?.evaluate ?? [])}</td></tr>`;
     })
     .join('')}</tbody></table></div>`;
+  if (d.scoredBy.length) {
+    // distributed evaluation: which queue worker scored each program
+    const per = new Map<string, number>();
+    for (const x of d.scoredBy) per.set(x.worker, (per.get(x.worker) ?? 0) + 1);
+    const tally = [...per].sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1)).map(([w, k]) => `${esc(w)} (${k})`).join(', ');
+    s += `<details class="scored-by"><summary>Scored by ${per.size} queue worker${per.size === 1 ? '' : 's'}: ${tally}</summary><table class="data compact"><thead><tr><th>program</th><th>worker</th></tr></thead><tbody>${d.scoredBy
+      .map((x) => `<tr><td><code>${esc(x.hash.slice(0, 12))}</code></td><td>${esc(x.worker)}</td></tr>`)
+      .join('')}</tbody></table></details>`;
+  }
   const ckpts = its.filter((r) => r.factoryCheckpoint);
   if (ckpts.length) {
     s += `<details><summary>Factory checkpoints (${ckpts.length})</summary><ul class="paths">${ckpts

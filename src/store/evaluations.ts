@@ -34,6 +34,8 @@ export interface EvaluationInput {
   sandboxMs?: number | null;
   mergeMs?: number | null;
   evalMs?: number | null;
+  /** The queue worker (HOST:PID) that scored it; once set, later writes keep it (schema migration 4). */
+  scoredBy?: string | null;
 }
 
 /** A program's scores under one eval key (null: not measured). */
@@ -57,6 +59,8 @@ export interface EvaluationRecord extends ProgramScores {
   sandboxMs: number | null;
   mergeMs: number | null;
   evalMs: number | null;
+  /** The queue worker (HOST:PID) that scored it first; null for local evaluation. */
+  scoredBy: string | null;
   createdAt: string;
   updatedAt: string;
 }
@@ -136,7 +140,7 @@ interface EvaluationRow {
   dev_strict: number | null; dev_flex: number | null; test_strict: number | null; test_flex: number | null;
   select_strict: number | null; select_flex: number | null;
   family_json: string | null; sandbox_ms: number | null; merge_ms: number | null; eval_ms: number | null;
-  created_at: string; updated_at: string;
+  scored_by?: string | null; created_at: string; updated_at: string;
 }
 
 function toEvaluation(r: EvaluationRow): EvaluationRecord {
@@ -145,7 +149,7 @@ function toEvaluation(r: EvaluationRow): EvaluationRecord {
     devStrict: r.dev_strict, devFlex: r.dev_flex, testStrict: r.test_strict, testFlex: r.test_flex,
     selectStrict: r.select_strict ?? null, selectFlex: r.select_flex ?? null,
     families: r.family_json === null ? null : (JSON.parse(r.family_json) as Record<string, number>),
-    sandboxMs: r.sandbox_ms, mergeMs: r.merge_ms, evalMs: r.eval_ms, createdAt: r.created_at, updatedAt: r.updated_at,
+    sandboxMs: r.sandbox_ms, mergeMs: r.merge_ms, evalMs: r.eval_ms, scoredBy: r.scored_by ?? null, createdAt: r.created_at, updatedAt: r.updated_at,
   };
 }
 
@@ -169,21 +173,21 @@ export class EvaluationTables extends IterationTables {
         this.db
           .prepare(
             `INSERT INTO evaluations (program_hash, eval_key, verdict, message, dev_subset, dev_strict, dev_flex, test_strict, test_flex,
-               select_strict, select_flex, family_json, sandbox_ms, merge_ms, eval_ms, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+               select_strict, select_flex, family_json, sandbox_ms, merge_ms, eval_ms, scored_by, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
           )
           .run(e.hash, evalKey, e.verdict, nn(e.message), nn(e.devSubset), nn(e.devStrict), nn(e.devFlex), nn(e.testStrict), nn(e.testFlex),
-            nn(e.selectStrict), nn(e.selectFlex), e.families ? JSON.stringify(e.families) : null, nn(e.sandboxMs), nn(e.mergeMs), nn(e.evalMs), ts, ts);
+            nn(e.selectStrict), nn(e.selectFlex), e.families ? JSON.stringify(e.families) : null, nn(e.sandboxMs), nn(e.mergeMs), nn(e.evalMs), nn(e.scoredBy), ts, ts);
       } else {
         const pick = <T>(v: T | undefined, old: T): T => (v === undefined ? old : v);
         this.db
           .prepare(
             `UPDATE evaluations SET verdict = ?, message = ?, dev_subset = ?, dev_strict = ?, dev_flex = ?, test_strict = ?, test_flex = ?,
-               select_strict = ?, select_flex = ?, family_json = ?, sandbox_ms = ?, merge_ms = ?, eval_ms = ?, updated_at = ? WHERE program_hash = ? AND eval_key = ?`,
+               select_strict = ?, select_flex = ?, family_json = ?, sandbox_ms = ?, merge_ms = ?, eval_ms = ?, scored_by = ?, updated_at = ? WHERE program_hash = ? AND eval_key = ?`,
           )
           .run(pick(e.verdict, prev.verdict), pick(e.message, prev.message), pick(e.devSubset, prev.devSubset), pick(e.devStrict, prev.devStrict),
             pick(e.devFlex, prev.devFlex), pick(e.testStrict, prev.testStrict), pick(e.testFlex, prev.testFlex),
             pick(e.selectStrict, prev.selectStrict), pick(e.selectFlex, prev.selectFlex), e.families === undefined ? (prev.families ? JSON.stringify(prev.families) : null) : e.families ? JSON.stringify(e.families) : null,
-            pick(e.sandboxMs, prev.sandboxMs), pick(e.mergeMs, prev.mergeMs), pick(e.evalMs, prev.evalMs), ts, e.hash, evalKey);
+            pick(e.sandboxMs, prev.sandboxMs), pick(e.mergeMs, prev.mergeMs), pick(e.evalMs, prev.evalMs), prev.scoredBy ?? nn(e.scoredBy), ts, e.hash, evalKey);
       }
       return this.evaluationFor(e.hash, evalKey)!;
     });

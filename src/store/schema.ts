@@ -205,6 +205,15 @@ ALTER TABLE evaluations ADD COLUMN select_strict REAL;
 ALTER TABLE evaluations ADD COLUMN select_flex REAL;
 `,
   },
+  {
+    version: 4,
+    description: 'evaluations: the worker that scored the program (distributed evaluation)',
+    sql: `
+-- Distributed evaluation (src/distributed): HOST:PID of the \`selfdev worker\` whose result was
+-- recorded first for this program; NULL for local evaluation and rows from before this column.
+ALTER TABLE evaluations ADD COLUMN scored_by TEXT;
+`,
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1].version;

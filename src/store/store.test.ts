@@ -64,7 +64,7 @@ test('migration 2 on a version-1 database: iterations gain sampled_from / merged
   raw.close();
   const s = RunStore.open(dir);
   try {
-    assert.equal(s.schemaVersion(), 3, 'migrations 2 and 3 applied');
+    assert.equal(s.schemaVersion(), SCHEMA_VERSION, 'migrations 2 and later applied');
     const it = s.iteration(1)!;
     assert.deepEqual([it.factoryCheckpoint, it.sampledFrom, it.mergedCheckpoint, it.mergedProgram], ['factory/iter-1', null, null, null]);
     const { hash } = s.addSamples([{ iterationId: it.id, code: 'function merge(t) { return t[0]; }' }])[0]!;
@@ -96,7 +96,7 @@ test('migration 3 on a version-2 database: evaluations gain select_strict / sele
   raw.close();
   const s = RunStore.open(dir);
   try {
-    assert.equal(s.schemaVersion(), 3);
+    assert.equal(s.schemaVersion(), SCHEMA_VERSION);
     const e = s.evaluationFor('a')!;
     assert.deepEqual([e.devStrict, e.testStrict, e.selectStrict, e.selectFlex], [0.5, 0.4, null, null]);
     assert.deepEqual(s.pendingWork({ selectTopK: 5 }).awaitingSelect, [{ hash: 'a', devStrict: 0.5 }]);
@@ -410,4 +410,20 @@ test('durability: rows reported committed survive SIGKILL; the database is not c
   store.addSample({ iterationId: it.id, code: 'after crash' });
   store.close();
   rmSync(dir, { recursive: true, force: true });
+});
+
+test('migration 4: evaluations record the queue worker that scored a program; the first one recorded is kept', () => {
+  const dir = tmp();
+  const s = RunStore.open(dir);
+  try {
+    s.createRun({ name: 'w', config: {}, seed: 0, evalConfig: { dev: 1 } });
+    const it = s.startIteration({ t: 1, arm: 'dpo', temperature: 1, nTarget: 2 });
+    const [a, b] = s.addSamples([{ iterationId: it.id, code: 'function merge(t) { return t[0]; }' }, { iterationId: it.id, code: 'function merge(t) { return t[1]; }' }]);
+    assert.equal(s.recordEvaluation({ hash: a!.hash, verdict: 'ok', devSubset: 0.5, scoredBy: 'node1:11' }).scoredBy, 'node1:11');
+    assert.equal(s.recordEvaluation({ hash: a!.hash, devStrict: 0.4, scoredBy: 'node2:22' }).scoredBy, 'node1:11', 'a later delivery does not change it');
+    assert.equal(s.recordEvaluation({ hash: b!.hash, verdict: 'ok', devSubset: 0.1 }).scoredBy, null, 'local evaluation');
+    assert.equal(s.evaluationFor(a!.hash)!.devStrict, 0.4);
+  } finally {
+    s.close();
+  }
 });
