@@ -18,20 +18,13 @@
 import * as O from './ops.ts';
 import type { Tensor, Variable } from './ops.ts';
 import { Rng } from './rng.ts';
+import type { LlamaSpec } from '../io/model-config.ts';
 
-/** The fields of HF LlamaConfig this engine uses (snake_case as in config.json). */
-export interface LlamaConfig {
-  vocab_size: number;
-  hidden_size: number;
-  intermediate_size: number;
-  num_hidden_layers: number;
-  num_attention_heads: number;
-  num_key_value_heads: number;
-  head_dim: number;
-  rms_norm_eps: number;
-  rope_theta: number;
-  max_position_embeddings: number;
-  tie_word_embeddings: boolean;
+/**
+ * The fields of HF LlamaConfig this engine uses (snake_case as in config.json): the validated spec
+ * of io/model-config.ts, with the special ids always set (the engine's fixed layout).
+ */
+export interface LlamaConfig extends Omit<LlamaSpec, 'bos_token_id' | 'eos_token_id' | 'pad_token_id'> {
   bos_token_id: number;
   eos_token_id: number;
   pad_token_id: number;
