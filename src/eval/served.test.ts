@@ -5,6 +5,7 @@ import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { liveProcesses } from '../io/testing.ts';
 import { makeMicroWorld } from '../world/testing.ts';
 import { resolveConfig, type LoopConfig } from '../loop/config.ts';
 import { openEvalContext, runJob, WorkerPool, type EvalContext, type EvalJob, type JobResult } from '../loop/pool.ts';
@@ -67,19 +68,15 @@ function servedProcesses(): string[] {
   return out;
 }
 
-/** Members (not zombies) of process group `pgid`, from ps (independent of served.ts's own check). */
-async function psGroup(pgid: number): Promise<string[]> {
-  const ps = spawn('ps', ['-eo', 'pid=,pgid=,stat=,args=']);
-  let text = '';
-  ps.stdout.on('data', (d: Buffer) => (text += d.toString()));
-  await new Promise((r) => ps.once('close', r));
-  return text.split('\n').map((l) => l.trim().split(/\s+/)).filter((f) => Number(f[1]) === pgid && !f[2]?.startsWith('Z')).map((f) => f.join(' '));
+/** Members (not zombies) of process group `pgid`, from the tests' own /proc listing (independent of served.ts's check). */
+function groupMembers(pgid: number): string[] {
+  return liveProcesses().filter((p) => p.pgid === pgid).map((p) => `${p.pid} ${p.args}`);
 }
 
 async function assertCleanedUp(pgids: number[] = []): Promise<void> {
   assert.deepEqual(servedDirs(), [], 'no served checkpoint folder left');
   assert.deepEqual(servedProcesses(), [], 'no server process left');
-  for (const g of pgids) assert.deepEqual(await psGroup(g), [], `process group ${g} is gone`);
+  for (const g of pgids) assert.deepEqual(groupMembers(g), [], `process group ${g} is gone`);
 }
 
 test('eval.server config: defaults, validation errors name the field; no server = in-process as before', async () => {
@@ -296,11 +293,11 @@ test('orphans: if the evaluating process dies (SIGKILL), the watchdog stops the 
   const line = await new Promise<string>((r) => child.stdout.once('data', (d: Buffer) => r(d.toString())));
   const { pgid, dir } = JSON.parse(line) as { pgid: number; dir: string };
   // wait until the command runs under the wrapper, then kill the parent hard
-  for (let i = 0; i < 100 && !(await psGroup(pgid)).some((l) => l.includes('sleep 60')); i++) await new Promise((r) => setTimeout(r, 50));
-  assert.ok((await psGroup(pgid)).some((l) => l.includes('sleep 60')), 'the server command is running');
+  for (let i = 0; i < 100 && !groupMembers(pgid).some((l) => l.includes('sleep 60')); i++) await new Promise((r) => setTimeout(r, 50));
+  assert.ok(groupMembers(pgid).some((l) => l.includes('sleep 60')), 'the server command is running');
   child.kill('SIGKILL');
   const until = Date.now() + 15_000;
-  while (Date.now() < until && ((await psGroup(pgid)).length > 0 || existsSync(dir))) await new Promise((r) => setTimeout(r, 200));
+  while (Date.now() < until && (groupMembers(pgid).length > 0 || existsSync(dir))) await new Promise((r) => setTimeout(r, 200));
   assert.equal(existsSync(dir), false, 'the served folder was removed');
   await assertCleanedUp([pgid]);
 });

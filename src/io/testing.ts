@@ -2,7 +2,7 @@
  * Test and benchmark fixtures: deterministic Hugging Face Llama folders, raw safetensors bytes
  * (valid or deliberately corrupt), temp folders. Same seed → byte-identical output.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DTYPE_BYTES, encodeFromF32, torchDTypeName } from '../tensor/dtype.ts';
@@ -261,4 +261,35 @@ export function rawSafetensorsBytes(header: string | object | Uint8Array, data: 
 export function makeTempDir(prefix = 'selfdev-test-'): { path: string; cleanup: () => void } {
   const path = mkdtempSync(join(tmpdir(), prefix));
   return { path, cleanup: () => rmSync(path, { recursive: true, force: true }) };
+}
+
+/** A live process as /proc shows it. */
+export interface ProcessInfo {
+  pid: number;
+  ppid: number;
+  pgid: number;
+  /** The whole command line, arguments joined by spaces. */
+  args: string;
+}
+
+/**
+ * Live (not zombie) processes, read from /proc (Linux). Tests use this rather than `ps`, which a
+ * bare CI image may lack and which cuts command lines to $COLUMNS when it is set.
+ */
+export function liveProcesses(): ProcessInfo[] {
+  const out: ProcessInfo[] = [];
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
+      // "pid (comm) state ppid pgrp …": comm may hold spaces and parentheses
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      if (f[0] === 'Z' || f[0] === 'X') continue;
+      const args = readFileSync(`/proc/${d}/cmdline`, 'utf8').split('\0').filter((a) => a !== '').join(' ');
+      out.push({ pid: Number(d), ppid: Number(f[1]), pgid: Number(f[2]), args });
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return out;
 }

@@ -1,22 +1,16 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { makeTempDir } from '../io/testing.ts';
+import { liveProcesses, makeTempDir } from '../io/testing.ts';
 import { RunStore } from '../store/store.ts';
 import { runLoop } from './controller.ts';
 import { makeMicroWorld, processAlive as alive } from './testing.ts';
 
 /** Evaluation worker processes whose parent is `ppid`. */
 function loopWorkers(ppid: number): number[] {
-  let out = '';
-  try {
-    out = execFileSync('ps', ['-o', 'pid=,args=', '--ppid', String(ppid)], { encoding: 'utf8' });
-  } catch {
-    return []; // ps exits 1 when no process matches
-  }
-  return out.split('\n').filter((l) => /src\/loop\/worker\.ts/.test(l)).map((l) => Number(l.trim().split(/\s+/)[0]));
+  return liveProcesses().filter((p) => p.ppid === ppid && /src\/loop\/worker\.ts/.test(p.args)).map((p) => p.pid);
 }
 
 test('kill -9 mid-run (2 evaluation workers) and resume: same final leaderboard as an uninterrupted run with 1; no finished program evaluated twice; orphaned workers exit', async () => {

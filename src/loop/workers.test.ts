@@ -1,8 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
-import { makeTempDir } from '../io/testing.ts';
+import { liveProcesses, makeTempDir } from '../io/testing.ts';
 import { RunStore } from '../store/store.ts';
 import { runLoop } from './controller.ts';
 import { makeMicroWorld, runSnapshot as snapshot } from './testing.ts';
@@ -22,13 +21,7 @@ const config = async (o: Record<string, unknown> = {}) => ({
 
 /** Loop worker processes that are children of this process. */
 function workerChildren(): number[] {
-  let out = '';
-  try {
-    out = execFileSync('ps', ['-o', 'pid=,args=', '--ppid', String(process.pid)], { encoding: 'utf8' });
-  } catch {
-    return []; // ps exits 1 when no process matches
-  }
-  return out.split('\n').filter((l) => /src\/loop\/worker\.ts/.test(l)).map((l) => Number(l.trim().split(/\s+/)[0]));
+  return liveProcesses().filter((p) => p.ppid === process.pid && /src\/loop\/worker\.ts/.test(p.args)).map((p) => p.pid);
 }
 
 test('workers 1 and 2 give the same evaluations, leaderboard, pairs, baselines and transfers; the workers are gone afterwards', async () => {
@@ -36,7 +29,13 @@ test('workers 1 and 2 give the same evaluations, leaderboard, pairs, baselines a
   try {
     const cfg = await config();
     const one = await runLoop({ ...cfg, workers: 1 }, join(tmp.path, 'w1'));
-    const two = await runLoop({ ...cfg, workers: 2 }, join(tmp.path, 'w2'));
+    let during = -1;
+    const two = await runLoop({ ...cfg, workers: 2 }, join(tmp.path, 'w2'), {
+      onEvent: (e) => {
+        if (e.type === 'evaluated' && during < 0) during = workerChildren().length;
+      },
+    });
+    assert.equal(during, 2, 'two worker processes ran while the run evaluated (the process listing sees them)');
     assert.deepEqual(workerChildren(), [], 'no worker process outlives its run');
     const a = snapshot(join(tmp.path, 'w1'));
     const b = snapshot(join(tmp.path, 'w2'));
