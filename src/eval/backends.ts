@@ -97,7 +97,7 @@ const KV_BUDGET = 64e6;
  * `<<EXPR=`. Greedy prompts are batched in order of length; with sampling, row i's stream is seeded
  * by (seed, i) whatever the chunking.
  */
-export async function engineGenerate(model: Llama, tok: Tokenizer, prompts: readonly string[], o: EngineGenerateOptions): Promise<EngineGeneration[]> {
+export async function engineGenerate(model: Llama, tok: Tokenizer, prompts: readonly (string | readonly number[])[], o: EngineGenerateOptions): Promise<EngineGeneration[]> {
   const { generateIds } = await import('../nn/generate.ts');
   const maxPos = model.config.max_position_embeddings;
   if (!Number.isInteger(o.maxTokens) || o.maxTokens < 1) throw new Error(`maxTokens must be a positive integer, got ${o.maxTokens}`);
@@ -105,7 +105,8 @@ export async function engineGenerate(model: Llama, tok: Tokenizer, prompts: read
   const keep = maxPos - o.maxTokens;
   const truncated = new Array<boolean>(prompts.length).fill(false);
   const encoded = prompts.map((p, k) => {
-    const ids = tok.encodePrompt(p); // bos + text: what tokenizer.json's post-processor gives too
+    // bos + text: what tokenizer.json's post-processor gives too; token-id prompts are used as given
+    const ids = typeof p === 'string' ? tok.encodePrompt(p) : [...p];
     if (ids.length <= keep) return ids;
     truncated[k] = true;
     return [tok.bosId, ...ids.slice(ids.length - keep + 1)];

@@ -13,6 +13,7 @@ import { generateIds } from '../nn/generate.ts';
 import type { Llama } from '../nn/model.ts';
 import type { Tokenizer } from '../nn/tokenizer.ts';
 import { extractProgram } from './extract.ts';
+import { builtinPromptIds } from './builtin-prompt.ts';
 import { checkSampleArgs } from './types.ts';
 import type { AlgorithmFactory, Candidate, FactoryPrompt, SampleOptions } from './types.ts';
 
@@ -73,13 +74,7 @@ export class BuiltinFactory implements AlgorithmFactory {
    * `maxTokens`). A `continuation` (the end of `text`) is kept whole after the shortened rest.
    */
   promptIds(text: string, maxTokens: number, continuation = ''): number[] {
-    const ctx = this.live().config.max_position_embeddings;
-    if (continuation && !text.endsWith(continuation)) throw new Error('builtin factory: the prompt text does not end with its continuation');
-    const cont = continuation ? this.tok.encode(continuation) : [];
-    const room = Math.min(this.maxPromptTokens, ctx - maxTokens - 1 - cont.length);
-    if (room < 1) throw new Error(`builtin factory: maxTokens ${maxTokens}${cont.length ? ` and a continuation of ${cont.length} tokens leave` : ' leaves'} no room for a prompt in a context of ${ctx} tokens`);
-    const ids = this.tok.encode(continuation ? text.slice(0, text.length - continuation.length) : text);
-    return [this.tok.bosId, ...ids.slice(Math.max(0, ids.length - room)), ...cont];
+    return builtinPromptIds(this.tok, this.live().config.max_position_embeddings, text, maxTokens, this.maxPromptTokens, continuation);
   }
 
   async sample(prompt: FactoryPrompt, n: number, opts: SampleOptions): Promise<Candidate[]> {

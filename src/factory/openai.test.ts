@@ -8,7 +8,8 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { makeRandomModel } from '../serve/testing.ts';
-import { OpenAIFactory, backoffDelay } from './openai.ts';
+import { FactoryEndpointError, OpenAIFactory, backoffDelay } from './openai.ts';
+import { seedForRow } from '../nn/rng.ts';
 import { buildPrompt } from './prompt.ts';
 
 const PROG = 'function merge(taskVectors, ctx) {\n  return taskVectors[0].mul(0.5);\n}';
@@ -57,7 +58,7 @@ function json(res: ServerResponse, status: number, obj: unknown, headers: Record
 const chatReply = (content: string, tokens = 7) => ({ choices: [{ index: 0, message: { role: 'assistant', content }, finish_reason: 'stop' }], usage: { completion_tokens: tokens } });
 const fast = { backoffMs: 5, maxBackoffMs: 50 };
 
-test('chat mode: one request per sample with seed + i, code extracted, tokens reported', async () => {
+test('chat mode: one request per sample with seedForRow(seed, i), code extracted, tokens reported', async () => {
   const srv = await scripted((k, s, res) => json(res, 200, chatReply(`Here:\n\`\`\`js\n${PROG.replace('0.5', String(s.body.seed))}\n\`\`\``, 10 + k)));
   const f = new OpenAIFactory({ baseURL: srv.url, model: 'm1', ...fast });
   const c = await f.sample(prompt, 3, { temperature: 0.8, topP: 0.9, seed: 100, maxTokens: 64 });
@@ -72,8 +73,10 @@ test('chat mode: one request per sample with seed + i, code extracted, tokens re
     assert.equal(s.body.n, 1);
     assert.equal(s.body.stop, undefined);
   }
-  assert.deepEqual(srv.seen.map((s) => s.body.seed).sort(), [100, 101, 102]);
-  assert.deepEqual(c.map((x) => x.code), [100, 101, 102].map((s) => PROG.replace('0.5', String(s))), 'candidate i comes from seed + i');
+  const seeds = [0, 1, 2].map((i) => seedForRow(100, i));
+  assert.equal(seeds[0], 100);
+  assert.deepEqual(srv.seen.map((s) => s.body.seed).sort(), [...seeds].sort());
+  assert.deepEqual(c.map((x) => x.code), seeds.map((s) => PROG.replace('0.5', String(s))), 'candidate i comes from seedForRow(seed, i)');
   for (const x of c) {
     assert.equal(x.error, undefined);
     assert.ok(x.tokens! >= 10 && x.ms >= 0);
@@ -94,7 +97,7 @@ test('completions mode: prompt text and stop strings sent, raw = prefix + text',
   assert.equal(c.tokens, undefined);
 });
 
-test('500 then 200: retried and succeeds; with retries=0 the error is reported', async () => {
+test('500 then 200: retried and succeeds; with retries=0 the whole call rejects with the server text', async () => {
   const srv = await scripted((k, _s, res) => (k === 0 ? json(res, 500, { error: { message: 'engine crashed' } }) : json(res, 200, chatReply('```js\n' + PROG + '\n```'))));
   const f = new OpenAIFactory({ baseURL: srv.url, model: 'm', ...fast });
   const [c] = await f.sample(prompt, 1, { temperature: 1, seed: 3 });
@@ -102,13 +105,11 @@ test('500 then 200: retried and succeeds; with retries=0 the error is reported',
   assert.equal(c.code, PROG);
   const srv2 = await scripted((_k, _s, res) => json(res, 503, { error: { message: 'overloaded' } }));
   const g = new OpenAIFactory({ baseURL: srv2.url, model: 'm', retries: 0 });
-  const [d] = await g.sample(prompt, 1, { temperature: 1, seed: 3 });
+  await assert.rejects(g.sample(prompt, 1, { temperature: 1, seed: 3 }), (e: Error) => e instanceof FactoryEndpointError && /^openai factory: POST http:\/\/127\.0\.0\.1:\d+\/v1\/chat\/completions → HTTP 503: overloaded; .*factory\.retries/.test(e.message));
   assert.equal(srv2.seen.length, 1);
-  assert.equal(d.code, null);
-  assert.match(d.error!, /^HTTP 503 from http:\/\/127\.0\.0\.1:\d+\/v1\/chat\/completions: overloaded$/);
 });
 
-test('429 with Retry-After is retried; 400 is not retried and carries the server message', async () => {
+test('429 with Retry-After is retried; 400 is not retried: the call rejects with the server message and what to change', async () => {
   const srv = await scripted((k, _s, res) => (k < 2 ? json(res, 429, { error: { message: 'slow down' } }, { 'retry-after': '0' }) : json(res, 200, chatReply('```js\n' + PROG + '\n```'))));
   const f = new OpenAIFactory({ baseURL: srv.url, model: 'm', ...fast });
   const [c] = await f.sample(prompt, 1, { temperature: 1, seed: 3 });
@@ -116,22 +117,19 @@ test('429 with Retry-After is retried; 400 is not retried and carries the server
   assert.equal(c.code, PROG);
   const bad = await scripted((_k, _s, res) => json(res, 400, { error: { message: "'temperature' must be >= 0" } }));
   const g = new OpenAIFactory({ baseURL: bad.url, model: 'm', ...fast });
-  const [d] = await g.sample(prompt, 1, { temperature: 1, seed: 3 });
-  assert.equal(bad.seen.length, 1);
-  assert.match(d.error!, /HTTP 400 .*'temperature' must be >= 0$/);
+  await assert.rejects(g.sample(prompt, 4, { temperature: 1, seed: 3 }), /HTTP 400: 'temperature' must be >= 0; the server rejected a request field .*factory\.extraBody/);
+  assert.ok(bad.seen.length <= 4, 'no retries, no new request after the failure');
 });
 
-test('a hanging server: per-request timeout, retried, then reported', async () => {
+test('a hanging server: per-request timeout, retried, then the call rejects', async () => {
   const srv = await scripted(() => {
     /* never answers */
   });
   const f = new OpenAIFactory({ baseURL: srv.url, model: 'm', timeoutMs: 150, retries: 1, ...fast });
   const t0 = Date.now();
-  const [c] = await f.sample(prompt, 1, { temperature: 1, seed: 3 });
+  await assert.rejects(f.sample(prompt, 1, { temperature: 1, seed: 3 }), /^FactoryEndpointError: openai factory: timeout after 150 ms \(POST .*\) \(after 2 attempts\); .*factory\.timeoutMs/);
   const dt = Date.now() - t0;
   assert.equal(srv.seen.length, 2);
-  assert.equal(c.code, null);
-  assert.match(c.error!, /^timeout after 150 ms \(POST .*\) \(after 2 attempts\)$/);
   assert.ok(dt >= 300 && dt < 3000, `took ${dt} ms`);
   await f.close();
 });
@@ -142,25 +140,23 @@ test('a body that stalls midway is covered by the timeout', async () => {
     res.write('{"choices": [');
   });
   const f = new OpenAIFactory({ baseURL: srv.url, model: 'm', timeoutMs: 150, retries: 0 });
-  const [c] = await f.sample(prompt, 1, { temperature: 1, seed: 3 });
-  assert.match(c.error!, /^timeout after 150 ms/);
+  await assert.rejects(f.sample(prompt, 1, { temperature: 1, seed: 3 }), /openai factory: timeout after 150 ms/);
 });
 
-test('connection refused is a retried network error', async () => {
+test('connection refused is retried, then the call rejects naming the endpoint', async () => {
   const srv = await scripted(() => {});
   const url = srv.url;
   await new Promise<void>((r) => srv.server.close(() => r()));
   const f = new OpenAIFactory({ baseURL: url, model: 'm', retries: 2, ...fast });
-  const [c] = await f.sample(prompt, 1, { temperature: 1, seed: 3 });
-  assert.match(c.error!, /^network error: ECONNREFUSED \(POST .*\) \(after 3 attempts\)$/);
+  await assert.rejects(f.sample(prompt, 1, { temperature: 1, seed: 3 }), (e: Error) => e.message.includes(`network error: ECONNREFUSED (POST ${url}/chat/completions) (after 3 attempts); is the server running? start it, or fix factory.url (now ${url})`));
+  await assert.rejects(f.checkModel(), /GET .*\/models failed after 3 attempt\(s\): ECONNREFUSED; is the server running/);
 });
 
 test('malformed 200 responses: no retry for a missing field, retry for invalid JSON', async () => {
   const srv = await scripted((k, _s, res) => (k === 0 ? (res.writeHead(200), res.end('<html>oops')) : json(res, 200, { choices: [{ message: {} }] })));
   const f = new OpenAIFactory({ baseURL: srv.url, model: 'm', ...fast });
-  const [c] = await f.sample(prompt, 1, { temperature: 1, seed: 3 });
+  await assert.rejects(f.sample(prompt, 1, { temperature: 1, seed: 3 }), /has no choices\[0\]\.message\.content \(is factory\.mode right\?\)/);
   assert.equal(srv.seen.length, 2);
-  assert.match(c.error!, /has no choices\[0\]\.message\.content/);
 });
 
 test('an answer without a merge function: code null with the extraction reason', async () => {
@@ -177,7 +173,7 @@ test('concurrency limit is respected and all samples are returned in order', asy
   const f = new OpenAIFactory({ baseURL: srv.url, model: 'm', concurrency: 3 });
   const c = await f.sample(prompt, 8, { temperature: 1, seed: 0 });
   assert.equal(srv.maxInFlight(), 3);
-  assert.deepEqual(c.map((x) => x.code), [0, 1, 2, 3, 4, 5, 6, 7].map((s) => PROG.replace('0.5', String(s))));
+  assert.deepEqual(c.map((x) => x.code), [0, 1, 2, 3, 4, 5, 6, 7].map((i) => PROG.replace('0.5', String(seedForRow(0, i)))));
 });
 
 test('API key from a configurable environment variable; none when unset', async () => {
@@ -257,13 +253,14 @@ test('against the real `selfdev serve` over a small model of ours (child process
         if (mode === 'completions') assert.ok(c.raw.startsWith(small.prefix));
       }
       assert.deepEqual(a.map((c) => c.raw), b.map((c) => c.raw), `${mode}: the server honours seed`);
-      assert.ok(new Set(a.map((c) => c.raw)).size > 1, `${mode}: seed + i gives different samples`);
+      assert.ok(new Set(a.map((c) => c.raw)).size > 1, `${mode}: seedForRow(seed, i) gives different samples`);
       await f.close();
     }
-    // an unknown model name is a 404, reported without retries
+    // an unknown model name: the /models check and the first request (a 404, not retried) both stop
     const g = new OpenAIFactory({ baseURL: base, model: 'other', mode: 'completions', ...fast });
-    const [e] = await g.sample(small, 1, { temperature: 1, seed: 0, maxTokens: 4 });
-    assert.match(e.error!, /^HTTP 404 /);
+    await assert.rejects(g.checkModel(), /does not serve model 'other' \(GET .*\/v1\/models lists: tiny\); set factory\.model/);
+    await assert.rejects(g.sample(small, 1, { temperature: 1, seed: 0, maxTokens: 4 }), /HTTP 404: The model 'other' does not exist .*check factory\.url .*factory\.model 'other'/);
+    await new OpenAIFactory({ baseURL: base, model: 'tiny' }).checkModel();
   } finally {
     child.kill('SIGTERM');
     await new Promise((r) => (child.exitCode !== null ? r(null) : child.once('exit', r)));

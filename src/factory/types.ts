@@ -65,7 +65,7 @@ export interface Candidate {
 
 export interface AlgorithmFactory {
   readonly name: string;
-  /** Draw `n` programs for `prompt`. Never rejects for a single failed sample: that sample gets `error`. */
+  /** Draw `n` programs for `prompt`. A sample without a program gets `error`; an endpoint or configuration error (openai) rejects the whole call. */
   sample(prompt: FactoryPrompt, n: number, opts: SampleOptions): Promise<Candidate[]>;
   /** Release models, contexts and sockets. Idempotent. */
   close(): Promise<void>;

@@ -8,7 +8,7 @@ import { MASKED } from './model.ts';
 import { InferModel } from './infer.ts';
 import type { KVCache, Llama } from './model.ts';
 import type { Tokenizer } from './tokenizer.ts';
-import { Rng } from './rng.ts';
+import { Rng, rowStreamKey } from './rng.ts';
 import { batchLogprobs, encodePair, makeBatch, rowCounts } from './data.ts';
 import type { Example } from './data.ts';
 
@@ -102,7 +102,7 @@ export function generateIds(model: Llama, tok: Tokenizer, prompts: number[][], o
   const topP = opts.topP ?? 1;
   const useCache = opts.useCache ?? true;
   const useInfer = useCache && (opts.engine ?? 'infer') === 'infer';
-  const rngs = prompts.map((_, i) => (temperature > 0 ? new Rng((opts.seed ?? 0) * 1_000_003 + rowBase + i) : null));
+  const rngs = prompts.map((_, i) => (temperature > 0 ? new Rng(rowStreamKey(opts.seed ?? 0, rowBase + i)) : null));
   for (const [i, p] of prompts.entries()) if (p.length === 0) throw new Error(`generate: prompt ${rowBase + i} is empty (use addBos)`);
   const L = Math.max(...prompts.map((p) => p.length));
   // per-row token history (left padded), key validity, next position

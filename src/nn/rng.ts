@@ -1,3 +1,26 @@
+/** Row r of a call with seed s samples from the stream keyed s·ROW_STREAM_STRIDE + r (Rng keeps the key mod 2^32). */
+export const ROW_STREAM_STRIDE = 1_000_003;
+/** ROW_STREAM_STRIDE⁻¹ mod 2^32 (the stride is odd, so it has one). */
+const STRIDE_INVERSE = (() => {
+  let x = ROW_STREAM_STRIDE; // Newton's iteration for the inverse mod 2^32: each step doubles the correct bits
+  for (let i = 0; i < 5; i++) x = Math.imul(x, 2 - Math.imul(ROW_STREAM_STRIDE, x));
+  return x >>> 0;
+})();
+
+/** The stream key of row `row` of a call seeded with `seed` (exact for |seed| < 2^32). */
+export function rowStreamKey(seed: number, row: number): number {
+  return seed * ROW_STREAM_STRIDE + row;
+}
+
+/**
+ * The seed in [0, 2^32) whose row 0 samples from the same stream as row `row` of a call seeded with
+ * `seed`: a one-prompt request with this seed (e.g. to `selfdev serve`) reproduces that row.
+ * (x·stride ≡ seed·stride + row (mod 2^32) ⇔ x ≡ seed + row·stride⁻¹.)
+ */
+export function seedForRow(seed: number, row: number): number {
+  return ((seed >>> 0) + Math.imul(row, STRIDE_INVERSE)) >>> 0;
+}
+
 /** Small seeded PRNG (mulberry32 over a splitmix-scrambled seed) with uniform, normal, shuffle. */
 export class Rng {
   private s: number;

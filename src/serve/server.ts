@@ -2,10 +2,11 @@
  * `selfdev serve`: an OpenAI-compatible HTTP server (node:http) over the builtin tiny-Llama engine.
  *
  *   GET  /v1/models             → {object:"list", data:[{id, object:"model", owned_by:"selfdev"}]}
- *   POST /v1/completions        → prompt (string | string[]), max_tokens (16), temperature (1),
- *                                 top_p (1), stop (string | string[], ≤ 16), seed (0), n (1 only)
+ *   POST /v1/completions        → prompt (a string, strings, token ids or lists of token ids),
+ *                                 max_tokens (16), temperature (1), top_p (1), stop (string |
+ *                                 string[], ≤ 16), seed (0), n (1)
  *   POST /v1/chat/completions   → messages [{role: system|user|assistant, content: string}], same
- *                                 sampling fields
+ *                                 sampling fields (max_completion_tokens too)
  *   GET  /health                → {status:"ok"}
  *
  * Responses follow the OpenAI shapes (`choices[].text` / `choices[].message`, `finish_reason`
@@ -19,8 +20,17 @@
  * ends with "\n\nAssistant:". "\nUser:" and "\nSystem:" are added to the stop strings; the leading
  * space of the reply is removed.
  *
- * Sampling with an unseeded request uses seed 0 (deterministic). Prompt i of a request samples from
- * its own stream seeded by (seed, i). Greedy requests that arrive together with the same max_tokens
+ * Request fields take the OpenAI API's ranges: `seed` any integer (vLLM's limit, a signed 64-bit
+ * one; only its value mod 2^32 selects the stream), `n` 1–128 choices per prompt, `temperature`
+ * 0–2, `frequency_penalty` / `presence_penalty` −2–2 (only 0 is implemented: other values are a
+ * 400), `logprobs` / `echo` / `stream` / `best_of` / `logit_bias` / `suffix` / tools only at their
+ * "off" values, informational fields (`user`, `metadata`, `store`, `service_tier`) accepted and
+ * ignored. Token-id prompts are used as given (no bos added; left-truncated to fit like text).
+ *
+ * Sampling with an unseeded request uses seed 0 (deterministic). Row r of a request (choice j of
+ * prompt i: r = i·n + j) samples from its own stream seeded by (seed, r), the builtin engine's
+ * scheme (`generateIds`), so a one-prompt request with seed `seedForRow(s, r)` reproduces row r
+ * of an in-process call seeded s. Greedy requests that arrive together with the same max_tokens
  * and stop strings are run as one engine batch (rows do not depend on batching); sampled requests
  * run alone so that their streams do not depend on other traffic.
  */
@@ -68,7 +78,7 @@ interface Sampling {
 }
 
 interface Job {
-  prompts: string[];
+  prompts: (string | number[])[];
   s: Sampling;
   resolve: (g: EngineGeneration[]) => void;
   reject: (e: unknown) => void;
@@ -146,24 +156,20 @@ export class CompletionServer {
       if (typeof body.model !== 'string') throw new HttpError(400, "'model' must be a string", 'model');
       if (body.model !== this.o.name) throw new HttpError(404, `The model '${body.model}' does not exist (this server serves '${this.o.name}')`, 'model', 'invalid_request_error', 'model_not_found');
     }
-    for (const k of ['stream', 'echo', 'logprobs', 'best_of', 'suffix', 'tools', 'functions', 'logit_bias'] as const) {
-      const v = body[k];
-      if (v !== undefined && v !== null && v !== false && !(k === 'best_of' && v === 1)) throw new HttpError(400, `'${k}' is not supported by selfdev serve`, k);
-    }
-    if (body.n !== undefined && body.n !== null && body.n !== 1) throw new HttpError(400, "only n=1 is supported", 'n');
+    checkUnsupported(body);
+    const n = body.n === undefined || body.n === null ? 1 : body.n;
+    if (typeof n !== 'number' || !Number.isInteger(n) || n < 1 || n > 128) throw new HttpError(400, `'n' must be an integer in [1, 128], got ${JSON.stringify(body.n)}`, 'n');
     const s = this.sampling(body, chat);
-    let prompts: string[];
+    let prompts: (string | number[])[];
     if (chat) {
       prompts = [chatPrompt(body.messages)];
       s.stop = [...s.stop, ...CHAT_STOPS];
     } else {
-      const p = body.prompt;
-      if (typeof p === 'string') prompts = [p];
-      else if (Array.isArray(p) && p.length > 0 && p.every((x) => typeof x === 'string')) prompts = p as string[];
-      else throw new HttpError(400, "'prompt' must be a string or a non-empty array of strings (token-id prompts are not supported)", 'prompt');
-      if (prompts.length > 1024) throw new HttpError(400, `at most 1024 prompts per request, got ${prompts.length}`, 'prompt');
+      prompts = this.promptList(body.prompt);
     }
-    const gens = await this.enqueue(prompts, s);
+    if (prompts.length * n > 1024) throw new HttpError(400, `at most 1024 completions per request (prompts × n), got ${prompts.length} × ${n}`, n > 1 ? 'n' : 'prompt');
+    // choice j of prompt i is row i·n + j
+    const gens = await this.enqueue(prompts.flatMap((p) => Array.from({ length: n }, () => p)), s);
     const created = Math.floor(Date.now() / 1000);
     const usage = {
       prompt_tokens: gens.reduce((a, g) => a + g.promptTokens, 0),
@@ -174,13 +180,12 @@ export class CompletionServer {
     const finish = (g: EngineGeneration) => (g.finish === 'length' ? 'length' : 'stop');
     this.o.log?.(`${req.method} ${path} ${prompts.length} prompt(s) ${usage.completion_tokens} tok ${((performance.now() - t0) / 1000).toFixed(2)}s`);
     if (chat) {
-      const g = gens[0];
       return this.send(res, 200, {
         id: `chatcmpl-${randomUUID()}`,
         object: 'chat.completion',
         created,
         model: this.o.name,
-        choices: [{ index: 0, message: { role: 'assistant', content: g.text.replace(/^ /, '') }, logprobs: null, finish_reason: finish(g), stop_reason: g.stopString }],
+        choices: gens.map((g, index) => ({ index, message: { role: 'assistant', content: g.text.replace(/^ /, '') }, logprobs: null, finish_reason: finish(g), stop_reason: g.stopString })),
         usage,
       });
     }
@@ -208,7 +213,9 @@ export class CompletionServer {
     const maxTokens = num(mtKey, chat ? Math.min(256, maxPos - 1) : 16, 1, maxPos - 1, true);
     const temperature = num('temperature', 1, 0, 2);
     const topP = num('top_p', 1, Number.MIN_VALUE, 1);
-    const seed = num('seed', 0, -(2 ** 31), 2 ** 31 - 1, true);
+    // any signed 64-bit integer (OpenAI: an integer; vLLM: int64); the stream uses its value mod 2^32
+    // (2^63 itself is what JSON numbers read 9223372036854775807 as)
+    const seed = num('seed', 0, -(2 ** 63), 2 ** 63, true);
     let stop: string[] = [];
     const st = body.stop;
     if (typeof st === 'string') stop = [st];
@@ -218,10 +225,29 @@ export class CompletionServer {
     } else if (st !== undefined && st !== null) throw new HttpError(400, "'stop' must be a string or an array of strings", 'stop');
     if (stop.length > MAX_STOPS) throw new HttpError(400, `at most ${MAX_STOPS} stop strings, got ${stop.length}`, 'stop');
     stop = stop.filter((x) => x.length > 0);
-    return { maxTokens, temperature, topP, seed, stop };
+    return { maxTokens, temperature, topP, seed: ((seed % 2 ** 32) + 2 ** 32) % 2 ** 32, stop };
   }
 
-  private enqueue(prompts: string[], s: Sampling): Promise<EngineGeneration[]> {
+  /** `prompt` of /v1/completions: a string, a list of strings, a list of token ids, or a list of such lists. */
+  private promptList(p: unknown): (string | number[])[] {
+    const V = this.model.config.vocab_size;
+    const isIds = (x: unknown): x is number[] => Array.isArray(x) && x.length > 0 && x.every((t) => typeof t === 'number');
+    const checkIds = (ids: number[], where: string) => {
+      const bad = ids.findIndex((t) => !Number.isInteger(t) || t < 0 || t >= V);
+      if (bad >= 0) throw new HttpError(400, `'prompt'${where}[${bad}] must be a token id in [0, ${V - 1}], got ${JSON.stringify(ids[bad])}`, 'prompt');
+      return ids;
+    };
+    let out: (string | number[])[];
+    if (typeof p === 'string') out = [p];
+    else if (isIds(p)) out = [checkIds(p, '')];
+    else if (Array.isArray(p) && p.length > 0 && p.every((x) => typeof x === 'string')) out = p as string[];
+    else if (Array.isArray(p) && p.length > 0 && p.every(isIds)) out = (p as number[][]).map((ids, i) => checkIds(ids, `[${i}]`));
+    else throw new HttpError(400, "'prompt' must be a string, a non-empty array of strings, a non-empty array of token ids or an array of such arrays", 'prompt');
+    if (out.length > 1024) throw new HttpError(400, `at most 1024 prompts per request, got ${out.length}`, 'prompt');
+    return out;
+  }
+
+  private enqueue(prompts: (string | number[])[], s: Sampling): Promise<EngineGeneration[]> {
     return new Promise((resolve, reject) => {
       this.pending.push({ prompts, s, resolve, reject });
       this.schedule();
@@ -294,6 +320,32 @@ export class CompletionServer {
     this.o.log?.(`error: ${msg}`);
     this.send(res, 500, { error: { message: msg, type: 'server_error', param: null, code: null } });
   }
+}
+
+/**
+ * Request fields of the OpenAI API that selfdev serve does not implement: accepted at their "off"
+ * value (what a client sends by default), a 400 naming the field otherwise. Penalties must lie in
+ * the API's [-2, 2] and be 0 here.
+ */
+function checkUnsupported(body: Record<string, unknown>): void {
+  const off = (v: unknown) => v === undefined || v === null || v === false || v === 0;
+  for (const k of ['stream', 'echo', 'logprobs', 'top_logprobs', 'suffix', 'tools', 'functions', 'tool_choice', 'function_call', 'stream_options', 'prediction', 'audio', 'modalities', 'reasoning_effort'] as const) {
+    const v = body[k];
+    const fine = off(v) || (k === 'tool_choice' && v === 'none') || (k === 'function_call' && v === 'none') || (k === 'modalities' && Array.isArray(v) && v.every((m) => m === 'text')) || (k === 'suffix' && v === '');
+    if (!fine) throw new HttpError(400, `'${k}' is not supported by selfdev serve (got ${JSON.stringify(v)})`, k);
+  }
+  if (!(off(body.best_of) || body.best_of === 1)) throw new HttpError(400, `'best_of' is not supported by selfdev serve (only 1; got ${JSON.stringify(body.best_of)})`, 'best_of');
+  const lb = body.logit_bias;
+  if (!(off(lb) || (typeof lb === 'object' && !Array.isArray(lb) && Object.keys(lb as object).length === 0))) throw new HttpError(400, "'logit_bias' is not supported by selfdev serve", 'logit_bias');
+  for (const k of ['frequency_penalty', 'presence_penalty'] as const) {
+    const v = body[k];
+    if (v === undefined || v === null) continue;
+    if (typeof v !== 'number' || !(v >= -2 && v <= 2)) throw new HttpError(400, `'${k}' must be a number in [-2, 2], got ${JSON.stringify(v)}`, k);
+    if (v !== 0) throw new HttpError(400, `'${k}' ${v} is not supported by selfdev serve (only 0)`, k);
+  }
+  const rf = body.response_format as { type?: unknown } | undefined | null;
+  if (!(rf === undefined || rf === null || (typeof rf === 'object' && rf.type === 'text'))) throw new HttpError(400, "'response_format' is not supported by selfdev serve (only {\"type\": \"text\"})", 'response_format');
+  if (body.user !== undefined && body.user !== null && typeof body.user !== 'string') throw new HttpError(400, "'user' must be a string", 'user');
 }
 
 function readJson(req: IncomingMessage): Promise<Record<string, unknown>> {
