@@ -41,3 +41,40 @@ export async function makeOverfitModel(dir: string, steps = 60): Promise<{ loss:
   m.dispose();
   return r;
 }
+
+/** A real `selfdev serve` child process on a free port (tests): its base URL (…/v1) and a stop function. */
+export async function startServeProcess(dir: string, opts: { name?: string; timeoutMs?: number } = {}): Promise<{ url: string; pid: number; stop: () => Promise<void> }> {
+  const { spawn } = await import('node:child_process');
+  const bin = new URL('../../bin/selfdev.mjs', import.meta.url).pathname;
+  const child = spawn(process.execPath, [bin, 'serve', dir, '--port', '0', '--quiet', ...(opts.name ? ['--name', opts.name] : [])], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr!.on('data', (d) => (stderr += d));
+  const stop = async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGTERM');
+      await new Promise((r) => child.once('exit', r));
+    }
+  };
+  try {
+    const url = await new Promise<string>((resolve, reject) => {
+      let out = '';
+      const timer = setTimeout(() => reject(new Error(`selfdev serve did not start in ${opts.timeoutMs ?? 60_000} ms: ${stderr}`)), opts.timeoutMs ?? 60_000);
+      child.stdout!.on('data', (d) => {
+        out += d;
+        const m = /listening on (\S+)/.exec(out);
+        if (m) {
+          clearTimeout(timer);
+          resolve(m[1]!);
+        }
+      });
+      child.once('exit', (code) => {
+        clearTimeout(timer);
+        reject(new Error(`selfdev serve exited with ${code}: ${stderr}`));
+      });
+    });
+    return { url: `${url.replace(/\/+$/, '')}/v1`, pid: child.pid!, stop };
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+}
