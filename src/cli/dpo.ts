@@ -12,6 +12,7 @@ rewards/accuracies, logps/chosen, logps/rejected).
 
 Options:
   --steps N         optimizer steps [100]
+  --epochs N        instead of --steps: ceil(pairs × N / batch) steps (the loop's in-process rule)
   --lr X            peak learning rate [1e-5]
   --batch N         pairs per step [8]
   --beta X          DPO beta [0.1]
@@ -33,7 +34,7 @@ export const command: Command = {
       args,
       options: {
         model: { type: 'string' }, data: { type: 'string' }, out: { type: 'string' },
-        steps: { type: 'string' }, lr: { type: 'string' }, batch: { type: 'string' }, beta: { type: 'string' },
+        steps: { type: 'string' }, epochs: { type: 'string' }, lr: { type: 'string' }, batch: { type: 'string' }, beta: { type: 'string' },
         loss: { type: 'string' }, 'nll-alpha': { type: 'string' }, warmup: { type: 'string' },
         'weight-decay': { type: 'string' }, 'max-len': { type: 'string' }, 'max-prompt-len': { type: 'string' }, seed: { type: 'string' },
         engine: { type: 'string' },
@@ -70,6 +71,12 @@ export const command: Command = {
     await O.initBackend();
     const { model, tokenizer } = loadModel(values.model!);
     if (!tokenizer) throw new UsageError(`${values.model}: no tokenizer.json`);
+    if (values.epochs !== undefined) {
+      if (values.steps !== undefined) throw new UsageError('give --steps or --epochs, not both');
+      const epochs = num('epochs', 1, true)!;
+      if (epochs < 1) throw new UsageError('--epochs must be at least 1');
+      dpoOpts.steps = Math.max(1, Math.ceil((pairs.length * epochs) / dpoOpts.batchSize));
+    }
     const logs = dpoTrain(model, tokenizer, pairs, dpoOpts);
     saveModel(values.out!, model, tokenizer, { extraJson: { 'dpo_log.json': logs } });
     console.log(JSON.stringify({ out: values.out, pairs: pairs.length, ...logs[logs.length - 1] }));

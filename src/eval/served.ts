@@ -136,13 +136,15 @@ export class ServerProcess {
     readonly port: number,
     readonly modelDir: string,
     servedDir: string,
+    /** The config key named in errors ('eval.server', or 'factory.server' for the loop's factory server). */
+    readonly role = 'eval.server',
   ) {
     this.child = spawn('sh', ['-c', WRAPPER], {
       detached: true,
       stdio: ['ignore', 'pipe', 'pipe', 'pipe'],
       env: { ...process.env, MODEL: modelDir, PORT: String(port), SELFDEV_SERVER_COMMAND: command, SELFDEV_SERVED_DIR: servedDir },
     });
-    if (this.child.pid === undefined) throw new ServedEvalError(`eval.server: could not start sh for command: ${command}`);
+    if (this.child.pid === undefined) throw new ServedEvalError(`${role}: could not start sh for command: ${command}`);
     this.pgid = this.child.pid;
     this.lifeline().on('error', () => undefined);
     this.child.stdout!.on('data', (d: Buffer) => (this.stdoutTail = (this.stdoutTail + d.toString()).slice(-TAIL_CHARS)));
@@ -177,7 +179,7 @@ export class ServerProcess {
   private fail(what: string): ServedEvalError {
     const tail = this.tail();
     const inUse = /EADDRINUSE|address already in use|address in use|couldn't bind|could not bind|bind\(\) failed/i.test(tail);
-    return new ServedEvalError(`eval.server: ${what} (command: ${this.command}; MODEL=${this.modelDir} PORT=${this.port})\n${tail}`, inUse);
+    return new ServedEvalError(`${this.role}: ${what} (command: ${this.command}; MODEL=${this.modelDir} PORT=${this.port})\n${tail}`, inUse);
   }
 
   /** Polls GET `modelsUrl` until it answers 200 and lists `model`; fails if the command exits or the timeout passes. */
@@ -199,9 +201,11 @@ export class ServerProcess {
           } catch {
             throw this.fail(`GET ${modelsUrl} answered 200 but not with JSON: ${text.slice(0, 200)}`);
           }
-          if (!ids.includes(model)) throw this.fail(`the server is up but does not serve model '${model}' (GET ${modelsUrl} lists: ${ids.join(', ') || 'nothing'}); set eval.server.model to the id the command serves`);
+          if (!ids.includes(model)) throw this.fail(`the server is up but does not serve model '${model}' (GET ${modelsUrl} lists: ${ids.join(', ') || 'nothing'}); set ${this.role}.model to the id the command serves`);
           return;
         }
+        // a client error (a wrong path, missing credentials) will not pass by waiting
+        if (res.status >= 400 && res.status < 500 && res.status !== 408 && res.status !== 429) throw this.fail(`GET ${modelsUrl} → HTTP ${res.status}: ${text.slice(0, 300)}; check ${this.role}.url (the base URL with its version path, e.g. http://127.0.0.1:$PORT/v1)`);
         last = `HTTP ${res.status}`; // e.g. llama-server answers 503 while loading
       } catch (e) {
         if (e instanceof ServedEvalError) throw e;
@@ -322,8 +326,13 @@ export async function evaluateServed(o: ServedEvalOptions): Promise<ServedEvalRe
     const t2 = performance.now();
     timings.startMs = t2 - t1;
     const be = new OpenAIBackend({ endpoint: url, modelName: o.server.model, concurrency: o.server.concurrency });
+    const running = proc;
     try {
-      const result = await proc.whileAlive(evaluate(be, o.problems, { maxTokens: o.maxTokens, calculator: o.calculator }), 'evaluation');
+      const result = await proc.whileAlive(evaluate(be, o.problems, { maxTokens: o.maxTokens, calculator: o.calculator }), 'evaluation').catch((e: Error) => {
+        if (e instanceof ServedEvalError) throw e;
+        // the endpoint refused or kept failing (EndpointError): a configuration error, the run stops
+        throw new ServedEvalError(`eval.server: scoring through ${url} (model '${o.server.model}') failed: ${e.message}\nWhat to change: an HTTP 400 names the request field the server rejects (eval.maxTokens must fit the served model's context; eval.calculator sends stop strings); 401/403: the API key (OPENAI_API_KEY); 404: eval.server.url / eval.server.model; 5xx or no answer: the server's log (below)\n${running.tail()}`);
+      });
       timings.evalMs = performance.now() - t2;
       const t3 = performance.now();
       await proc.stop();

@@ -8,6 +8,9 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Tokenizer } from '../nn/tokenizer.ts';
 
+/** The builtin factory's default max new tokens per program. */
+export const BUILTIN_DEFAULT_MAX_TOKENS = 512;
+
 export function builtinPromptIds(tok: Tokenizer, ctx: number, text: string, maxTokens: number, maxPromptTokens = Infinity, continuation = ''): number[] {
   if (continuation && !text.endsWith(continuation)) throw new Error('builtin factory: the prompt text does not end with its continuation');
   const cont = continuation ? tok.encode(continuation) : [];

@@ -13,7 +13,7 @@ import { generateIds } from '../nn/generate.ts';
 import type { Llama } from '../nn/model.ts';
 import type { Tokenizer } from '../nn/tokenizer.ts';
 import { extractProgram } from './extract.ts';
-import { builtinPromptIds } from './builtin-prompt.ts';
+import { BUILTIN_DEFAULT_MAX_TOKENS, builtinPromptIds } from './builtin-prompt.ts';
 import { checkSampleArgs } from './types.ts';
 import type { AlgorithmFactory, Candidate, FactoryPrompt, SampleOptions } from './types.ts';
 
@@ -46,7 +46,7 @@ export class BuiltinFactory implements AlgorithmFactory {
     this.name = `builtin:${dir}`;
     this.model = model;
     this.batchSize = opts.batchSize ?? 8;
-    this.defaultMaxTokens = opts.defaultMaxTokens ?? 512;
+    this.defaultMaxTokens = opts.defaultMaxTokens ?? BUILTIN_DEFAULT_MAX_TOKENS;
     this.maxPromptTokens = opts.maxPromptTokens ?? Infinity;
     if (!(this.maxPromptTokens >= 1) || (Number.isFinite(this.maxPromptTokens) && !Number.isInteger(this.maxPromptTokens))) throw new Error(`builtin factory: maxPromptTokens must be a positive integer, got ${this.maxPromptTokens}`);
     if (!(Number.isInteger(this.batchSize) && this.batchSize > 0)) throw new Error(`builtin factory: batchSize must be a positive integer, got ${this.batchSize}`);

@@ -56,13 +56,14 @@ export function checkConfigTypes(config: object, where: string): void {
   if (d.maxLen !== undefined) int(d.maxLen, 'dpo.maxLen', 2);
   if (d.command !== undefined) str(d.command, 'dpo.command');
   const f = c.factory as unknown as Record<string, unknown>;
-  const keys: Record<string, string[]> = { corpus: ['kind'], builtin: ['kind', 'dir', 'batchSize', 'maxTokens', 'maxPromptTokens'], openai: ['kind', 'url', 'model', 'maxTokens'], llamacpp: ['kind', 'path', 'maxTokens'] };
+  const keys: Record<string, string[]> = { corpus: ['kind'], builtin: ['kind', 'dir', 'batchSize', 'maxTokens', 'maxPromptTokens'], openai: OPENAI_FACTORY_KEYS, llamacpp: ['kind', 'path', 'maxTokens'] };
   const allowed = keys[f.kind as string];
   if (allowed) for (const k of Object.keys(f)) if (!allowed.includes(k)) fail(`unknown key factory.${k} for factory.kind ${f.kind} (known: ${allowed.join(', ')})`);
   if (f.kind === 'builtin') str(f.dir, 'factory.dir');
   if (f.kind === 'openai') {
     if (typeof f.url !== 'string' || !/^https?:\/\//.test(f.url)) fail(`factory.url must be an http(s) URL, got ${show(f.url)}`);
     str(f.model, 'factory.model');
+    checkOpenAIFactory(f, fail);
   }
   if (f.kind === 'llamacpp') str(f.path, 'factory.path');
   for (const k of ['batchSize', 'maxTokens']) if (f[k] !== undefined) int(f[k], `factory.${k}`, 1);
@@ -73,4 +74,37 @@ export function checkConfigTypes(config: object, where: string): void {
   (w.oodExperts as unknown[]).forEach((e, i) => str(e, `world.oodExperts[${i}]`));
   for (const k of ['dev', 'test', 'select', 'algorithms', 'example']) str(w[k], `world.${k}`);
   (c.baselines.lambdas as unknown[]).forEach((l, i) => num(l, `baselines.lambdas[${i}]`, () => true, '(finite)'));
+}
+
+/** The keys of `factory` for kind openai (docs/real-llm.md, "Factory"). */
+export const OPENAI_FACTORY_KEYS = ['kind', 'url', 'model', 'maxTokens', 'mode', 'concurrency', 'timeoutMs', 'retries', 'apiKeyEnv', 'extraBody', 'promptStyle', 'tokenizer', 'maxPromptTokens', 'server'];
+const FACTORY_SERVER_KEYS = ['command', 'dir', 'readyTimeoutSec'];
+
+/** factory.kind openai: every key's type and the combinations the factory needs. */
+function checkOpenAIFactory(f: Record<string, unknown>, fail: (msg: string) => never): void {
+  const posInt = (k: string, min = 1) => {
+    const v = f[k];
+    if (v !== undefined && (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min)) fail(`factory.${k} must be an integer ≥ ${min}, got ${show(v)}`);
+  };
+  posInt('concurrency');
+  posInt('timeoutMs');
+  posInt('retries', 0);
+  if (f.mode !== undefined && f.mode !== 'chat' && f.mode !== 'completions') fail(`factory.mode must be chat or completions, got ${show(f.mode)}`);
+  if (f.apiKeyEnv !== undefined && (typeof f.apiKeyEnv !== 'string' || !/^[A-Za-z_][A-Za-z0-9_]*$/.test(f.apiKeyEnv))) fail(`factory.apiKeyEnv must be the name of an environment variable, got ${show(f.apiKeyEnv)}`);
+  if (f.extraBody !== undefined && !isObj(f.extraBody)) fail(`factory.extraBody must be a mapping of request fields, got ${show(f.extraBody)}`);
+  if (f.promptStyle !== undefined && f.promptStyle !== 'paper' && f.promptStyle !== 'builtin') fail(`factory.promptStyle must be paper (the paper's full prompt, for real LLMs) or builtin (the builtin model's own prompt, when it is served), got ${show(f.promptStyle)}`);
+  const builtinStyle = f.promptStyle === 'builtin';
+  if (builtinStyle && f.mode !== 'completions') fail('factory.promptStyle builtin sends token ids, which only /completions takes: set factory.mode: completions');
+  if (!builtinStyle && (f.tokenizer !== undefined || f.maxPromptTokens !== undefined)) fail('factory.tokenizer and factory.maxPromptTokens belong to promptStyle: builtin (the paper style sends the whole prompt)');
+  posInt('maxPromptTokens');
+  if (f.tokenizer !== undefined && (typeof f.tokenizer !== 'string' || !f.tokenizer.trim())) fail(`factory.tokenizer must be a model folder, got ${show(f.tokenizer)}`);
+  const srv = f.server;
+  if (srv !== undefined) {
+    if (!isObj(srv)) fail(`factory.server must be a mapping {command, dir, readyTimeoutSec?}, got ${show(srv)}`);
+    const s = srv as Record<string, unknown>;
+    for (const k of Object.keys(s)) if (!FACTORY_SERVER_KEYS.includes(k)) fail(`unknown key factory.server.${k} (known: ${FACTORY_SERVER_KEYS.join(', ')})`);
+    for (const k of ['command', 'dir']) if (typeof s[k] !== 'string' || !(s[k] as string).trim()) fail(`factory.server.${k} must be a non-empty string (command: started with MODEL = the current factory folder, PORT; dir: the untrained factory's folder), got ${show(s[k])}`);
+    if (s.readyTimeoutSec !== undefined && (typeof s.readyTimeoutSec !== 'number' || !(s.readyTimeoutSec > 0))) fail(`factory.server.readyTimeoutSec must be a number > 0, got ${show(s.readyTimeoutSec)}`);
+  }
+  if (builtinStyle && f.tokenizer === undefined && srv === undefined) fail('factory.promptStyle builtin needs factory.tokenizer (the served model\'s folder), or factory.server.dir');
 }

@@ -5,8 +5,30 @@ import type { EvalServerConfig } from '../eval/served.ts';
 export type FactoryConfig =
   | { kind: 'corpus' }
   | { kind: 'builtin'; dir: string; batchSize?: number; maxTokens?: number; maxPromptTokens?: number }
-  | { kind: 'openai'; url: string; model: string; maxTokens?: number }
+  | OpenAIFactoryConfig
   | { kind: 'llamacpp'; path: string; maxTokens?: number };
+
+/**
+ * A factory behind an OpenAI-compatible endpoint (docs/real-llm.md). `server`: the loop starts
+ * `command` (MODEL = the current factory folder: `dir`, then each DPO-trained one; PORT = the url's
+ * port) before it samples, checks `{url}/models`, and stops it after sampling (before `dpo.command`).
+ */
+export interface OpenAIFactoryConfig {
+  kind: 'openai';
+  url: string;
+  model: string;
+  maxTokens?: number;
+  mode?: 'chat' | 'completions';
+  concurrency?: number;
+  timeoutMs?: number;
+  retries?: number;
+  apiKeyEnv?: string;
+  extraBody?: Record<string, unknown>;
+  promptStyle?: 'paper' | 'builtin';
+  tokenizer?: string;
+  maxPromptTokens?: number;
+  server?: { command: string; dir: string; readyTimeoutSec?: number };
+}
 
 /**
  * 'dpo' (Self-Developing), 'random' and 'evolution' (controls), and two DPO variants measured against

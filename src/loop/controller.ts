@@ -11,20 +11,21 @@
  * External DPO trainer (factory kind openai/llamacpp): `dpo.command` is run by `sh -c` with
  * PAIRS (the TRL JSONL path), OUT (an empty folder to write into; renamed to factory/iter-ITER when
  * the command succeeds), ITER, and PREV (the previous iteration's trained folder, empty in iteration
- * 1) in the environment. A llamacpp factory loads the next iteration from OUT/model.gguf (required);
+ * 1) and SEED (the seed the in-process DPO of iteration ITER uses) in the environment. A llamacpp factory loads the next iteration from OUT/model.gguf (required);
  * for an openai factory the command must make the server serve the new model itself. A TRL
  * recipe: docs/real-llm.md.
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { isAbsolute, join, relative, resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { stringify as yamlStringify } from 'yaml';
 import { replaceDir } from '../io/checkpoint.ts';
 import { RunStore, writeFileAtomic, type EvaluationRecord, type LeaderboardRow } from '../store/store.ts';
 import { initBackend, loadModel, saveModel, dpoTrain } from '../nn/index.ts';
-import { buildPrompt, loadPromptFiles, openFactory, type AlgorithmFactory, type Candidate, type FactoryPrompt } from '../factory/index.ts';
+import { buildPrompt, loadPromptFiles, type Candidate, type FactoryPrompt } from '../factory/index.ts';
 import { writeReport } from '../report/report.ts';
-import { CorpusSampler, EvolutionSampler, evolutionPool, skipTraining } from './arms.ts';
+import { EvolutionSampler, evolutionPool, skipTraining } from './arms.ts';
+import { factoryMaxTokens, openLoopFactory } from './factory-open.ts';
 import { DEFAULT_CONFIG, resolveConfig, resolveDistributed, temperatureAt, trainsFactory, type LoopConfig } from './config.ts';
 import { LocalRunner, WorkerPool, loadProblems, openEvalContext, type EvalContext, type EvalSet, type JobRunner, type Scores } from './pool.ts';
 import { checkRecursiveWorld, ensureMergedFactory } from './recursive.ts';
@@ -198,8 +199,10 @@ export async function runLoop(config: unknown, runDir: string, opts: LoopOptions
       // (1) sample — stored before any evaluation
       if (store.samples(it.id).length === 0) {
         const t0 = performance.now();
-        const factory = await openLoopFactory(cfg, root, runDir, t, store);
-        store.updateIteration(it.id, { sampledFrom: samplingSource(factory.name, runDir) });
+        // an endpoint or configuration error of the factory (FactoryEndpointError) ends the run here: nothing of the batch is stored
+        const opened = await openLoopFactory(cfg, root, runDir, t, store);
+        const factory = opened.factory;
+        store.updateIteration(it.id, { sampledFrom: opened.source });
         try {
           const opts = { temperature, seed: deriveSeed(cfg.seed, `sample:${t}`), maxTokens: factoryMaxTokens(cfg) };
           let cands: Candidate[];
@@ -227,7 +230,7 @@ export async function runLoop(config: unknown, runDir: string, opts: LoopOptions
             if (c.code === null && !store.evaluationFor(hash)) store.recordEvaluation({ hash, verdict: 'extract', message: c.error ?? 'no program extracted' });
           });
         } finally {
-          await factory.close();
+          await opened.release(); // also stops the factory server the loop started (before DPO)
         }
         timings.sample = performance.now() - t0;
         store.updateIteration(it.id, { status: 'evaluating', timings });
@@ -500,43 +503,6 @@ async function runBaselines(store: RunStore, runner: JobRunner, drain: <T>(items
   }
 }
 
-/** The iteration's sampled_from: a builtin folder relative to runDir when inside it (absolute otherwise), else the factory's name. */
-function samplingSource(name: string, runDir: string): string {
-  if (!name.startsWith('builtin:')) return name;
-  const dir = resolve(name.slice('builtin:'.length));
-  const rel = relative(resolve(runDir), dir);
-  return rel && !rel.startsWith('..') && !isAbsolute(rel) ? rel : dir;
-}
-
-function factoryMaxTokens(cfg: LoopConfig): number | undefined {
-  return cfg.factory.kind === 'corpus' ? undefined : cfg.factory.maxTokens;
-}
-
-/** The factory for iteration t: the corpus arm, or the trained checkpoint of iteration t−1 (builtin), or the configured endpoint. */
-async function openLoopFactory(cfg: LoopConfig, root: string, runDir: string, t: number, store: RunStore): Promise<AlgorithmFactory> {
-  const f = cfg.factory;
-  // control arms: 'random' always samples the untrained factory; 'evolution' mutates its best programs so far (from iteration 2)
-  const pool = cfg.arm === 'evolution' && t > 1 ? evolutionPool(store, cfg.arm) : [];
-  if (pool.length) return new EvolutionSampler(pool);
-  switch (f.kind) {
-    case 'corpus':
-      return new CorpusSampler(resolve(root, cfg.world.algorithms));
-    case 'builtin': {
-      const prev = t > 1 && trainsFactory(cfg.arm) ? store.iteration(t - 1, cfg.arm)?.factoryCheckpoint : null;
-      const dir = prev ? resolve(runDir, prev) : resolve(root, f.dir);
-      return openFactory({ kind: 'builtin', dir, batchSize: f.batchSize, defaultMaxTokens: f.maxTokens, maxPromptTokens: f.maxPromptTokens });
-    }
-    case 'openai':
-      return openFactory({ kind: 'openai', baseURL: f.url, model: f.model, mode: 'chat', defaultMaxTokens: f.maxTokens });
-    case 'llamacpp': {
-      // after an external DPO step (dpo.command) the trainer's OUT/model.gguf is the next factory
-      const prev = t > 1 && trainsFactory(cfg.arm) ? store.iteration(t - 1, cfg.arm)?.factoryCheckpoint : null;
-      const path = prev ? join(resolve(runDir, prev), 'model.gguf') : resolve(root, f.path);
-      return openFactory({ kind: 'llamacpp', path, defaultMaxTokens: f.maxTokens });
-    }
-  }
-}
-
 /** Step (4). Returns the factory checkpoint (relative to runDir) or null, plus timing flags. */
 export async function trainFactory(cfg: LoopConfig, root: string, runDir: string, t: number, iterationId: number, store: RunStore, prompt: FactoryPrompt): Promise<{ checkpoint: string | null; timings: Record<string, number> }> {
   const pairsPath = join(runDir, 'pairs', `iter-${t}.jsonl`);
@@ -580,7 +546,7 @@ export async function trainFactory(cfg: LoopConfig, root: string, runDir: string
     mkdirSync(partial, { recursive: true });
     const prev = t > 1 ? store.iteration(t - 1, cfg.arm)?.factoryCheckpoint : null;
     try {
-      execFileSync('sh', ['-c', cfg.dpo.command], { stdio: 'inherit', env: { ...process.env, PAIRS: pairsPath, OUT: partial, ITER: String(t), PREV: prev ? resolve(runDir, prev) : '' } });
+      execFileSync('sh', ['-c', cfg.dpo.command], { stdio: 'inherit', env: { ...process.env, PAIRS: pairsPath, OUT: partial, ITER: String(t), PREV: prev ? resolve(runDir, prev) : '', SEED: String(deriveSeed(cfg.seed, `dpo:${t}`)) } });
     } catch (e) {
       throw new Error(`dpo.command failed in iteration ${t} (${(e as Error).message.split('\n')[0]}); its output folder was ${partial}`);
     }
