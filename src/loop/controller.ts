@@ -26,6 +26,7 @@ import { buildPrompt, loadPromptFiles, type Candidate, type FactoryPrompt } from
 import { writeReport } from '../report/report.ts';
 import { EvolutionSampler, evolutionPool, skipTraining } from './arms.ts';
 import { factoryMaxTokens, openLoopFactory } from './factory-open.ts';
+import { conversationalPair, samplesInChat } from './pairs-format.ts';
 import { DEFAULT_CONFIG, resolveConfig, resolveDistributed, temperatureAt, trainsFactory, type LoopConfig } from './config.ts';
 import { LocalRunner, WorkerPool, loadProblems, openEvalContext, type EvalContext, type EvalSet, type JobRunner, type Scores } from './pool.ts';
 import { checkRecursiveWorld, ensureMergedFactory } from './recursive.ts';
@@ -506,7 +507,8 @@ async function runBaselines(store: RunStore, runner: JobRunner, drain: <T>(items
 /** Step (4). Returns the factory checkpoint (relative to runDir) or null, plus timing flags. */
 export async function trainFactory(cfg: LoopConfig, root: string, runDir: string, t: number, iterationId: number, store: RunStore, prompt: FactoryPrompt): Promise<{ checkpoint: string | null; timings: Record<string, number> }> {
   const pairsPath = join(runDir, 'pairs', `iter-${t}.jsonl`);
-  const nPairs = store.exportPairsJsonl(iterationId, pairsPath);
+  // in the format the factory samples in (pairs-format.ts): TRL conversational for chat, standard otherwise
+  const nPairs = store.exportPairsJsonl(iterationId, pairsPath, samplesInChat(cfg) ? { format: conversationalPair(prompt.messages) } : {});
   const f = cfg.factory;
   // recursive mode: DPO starts from (and is referenced to) this iteration's best merge, when there is one
   const merged = cfg.recursive ? (store.iterationById(iterationId)?.mergedCheckpoint ?? null) : null;

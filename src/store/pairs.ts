@@ -89,17 +89,16 @@ export class PairTables extends EvaluationTables {
    * Exports an iteration's pairs as TRL preference JSONL: one object per line with `prompt`, `chosen`,
    * `rejected` (the completions: program code, optionally wrapped by `completion`) and bookkeeping
    * fields (`chosen_hash`, `rejected_hash`, `chosen_score`, `rejected_score`, `iteration`, `arm`,
-   * `source`). Written atomically. Returns the number of lines.
+   * `source`). `format` reshapes the three (e.g. into TRL's conversational format, loop/pairs-format.ts). Written atomically. Returns the number of lines.
    */
-  exportPairsJsonl(iterationId: number, outPath: string, options: { completion?: (code: string) => string } = {}): number {
+  exportPairsJsonl(iterationId: number, outPath: string, options: { completion?: (code: string) => string; format?: (row: { prompt: string; chosen: string; rejected: string }) => { prompt: unknown; chosen: unknown; rejected: unknown } } = {}): number {
     const it = this.iterationById(iterationId);
     if (!it) throw new Error(`store: no iteration with id ${iterationId}`);
     const wrap = options.completion ?? ((c: string) => c);
+    const format = options.format ?? ((r) => r);
     const lines = this.pairs(iterationId).map((p) =>
       JSON.stringify({
-        prompt: this.prompt(p.promptHash),
-        chosen: wrap(this.programByHash(p.chosenHash)!.code),
-        rejected: wrap(this.programByHash(p.rejectedHash)!.code),
+        ...format({ prompt: this.prompt(p.promptHash) ?? '', chosen: wrap(this.programByHash(p.chosenHash)!.code), rejected: wrap(this.programByHash(p.rejectedHash)!.code) }),
         chosen_hash: p.chosenHash, rejected_hash: p.rejectedHash, chosen_score: p.chosenScore, rejected_score: p.rejectedScore,
         iteration: it.t, arm: it.arm, repeat_index: it.repeatIndex, source: p.source,
       }),
