@@ -8,7 +8,8 @@ import { makeRandomModel } from '../serve/testing.ts';
 
 test('parseFactorySpec: the three backends with their parameters', () => {
   assert.deepEqual(parseFactorySpec('builtin:runs/factory?batch=4'), { kind: 'builtin', dir: 'runs/factory', batchSize: 4, defaultMaxTokens: undefined, maxPromptTokens: undefined });
-  assert.deepEqual(parseFactorySpec('llamacpp:/m/x.gguf?ctx=2048&sequences=2'), { kind: 'llamacpp', path: '/m/x.gguf', contextSize: 2048, threads: undefined, sequences: 2, defaultMaxTokens: undefined });
+  assert.deepEqual(parseFactorySpec('llamacpp:/m/x.gguf?ctx=2048&sequences=2'), { kind: 'llamacpp', path: '/m/x.gguf', contextSize: 2048, threads: undefined, sequences: 2, defaultMaxTokens: undefined, maxPromptTokens: undefined });
+  assert.equal((parseFactorySpec('llamacpp:/m/x.gguf?prompt_tokens=20') as { maxPromptTokens?: number }).maxPromptTokens, 20);
   assert.deepEqual(parseFactorySpec('openai:http://127.0.0.1:8080/v1?model=qwen&mode=completions&retries=2'), {
     kind: 'openai', baseURL: 'http://127.0.0.1:8080/v1', model: 'qwen', mode: 'completions', apiKeyEnv: undefined, timeoutMs: undefined, retries: 2, concurrency: undefined, defaultMaxTokens: undefined,
   });

@@ -4,7 +4,7 @@
  *
  * Spec strings (for CLI flags and run configs):
  *   builtin:MODEL_DIR[?batch=8&max_tokens=512&prompt_tokens=N]
- *   llamacpp:FILE.gguf[?ctx=4096&threads=1&sequences=1&max_tokens=1024]
+ *   llamacpp:FILE.gguf[?ctx=4096&threads=1&sequences=1&max_tokens=1024&prompt_tokens=N]
  *   openai:BASE_URL?model=NAME[&mode=chat|completions&key_env=VAR&timeout_ms=N&retries=N&concurrency=N]
  *     e.g. openai:http://127.0.0.1:8080/v1?model=qwen2.5-coder&mode=completions
  */
@@ -35,7 +35,7 @@ export function parseFactorySpec(spec: string): FactorySpec {
   const params = new URLSearchParams(q < 0 ? '' : rest.slice(q + 1));
   const allowed: Record<string, string[]> = {
     builtin: ['batch', 'max_tokens', 'prompt_tokens'],
-    llamacpp: ['ctx', 'threads', 'sequences', 'max_tokens'],
+    llamacpp: ['ctx', 'threads', 'sequences', 'max_tokens', 'prompt_tokens'],
     openai: ['model', 'mode', 'key_env', 'timeout_ms', 'retries', 'concurrency', 'max_tokens'],
   };
   for (const k of params.keys()) if (!allowed[kind].includes(k)) throw new Error(`factory spec ${JSON.stringify(spec)}: unknown parameter '${k}' for ${kind} (allowed: ${allowed[kind].join(', ')})`);
@@ -48,7 +48,7 @@ export function parseFactorySpec(spec: string): FactorySpec {
   };
   if (!target) throw new Error(`factory spec ${JSON.stringify(spec)}: missing ${kind === 'openai' ? 'URL' : 'path'}`);
   if (kind === 'builtin') return { kind, dir: target, batchSize: int('batch'), defaultMaxTokens: int('max_tokens'), maxPromptTokens: int('prompt_tokens') };
-  if (kind === 'llamacpp') return { kind, path: target, contextSize: int('ctx'), threads: int('threads'), sequences: int('sequences'), defaultMaxTokens: int('max_tokens') };
+  if (kind === 'llamacpp') return { kind, path: target, contextSize: int('ctx'), threads: int('threads'), sequences: int('sequences'), defaultMaxTokens: int('max_tokens'), maxPromptTokens: int('prompt_tokens') };
   const model = params.get('model');
   if (!model) throw new Error(`factory spec ${JSON.stringify(spec)}: openai needs ?model=NAME`);
   const mode = params.get('mode') ?? 'chat';

@@ -4,7 +4,8 @@
  *
  * Completion rendering: the prompt's text is tokenised, left-truncated so that prompt + maxTokens
  * fit the context, and continued with temperature / top-p / seed sampling until an end-of-generation
- * token, a stop string of the prompt, or maxTokens. Sample i uses seed `opts.seed + i`. With
+ * token, a stop string of the prompt, or maxTokens (`maxPromptTokens` shortens the prompt further, as
+ * the builtin factory does for our tiny code model). Sample i uses seed `opts.seed + i` (mod 2^32 − 1). With
  * `sequences` > 1 that many samples are generated concurrently in one context.
  */
 import { extractProgram } from './extract.ts';
@@ -30,6 +31,8 @@ export interface LlamaCppFactoryOptions {
   sequences?: number;
   /** Default max new tokens (default 1024). */
   defaultMaxTokens?: number;
+  /** Keep at most this many prompt tokens (the end of the text; default: as many as fit), as the builtin factory's maxPromptTokens. */
+  maxPromptTokens?: number;
 }
 
 export class LlamaCppFactory implements AlgorithmFactory {
@@ -44,6 +47,7 @@ export class LlamaCppFactory implements AlgorithmFactory {
     private readonly context: LlamaContext,
     private readonly completions: LlamaCompletion[],
     defaultMaxTokens: number,
+    private readonly maxPromptTokens: number,
   ) {
     this.name = `llamacpp:${path}`;
     this.defaultMaxTokens = defaultMaxTokens;
@@ -56,6 +60,8 @@ export class LlamaCppFactory implements AlgorithmFactory {
     const sequences = opts.sequences ?? 1;
     const threads = opts.threads ?? 1;
     const defaultMaxTokens = opts.defaultMaxTokens ?? 1024;
+    const maxPromptTokens = opts.maxPromptTokens ?? Infinity;
+    if (!(maxPromptTokens >= 1) || (Number.isFinite(maxPromptTokens) && !Number.isInteger(maxPromptTokens))) throw new Error(`llamacpp factory: maxPromptTokens must be a positive integer, got ${maxPromptTokens}`);
     for (const [k, v] of Object.entries({ sequences, threads, defaultMaxTokens })) {
       if (!(Number.isInteger(v) && v > 0)) throw new Error(`llamacpp factory: ${k} must be a positive integer, got ${v}`);
     }
@@ -73,7 +79,7 @@ export class LlamaCppFactory implements AlgorithmFactory {
       if (!(Number.isInteger(contextSize) && contextSize > 1)) throw new Error(`llamacpp factory: contextSize must be an integer > 1, got ${contextSize}`);
       const context = await model.createContext({ contextSize, sequences, threads });
       const completions = Array.from({ length: sequences }, () => new nlc.LlamaCompletion({ contextSequence: context.getSequence() }));
-      return new LlamaCppFactory(modelPath, llama, model, context, completions, defaultMaxTokens);
+      return new LlamaCppFactory(modelPath, llama, model, context, completions, defaultMaxTokens, maxPromptTokens);
     } catch (e) {
       await model?.dispose();
       await llama.dispose();
@@ -88,7 +94,7 @@ export class LlamaCppFactory implements AlgorithmFactory {
 
   /** Prompt tokens that leave room for `maxTokens` (and a beginning-of-text token). */
   promptTokens(text: string, maxTokens: number): number[] {
-    const room = this.context.contextSize - maxTokens - 1;
+    const room = Math.min(this.maxPromptTokens, this.context.contextSize - maxTokens - 1);
     if (room < 1) throw new Error(`llamacpp factory: maxTokens ${maxTokens} leaves no room for a prompt in a context of ${this.context.contextSize} tokens`);
     const ids = this.model.tokenize(text) as number[];
     return ids.slice(Math.max(0, ids.length - room));
@@ -119,8 +125,12 @@ export class LlamaCppFactory implements AlgorithmFactory {
       const res = await completion.generateCompletionWithMeta(input as never, {
         maxTokens,
         temperature: opts.temperature,
-        topP: opts.topP,
-        seed: opts.seed + i,
+        topP: opts.topP ?? 1, // as the other backends: nucleus off unless asked (node-llama-cpp has its own default)
+        // the loop samples with temperature and top-p only: no top-k (llama.cpp: 40) and no repeat penalty (node-llama-cpp: on)
+        topK: 0,
+        repeatPenalty: false,
+        // llama.cpp takes an unsigned 32-bit seed and reads 2^32 − 1 as "random": stay in [0, 2^32 − 2]
+        seed: (opts.seed + i) % 0xffffffff,
         customStopTriggers: prompt.stop.filter((s) => s.length > 0),
         trimWhitespaceSuffix: false,
         disableContextShift: true,

@@ -56,7 +56,7 @@ export function checkConfigTypes(config: object, where: string): void {
   if (d.maxLen !== undefined) int(d.maxLen, 'dpo.maxLen', 2);
   if (d.command !== undefined) str(d.command, 'dpo.command');
   const f = c.factory as unknown as Record<string, unknown>;
-  const keys: Record<string, string[]> = { corpus: ['kind'], builtin: ['kind', 'dir', 'batchSize', 'maxTokens', 'maxPromptTokens'], openai: OPENAI_FACTORY_KEYS, llamacpp: ['kind', 'path', 'maxTokens'] };
+  const keys: Record<string, string[]> = { corpus: ['kind'], builtin: ['kind', 'dir', 'batchSize', 'maxTokens', 'maxPromptTokens'], openai: OPENAI_FACTORY_KEYS, llamacpp: ['kind', 'path', 'maxTokens', 'maxPromptTokens'] };
   const allowed = keys[f.kind as string];
   if (allowed) for (const k of Object.keys(f)) if (!allowed.includes(k)) fail(`unknown key factory.${k} for factory.kind ${f.kind} (known: ${allowed.join(', ')})`);
   if (f.kind === 'builtin') str(f.dir, 'factory.dir');

@@ -6,7 +6,7 @@ export type FactoryConfig =
   | { kind: 'corpus' }
   | { kind: 'builtin'; dir: string; batchSize?: number; maxTokens?: number; maxPromptTokens?: number }
   | OpenAIFactoryConfig
-  | { kind: 'llamacpp'; path: string; maxTokens?: number };
+  | { kind: 'llamacpp'; path: string; maxTokens?: number; maxPromptTokens?: number };
 
 /**
  * A factory behind an OpenAI-compatible endpoint (docs/real-llm.md). `server`: the loop starts

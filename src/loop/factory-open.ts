@@ -66,7 +66,7 @@ export async function openLoopFactory(cfg: LoopConfig, root: string, runDir: str
       // after an external DPO step (dpo.command) the trainer's OUT/model.gguf is the next factory
       const prev = trainedFolder(cfg, runDir, t, store);
       const path = prev ? join(prev, 'model.gguf') : resolve(root, f.path);
-      return plain(await openFactory({ kind: 'llamacpp', path, defaultMaxTokens: f.maxTokens }));
+      return plain(await openFactory({ kind: 'llamacpp', path, defaultMaxTokens: f.maxTokens, maxPromptTokens: f.maxPromptTokens }));
     }
   }
 }
