@@ -125,10 +125,7 @@ export class LlamaCppFactory implements AlgorithmFactory {
       const res = await completion.generateCompletionWithMeta(input as never, {
         maxTokens,
         temperature: opts.temperature,
-        topP: opts.topP ?? 1, // as the other backends: nucleus off unless asked (node-llama-cpp has its own default)
-        // the loop samples with temperature and top-p only: no top-k (llama.cpp: 40) and no repeat penalty (node-llama-cpp: on)
-        topK: 0,
-        repeatPenalty: false,
+        topP: opts.topP,
         // llama.cpp takes an unsigned 32-bit seed and reads 2^32 − 1 as "random": stay in [0, 2^32 − 2]
         seed: (opts.seed + i) % 0xffffffff,
         customStopTriggers: prompt.stop.filter((s) => s.length > 0),
