@@ -3,8 +3,9 @@
  * with every role out of process, as a real-LLM user runs the loop — the factory behind an
  * OpenAI-compatible server the loop starts (`selfdev serve`, standing in for vLLM), each merged
  * candidate scored by its own `selfdev serve` (eval.server), and DPO by an external trainer
- * (`selfdev dpo` as dpo.command, standing in for TRL). With the same seeds it prints the same table
- * as `npm start` (see src/loop/out-of-process.ts for why).
+ * (`selfdev dpo` as dpo.command, standing in for TRL). With the same seeds it samples the same
+ * first-iteration programs as `npm start`; the measured, explained difference in the scores (the
+ * calculator over HTTP) is in docs/real-llm.md.
  *
  *   npm run demo:out-of-process [-- --out DIR] [--config FILE] [--print-config]
  *

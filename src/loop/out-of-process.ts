@@ -10,10 +10,13 @@
  * - DPO: `dpo.command` running `selfdev dpo` with the config's DPO settings, the loop's seed ($SEED)
  *   and the loop's step count (--epochs), from $PREV (or the untrained factory) into $OUT.
  *
- * With the same seeds the twin computes the same programs and scores as the in-process run: the
- * factory's per-sample seeds select the builtin engine's row streams (seedForRow), the prompt tokens
- * are the builtin factory's, greedy scoring does not depend on batching, and `selfdev dpo` runs the
- * same training as the in-process DPO (tested on a micro world, measured on the embedded world).
+ * With the same seeds the twin samples the same programs as the in-process run: the factory's
+ * per-sample seeds select the builtin engine's row streams (seedForRow), the prompt tokens are the
+ * builtin factory's, greedy scoring does not depend on batching, and `selfdev dpo` runs the same
+ * training as the in-process DPO (tested equal on a micro world). Known difference (docs/real-llm.md):
+ * with the calculator on, the served scoring re-tokenizes prompt + text after each `<<EXPR=`, which
+ * with a BPE tokenizer can differ from the engine's own tokens (a 0.5-point score change on some
+ * weak programs of the embedded world, which then changes pairs and later iterations).
  */
 import { resolve } from 'node:path';
 import { freePort } from '../eval/served.ts';
