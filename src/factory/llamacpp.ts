@@ -126,6 +126,9 @@ export class LlamaCppFactory implements AlgorithmFactory {
         maxTokens,
         temperature: opts.temperature,
         topP: opts.topP,
+        // the loop samples with temperature and top-p only: no top-k (llama.cpp: 40) and no repeat penalty (node-llama-cpp: on)
+        topK: 0,
+        repeatPenalty: false,
         // llama.cpp takes an unsigned 32-bit seed and reads 2^32 − 1 as "random": stay in [0, 2^32 − 2]
         seed: (opts.seed + i) % 0xffffffff,
         customStopTriggers: prompt.stop.filter((s) => s.length > 0),
