@@ -29,7 +29,7 @@ function validRate(runDir: string): { valid: number; sampled: number; source: st
   }
 }
 
-test('one iteration with a GGUF from selfdev export-gguf (node-llama-cpp, in process): programs valid at a rate similar to the builtin factory', { skip: !existsSync(join(FACTORY, 'model.safetensors')) && 'factory/model not shipped here' }, async () => {
+test('one iteration with a GGUF from selfdev export-gguf (node-llama-cpp, in process): programs valid, at a rate not more than 0.3 below the builtin factory’s (measured: higher)', { skip: !existsSync(join(FACTORY, 'model.safetensors')) && 'factory/model not shipped here' }, async () => {
   await initBackend();
   const tmp = makeTempDir('selfdev-llamacpp-loop-');
   try {
