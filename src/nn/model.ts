@@ -245,20 +245,21 @@ export class Llama {
   }
 
   /**
-   * The additive mask of a sliding-window layer ([B, T, Tk]: the caller's mask or the default causal
-   * one, with keys at distance ≥ window also blocked). Key j of a row is taken at position j, so a
-   * custom `positions` or `mask` is refused when the window matters (Tk > window).
+   * The additive mask of a sliding-window layer ([B, T, Tk]: the caller's mask, or the default causal
+   * one, with keys at distance ≥ window also blocked). Key j of a row is taken at position j (the
+   * default positions, right padding), so custom `positions` (left padding) are refused when the
+   * window matters (Tk > window).
    */
   private windowMask(opts: ForwardOptions, B: number, T: number, Tk: number, window: number): Float32Array | null {
     if (Tk <= window) return opts.mask ?? null;
-    if (opts.positions || opts.mask) throw new Error(`llama: a sliding window of ${window} with ${Tk} keys needs the default positions and mask (custom ones are not supported with a window)`);
+    if (opts.positions) throw new Error(`llama: a sliding window of ${window} with ${Tk} keys needs the default positions (custom positions are not supported with a window; use the infer engine)`);
     const past = Tk - T;
-    const m = new Float32Array(B * T * Tk);
+    const m = opts.mask ? Float32Array.from(opts.mask) : new Float32Array(B * T * Tk);
     for (let b = 0; b < B; b++)
       for (let t = 0; t < T; t++) {
         const i = past + t;
         const o = (b * T + t) * Tk;
-        for (let j = 0; j < Tk; j++) m[o + j] = j > i || i - j >= window ? MASKED : 0;
+        for (let j = 0; j < Tk; j++) if ((!opts.mask && j > i) || i - j >= window) m[o + j] = MASKED;
       }
     return m;
   }
