@@ -55,6 +55,8 @@ test('a Qwen2ForCausalLM config as HF writes it (Qwen2.5 fields): q/k/v biases, 
   // transformers >= 4.53 writes layer_types
   const lt = readLlamaFolder(folder('qwen2', (c) => Object.assign(c, { use_sliding_window: true, sliding_window: 5, layer_types: ['full_attention', 'sliding_attention', 'sliding_attention'] })));
   assert.deepEqual([lt.sliding_window, lt.sliding_window_from], [5, 1]);
+  const ltOff = readLlamaFolder(folder('qwen2', (c) => Object.assign(c, { use_sliding_window: false, sliding_window: 5, layer_types: ['full_attention', 'sliding_attention', 'sliding_attention'] })));
+  assert.equal(ltOff.sliding_window, null, 'layer_types without use_sliding_window: no window (as transformers)');
   // the q/k/v biases are part of the checkpoint: a Qwen2 config over bias-free tensors is refused
   assert.throws(() => readLlamaFolder(folder('mistral', (c) => Object.assign(c, { architectures: ['Qwen2ForCausalLM'], model_type: 'qwen2' }))), /tensor 'model\.layers\.0\.self_attn\.q_proj\.bias' is missing/);
 });

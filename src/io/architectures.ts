@@ -169,7 +169,8 @@ export function readArchFeatures(c: Record<string, unknown>, modelType: ModelTyp
     const first = (lt as string[]).indexOf('sliding_attention');
     if (first >= 0 && (lt as string[]).slice(first).some((t) => t !== 'sliding_attention')) bad(`layer_types with full attention after sliding-window layers is not supported`);
     if (first >= 0 && !isPosInt(sw)) bad(`layer_types has sliding_attention layers but sliding_window is ${show(sw)}`);
-    if (first < 0) window = null;
+    // Qwen2: the window exists only with use_sliding_window (HF sets sliding_window to None otherwise)
+    if (first < 0 || (modelType === 'qwen2' && c.use_sliding_window !== true)) window = null;
     else {
       window = sw as number;
       from = first;
