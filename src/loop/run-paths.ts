@@ -27,7 +27,7 @@ function kindAt(path: string): 'file' | 'dir' | 'other' | null {
   }
 }
 
-const ARCH_FIELDS: Array<keyof LlamaSpec> = ['vocab_size', 'hidden_size', 'intermediate_size', 'num_hidden_layers', 'num_attention_heads', 'num_key_value_heads', 'head_dim', 'tie_word_embeddings'];
+const ARCH_FIELDS: Array<keyof LlamaSpec> = ['model_type', 'qkv_bias', 'o_bias', 'vocab_size', 'hidden_size', 'intermediate_size', 'num_hidden_layers', 'num_attention_heads', 'num_key_value_heads', 'head_dim', 'tie_word_embeddings'];
 
 /**
  * Every path a run reads, checked before the store is created (relative paths against `root`): the

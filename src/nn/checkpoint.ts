@@ -217,12 +217,16 @@ const CARRIED_FILES = [
 ];
 
 /**
- * Writes merged `weights` (every tensor of `config`, f32) as an HF folder at `dir` (atomically, via
- * CheckpointWriter): the seed's config.json (torch_dtype set to `dtype` when given), its
- * generation config and tokenizer files, and the weights in `dtype` (default F32). Used for a
- * served candidate (eval.server) and for the recursive mode's merged factory.
+ * Writes merged `weights` (f32, by HF name) as an HF folder at `dir` (atomically, via
+ * CheckpointWriter), driven by the seed folder's safetensors headers, not by the engine's idea of
+ * the architecture: every tensor of the seed, in the seed's order and shapes — from `weights` in
+ * `dtype` (default F32) when merged, else copied byte for byte in the seed's dtype (e.g. a tensor
+ * the engine does not use). Beside them the seed's config.json (only torch_dtype/dtype set to
+ * `dtype` when given), generation config and tokenizer files, copied verbatim. `config` (the
+ * engine's, when it has one) must be covered by `weights`. Used for a served candidate
+ * (eval.server) and for the recursive mode's merged factory.
  */
-export function saveMergedModel(dir: string, seedDir: string, config: LlamaConfig, weights: Map<string, Float32Array>, dtype?: FloatDType): void {
+export function saveMergedModel(dir: string, seedDir: string, config: LlamaConfig | null, weights: Map<string, Float32Array>, dtype?: FloatDType): void {
   const cfgPath = join(seedDir, 'config.json');
   let hf: Record<string, unknown>;
   try {
@@ -230,28 +234,41 @@ export function saveMergedModel(dir: string, seedDir: string, config: LlamaConfi
   } catch (e) {
     throw new Error(`eval.server: cannot read the seed model's config ${cfgPath} (${(e as Error).message})`);
   }
-  const shapes = paramShapes(config);
-  for (const [name, shape] of shapes) {
-    const w = weights.get(name);
-    if (!w) throw new Error(`eval.server: merged weights have no tensor ${name}`);
-    const n = shape.reduce((a, b) => a * b, 1);
-    if (w.length !== n) throw new Error(`eval.server: merged tensor ${name} has ${w.length} elements, shape ${JSON.stringify(shape)} needs ${n}`);
-  }
+  for (const [name] of config ? paramShapes(config) : []) if (!weights.has(name)) throw new Error(`eval.server: merged weights have no tensor ${name}`);
   const dt = dtype ?? 'F32';
-  const w = new CheckpointWriter(dir);
+  const seed = Checkpoint.open(seedDir);
   try {
-    w.plan(shapes.map(([name, shape]) => ({ name, dtype: dt, shape })));
-    for (const [name] of shapes) w.write(name, encodeFromF32(weights.get(name)!, dt));
-    if (dtype) {
-      const t = torchDTypeName(dtype);
-      if ('dtype' in hf) hf.dtype = t;
-      hf.torch_dtype = t;
+    const names = seed.tensorNames();
+    const known = new Set(names);
+    for (const name of weights.keys()) if (!known.has(name)) throw new Error(`eval.server: merged tensor ${name} is not in the seed model ${seedDir}`);
+    const planned = names.map((name) => {
+      const { shape, dtype: seedDtype } = seed.info(name);
+      const w = weights.get(name);
+      if (!w) return { name, dtype: seedDtype, shape: [...shape] };
+      const n = shape.reduce((a, b) => a * b, 1);
+      if (w.length !== n) throw new Error(`eval.server: merged tensor ${name} has ${w.length} elements, shape ${JSON.stringify(shape)} needs ${n}`);
+      return { name, dtype: dt, shape: [...shape] };
+    });
+    const w = new CheckpointWriter(dir);
+    try {
+      w.plan(planned);
+      for (const { name } of planned) {
+        const m = weights.get(name);
+        w.write(name, m ? encodeFromF32(m, dt) : seed.readBytes(name));
+      }
+      if (dtype) {
+        const t = torchDTypeName(dtype);
+        if ('dtype' in hf) hf.dtype = t;
+        hf.torch_dtype = t;
+      }
+      w.writeJson('config.json', hf);
+      for (const f of CARRIED_FILES) if (existsSync(join(seedDir, f))) w.copyFile(join(seedDir, f), f);
+      w.commit();
+    } finally {
+      w.abort(); // no-op after commit
     }
-    w.writeJson('config.json', hf);
-    for (const f of CARRIED_FILES) if (existsSync(join(seedDir, f))) w.copyFile(join(seedDir, f), f);
-    w.commit();
   } finally {
-    w.abort(); // no-op after commit
+    seed.close();
   }
 }
 
