@@ -183,7 +183,7 @@ function folder(arch: TestArch): string {
 }
 
 for (const arch of TEST_ARCHS) {
-  test(`${arch}: infer engine (native and JS) and the framework forward match the float64 reference, every position`, () => {
+  test(`${arch}: infer engine (native and JS) and the framework forward match the float64 reference, every position`, (t) => {
     const dir = folder(arch);
     const { c, W } = readFolder(dir);
     const vocab = c.vocab_size as number;
@@ -196,10 +196,13 @@ for (const arch of TEST_ARCHS) {
       for (const [name, im] of engines) {
         // token by token: every position's logits
         const s = im.session(1, ids.length);
-        ids.forEach((t, i) => {
-          const { diff, scale } = maxDiff(s.feed([0], [[t]]), ref[i]!);
+        let worst = 0;
+        ids.forEach((tok, i) => {
+          const { diff, scale } = maxDiff(s.feed([0], [[tok]]), ref[i]!);
           assert.ok(diff <= TOL * Math.max(1, scale), `${arch} ${name} position ${i}: max |Δlogit| ${diff} (max |logit| ${scale})`);
+          worst = Math.max(worst, diff);
         });
+        t.diagnostic(`${name}: max |Δlogit| over ${ids.length} positions ${worst.toExponential(2)}`);
         // the whole prompt in one call (several tokens past the window at once), then one more
         const s2 = im.session(2, ids.length);
         const last = s2.feed([1, 0], [ids.slice(0, 15), ids.slice(0, 3)]);
@@ -210,16 +213,19 @@ for (const arch of TEST_ARCHS) {
       }
       // the framework forward (training / log-prob scoring), all positions at once
       const fw = O.tidy(() => O.read(model.forward(O.intTensor(Int32Array.from(ids), [1, ids.length])).logits));
+      let worst = 0;
       ids.forEach((_, i) => {
         const { diff, scale } = maxDiff(fw.subarray(i * vocab, (i + 1) * vocab), ref[i]!);
         assert.ok(diff <= TOL * Math.max(1, scale), `${arch} framework position ${i}: max |Δlogit| ${diff}`);
+        worst = Math.max(worst, diff);
       });
+      t.diagnostic(`framework: max |Δlogit| ${worst.toExponential(2)}`);
     } finally {
       model.dispose();
     }
   });
 
-  test(`${arch}: greedy generation equals the reference's greedy tokens`, () => {
+  test(`${arch}: greedy generation equals the reference's greedy tokens`, (t) => {
     const dir = folder(arch);
     const { c, W } = readFolder(dir);
     const prompt = PROMPT.slice(0, 5).map((t) => t % (c.vocab_size as number));
@@ -238,6 +244,7 @@ for (const arch of TEST_ARCHS) {
       const got = generateIds(model, tokenizer!, [prompt], { maxTokens: n })[0]!;
       assert.deepEqual(got.ids, want, `${arch}: engine greedy`);
       assert.ok(want.length >= 8, `${arch}: at least 8 tokens compared (got ${want.length})`);
+      t.diagnostic(`greedy: ${got.ids.length}/${want.length} tokens equal`);
     } finally {
       model.dispose();
     }
