@@ -93,3 +93,23 @@ for (const arch of TEST_ARCHS) {
     }
   });
 }
+
+test('an unsupported architecture stops selfdev eval and selfdev serve at start, naming it and the supported ones', async () => {
+  const dir = join(tmp.path, 'gemma');
+  makeArchCheckpoint(dir, 'mistral', { seed: 5 });
+  const cfg = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')) as Record<string, unknown>;
+  writeFileSync(join(dir, 'config.json'), JSON.stringify({ ...cfg, architectures: ['GemmaForCausalLM'], model_type: 'gemma' }));
+  const want = /unsupported architecture "GemmaForCausalLM" \(supported: LlamaForCausalLM \(model_type "llama"\), MistralForCausalLM \(model_type "mistral"\), Qwen2ForCausalLM \(model_type "qwen2"\)\)/;
+  const r = await evalCli(['--model', dir, '--bench', `gsm8k:${bench}`, '--shots', '0']);
+  assert.notEqual(r.code, 0);
+  assert.match(r.err, want);
+  const err: string[] = [];
+  const error = console.error;
+  console.error = (...a: unknown[]) => void err.push(a.join(' '));
+  try {
+    assert.notEqual(await main(['serve', dir, '--port', '0', '--quiet']), 0);
+  } finally {
+    console.error = error;
+  }
+  assert.match(err.join('\n'), want);
+});
