@@ -9,9 +9,11 @@
  * - `configProblems` (any architecture with Hugging Face decoder naming, `model.layers.N.…`): the
  *   fields present must be well-typed and agree with the tensors. inspect prints these as warnings;
  *   merge refuses them.
- * - `readLlamaFolder` (the built-in engine, export-gguf, the loop's world models): a complete plain
- *   LlamaForCausalLM (required fields, supported features only, exactly the expected tensors with
- *   the implied shapes) with a byte-level BPE tokenizer.json whose ids fit the embedding.
+ * - `readLlamaFolder` (the built-in engine, export-gguf, the loop's world models): a complete
+ *   LlamaForCausalLM, MistralForCausalLM or Qwen2ForCausalLM (architectures.ts: required fields,
+ *   supported features only, exactly the expected tensors with the implied shapes, biases included)
+ *   with a byte-level BPE tokenizer.json whose ids fit the embedding. export-gguf refuses what it
+ *   does not write (anything but a plain Llama) itself.
  */
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -315,8 +317,8 @@ export function* llamaTensorShapes(s: Pick<LlamaSpec, 'hidden_size' | 'num_atten
 }
 
 /**
- * Reads and validates the config.json of an open checkpoint as a plain LlamaForCausalLM of the
- * engine (what eval, serve, export-gguf and the loop run). Throws a CheckpointError naming
+ * Reads and validates the config.json of an open checkpoint as one of the engine's architectures
+ * (what eval, serve, export-gguf and the loop run; see architectures.ts). Throws a CheckpointError naming
  * config.json (or the folder, for a tensor) with the first problem.
  */
 export function readLlamaSpec(ck: Checkpoint): LlamaSpec {
@@ -389,7 +391,7 @@ export function readLlamaSpec(ck: Checkpoint): LlamaSpec {
     eos_token_id: ids('eos_token_id'),
     pad_token_id: ids('pad_token_id'),
   };
-  // exactly the tensors of a plain Llama with these shapes (num_hidden_layers already equals the file's layer count)
+  // exactly the tensors of this architecture with these shapes (num_hidden_layers already equals the file's layer count)
   const known = new Set<string>();
   for (const [name, shape] of llamaTensorShapes(spec)) {
     known.add(name);
