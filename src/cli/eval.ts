@@ -12,15 +12,20 @@ tiny world); --out writes one JSON record per question.
 
 Options:
   --bench B            tiny | gsm8k:PATH (a GSM8k JSONL file)   [tiny]
+  --task T             gsm8k | gsm8k_cot: lm-eval's task protocol (prompt, shots, stops,
+                       strict-match) for gsm8k:PATH                                  [gsm8k]
   --split S            dev | test | select | all. tiny: world/bench/{dev,test,select}.jsonl
                        (select: the 1,000-problem selection split the loop chooses its best
                        program on; all = dev + test); gsm8k: dev = 100 problems carved with
                        seed 0, test = the rest, no select                          [dev]
   --limit N            only the first N problems of the split
-  --shots K            few-shot examples for gsm8k, drawn per problem from the train file
-                       (seeded by --seed and the problem's index; tiny is zero-shot) [5]
+  --shots K            few-shot examples (tiny is zero-shot) [the task's: gsm8k 5, gsm8k_cot 8].
+                       gsm8k: drawn from the train file as lm-eval's default sampler does
+                       (Python Random(--seed).sample, one draw per problem in file order);
+                       gsm8k_cot: the first K of its 8 fixed exemplars
   --train PATH         shot pool [train.jsonl beside the bench file]
-  --seed N             shot seed [1234]
+  --seed N             lm-eval's fewshot_random_seed [1234]
+  --shot-sampler S     lm-eval | seeded (selfdev's older mulberry32 per-problem draw) [lm-eval]
   --calculator         calculator-augmented decoding (<<EXPR= → VALUE>> forced) [on for tiny]
   --no-calculator      turn it off                                              [off for gsm8k]
   --max-tokens N       new tokens per question [tiny 128, gsm8k 256]
@@ -41,7 +46,7 @@ export const command: Command = {
       args,
       options: {
         model: { type: 'string' }, bench: { type: 'string' }, split: { type: 'string' }, limit: { type: 'string' },
-        shots: { type: 'string' }, train: { type: 'string' }, seed: { type: 'string' },
+        shots: { type: 'string' }, train: { type: 'string' }, seed: { type: 'string' }, task: { type: 'string' }, 'shot-sampler': { type: 'string' },
         calculator: { type: 'boolean' }, 'no-calculator': { type: 'boolean' }, 'max-tokens': { type: 'string' },
         batch: { type: 'string' }, endpoint: { type: 'string' }, 'model-name': { type: 'string' },
         concurrency: { type: 'string' }, timeout: { type: 'string' }, retries: { type: 'string' },
@@ -66,8 +71,16 @@ export const command: Command = {
     if (values.endpoint && !values['model-name']) throw new UsageError('--endpoint needs --model-name NAME');
     if (values.model && !existsSync(values.model)) throw new UsageError(`model folder not found: ${values.model}`);
     const tiny = spec.kind === 'tiny';
-    const shotsK = intOption(values.shots, 'shots', tiny ? 0 : 5);
+    const { TASKS, TASK_NAMES } = await import('../eval/tasks.ts');
+    const taskName = (values.task ?? 'gsm8k') as keyof typeof TASKS;
+    if (!TASK_NAMES.includes(taskName)) throw new UsageError(`--task must be ${TASK_NAMES.join(' or ')}, got '${values.task}'`);
+    if (tiny && values.task !== undefined && taskName !== 'gsm8k') throw new UsageError(`the tiny world is scored as gsm8k zero-shot; --task ${taskName} applies to gsm8k:PATH`);
+    const task = TASKS[taskName];
+    const sampler = values['shot-sampler'] ?? 'lm-eval';
+    if (sampler !== 'lm-eval' && sampler !== 'seeded') throw new UsageError(`--shot-sampler must be lm-eval or seeded, got '${sampler}'`);
+    const shotsK = intOption(values.shots, 'shots', tiny ? 0 : task.defaultShots);
     if (tiny && shotsK > 0) throw new UsageError('the tiny world is evaluated zero-shot; --shots applies to gsm8k:PATH');
+    if (task.fixedShots && shotsK > task.fixedShots.length) throw new UsageError(`--task ${taskName} has ${task.fixedShots.length} fixed exemplars; --shots ${shotsK} is more`);
     const seed = intOption(values.seed, 'seed', 1234);
     const calculator = values.calculator ? true : values['no-calculator'] ? false : tiny;
     const maxTokens = intOption(values['max-tokens'], 'max-tokens', tiny ? 128 : 256, 1);
@@ -75,12 +88,13 @@ export const command: Command = {
 
     let problems = ev.loadProblems(spec, split);
     if (limit !== undefined) problems = problems.slice(0, limit);
-    let shots: { pool: Array<{ question: string; answer: string }>; k: number; seed: number } | undefined;
-    if (spec.kind === 'gsm8k' && shotsK > 0) {
+    let shots: { pool: Array<{ question: string; answer: string }>; k: number; seed: number; sampler: 'lm-eval' | 'seeded' } | undefined;
+    if (spec.kind === 'gsm8k' && shotsK > 0 && task.fixedShots) shots = { pool: [], k: shotsK, seed, sampler };
+    else if (spec.kind === 'gsm8k' && shotsK > 0) {
       const trainPath = values.train ?? join(dirname(spec.path), 'train.jsonl');
       if (!existsSync(trainPath)) throw new UsageError(`shot pool not found: ${trainPath} (give --train PATH or --shots 0)`);
       const { loadGsm8k } = await import('../eval/gsm8k.ts');
-      shots = { pool: loadGsm8k(trainPath), k: shotsK, seed };
+      shots = { pool: loadGsm8k(trainPath), k: shotsK, seed, sampler };
     }
 
     const be = await import('../eval/backends.ts');
@@ -95,7 +109,7 @@ export const command: Command = {
     let res;
     try {
       res = await ev.evaluate(backend, problems, {
-        shots, maxTokens, calculator, chunk: values.endpoint ? 50 : Math.max(intOption(values.batch, 'batch', 32, 1), 50),
+        task: taskName, shots, maxTokens, calculator, chunk: values.endpoint ? 50 : Math.max(intOption(values.batch, 'batch', 32, 1), 50),
         onProgress: (d, t) => bar.update(d, t),
       });
     } finally {
@@ -113,11 +127,12 @@ export const command: Command = {
       renameSync(tmp, out);
     }
     const bench = spec.kind === 'tiny' ? 'tiny' : `gsm8k:${spec.path}`;
+    const shotText = !shots ? 'zero-shot' : task.fixedShots ? `${shots.k}-shot fixed exemplars` : `${shots.k}-shot ${sampler} seed ${seed}`;
     if (values.json) {
       console.log(JSON.stringify({ bench, split, n: res.n, strict: res.strict, flexible: res.flexible, perFamily: res.perFamily, seconds: res.seconds, settings: res.settings }));
     } else {
       const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
-      console.log(`${bench} ${split}: n=${res.n}  strict ${pct(res.strict)}  flexible ${pct(res.flexible)}  (${res.settings.backend}, calculator ${calculator ? 'on' : 'off'}, ${shots ? `${shots.k}-shot seed ${seed}` : 'zero-shot'}, ${res.seconds.toFixed(1)}s)`);
+      console.log(`${bench} ${split}: n=${res.n}  strict ${pct(res.strict)}  flexible ${pct(res.flexible)}  (${res.settings.backend}, ${taskName}, calculator ${calculator ? 'on' : 'off'}, ${shotText}, ${res.seconds.toFixed(1)}s)`);
       const fams = Object.entries(res.perFamily);
       if (fams.length) {
         const w = Math.max(...fams.map(([f]) => f.length));
