@@ -11,15 +11,19 @@ Greedy evaluation on a GSM8k-format benchmark, scored like lm-evaluation-harness
 tiny world); --out writes one JSON record per question.
 
 Options:
-  --bench B            tiny | gsm8k:PATH (a GSM8k JSONL file)   [tiny]
-  --task T             gsm8k | gsm8k_cot: lm-eval's task protocol (prompt, shots, stops,
-                       strict-match) for gsm8k:PATH                                  [gsm8k]
+  --bench B            tiny | gsm8k:PATH (a GSM8k JSONL file) | math:PATH (MATH JSONL:
+                       problem, solution with its \boxed{} answer, optional type)    [tiny]
+  --task T             lm-eval's task protocol (prompt, shots, stops, scoring):
+                       gsm8k | gsm8k_cot for gsm8k:PATH                              [gsm8k]
+                       minerva_math | hendrycks_math for math:PATH          [minerva_math]
+                       (MATH has one metric, exact_match: printed as strict and flexible)
   --split S            dev | test | select | all. tiny: world/bench/{dev,test,select}.jsonl
                        (select: the 1,000-problem selection split the loop chooses its best
                        program on; all = dev + test); gsm8k: dev = 100 problems carved with
                        seed 0, test = the rest, no select                          [dev]
   --limit N            only the first N problems of the split
-  --shots K            few-shot examples (tiny is zero-shot) [the task's: gsm8k 5, gsm8k_cot 8].
+  --shots K            few-shot examples (tiny is zero-shot) [the task's: gsm8k 5, gsm8k_cot 8,
+                       minerva_math 4 fixed Minerva exemplars, hendrycks_math 0].
                        gsm8k: drawn from the train file as lm-eval's default sampler does
                        (Python Random(--seed).sample, one draw per problem in file order);
                        gsm8k_cot: the first K of its 8 fixed exemplars
@@ -64,16 +68,17 @@ export const command: Command = {
     }
     const split = values.split ?? 'dev';
     if (split !== 'dev' && split !== 'test' && split !== 'select' && split !== 'all') throw new UsageError(`--split must be dev, test, select or all, got '${split}'`);
-    if (split === 'select' && spec.kind !== 'tiny') throw new UsageError(`--split select is the tiny world's selection split; gsm8k:PATH has dev, test and all`);
+    if (split === 'select' && spec.kind !== 'tiny') throw new UsageError(`--split select is the tiny world's selection split; ${spec.kind}:PATH has dev, test and all`);
     if (values.calculator && values['no-calculator']) throw new UsageError('give --calculator or --no-calculator, not both');
     if (values.endpoint && values.model) throw new UsageError('give --model DIR (builtin engine) or --endpoint URL, not both');
     if (!values.endpoint && !values.model) throw new UsageError('give --model DIR or --endpoint URL --model-name NAME');
     if (values.endpoint && !values['model-name']) throw new UsageError('--endpoint needs --model-name NAME');
     if (values.model && !existsSync(values.model)) throw new UsageError(`model folder not found: ${values.model}`);
     const tiny = spec.kind === 'tiny';
-    const { TASKS, TASK_NAMES } = await import('../eval/tasks.ts');
-    const taskName = (values.task ?? 'gsm8k') as keyof typeof TASKS;
-    if (!TASK_NAMES.includes(taskName)) throw new UsageError(`--task must be ${TASK_NAMES.join(' or ')}, got '${values.task}'`);
+    const { TASKS, TASK_NAMES, MATH_TASKS } = await import('../eval/tasks.ts');
+    const taskName = (values.task ?? (spec.kind === 'math' ? 'minerva_math' : 'gsm8k')) as keyof typeof TASKS;
+    if (!TASK_NAMES.includes(taskName)) throw new UsageError(`--task must be ${TASK_NAMES.join(', ')}, got '${values.task}'`);
+    if ((spec.kind === 'math') !== MATH_TASKS.includes(taskName)) throw new UsageError(`--task ${taskName} does not score ${spec.kind === 'math' ? 'MATH (math:PATH takes minerva_math or hendrycks_math)' : `${spec.kind === 'tiny' ? 'the tiny world' : 'gsm8k:PATH'} (math tasks need --bench math:PATH)`}`);
     if (tiny && values.task !== undefined && taskName !== 'gsm8k') throw new UsageError(`the tiny world is scored as gsm8k zero-shot; --task ${taskName} applies to gsm8k:PATH`);
     const task = TASKS[taskName];
     const sampler = values['shot-sampler'] ?? 'lm-eval';
@@ -89,12 +94,13 @@ export const command: Command = {
     let problems = ev.loadProblems(spec, split);
     if (limit !== undefined) problems = problems.slice(0, limit);
     let shots: { pool: Array<{ question: string; answer: string }>; k: number; seed: number; sampler: 'lm-eval' | 'seeded' } | undefined;
-    if (spec.kind === 'gsm8k' && shotsK > 0 && task.fixedShots) shots = { pool: [], k: shotsK, seed, sampler };
-    else if (spec.kind === 'gsm8k' && shotsK > 0) {
+    if (spec.kind !== 'tiny' && shotsK > 0 && task.fixedShots) shots = { pool: [], k: shotsK, seed, sampler };
+    else if (spec.kind !== 'tiny' && shotsK > 0) {
       const trainPath = values.train ?? join(dirname(spec.path), 'train.jsonl');
       if (!existsSync(trainPath)) throw new UsageError(`shot pool not found: ${trainPath} (give --train PATH or --shots 0)`);
       const { loadGsm8k } = await import('../eval/gsm8k.ts');
-      shots = { pool: loadGsm8k(trainPath), k: shotsK, seed, sampler };
+      const { loadMath } = await import('../eval/math.ts');
+      shots = { pool: spec.kind === 'gsm8k' ? loadGsm8k(trainPath) : loadMath(trainPath), k: shotsK, seed, sampler };
     }
 
     const be = await import('../eval/backends.ts');
@@ -126,7 +132,7 @@ export const command: Command = {
       writeFileSync(tmp, res.records.map((r) => JSON.stringify(r)).join('\n') + (res.records.length ? '\n' : ''));
       renameSync(tmp, out);
     }
-    const bench = spec.kind === 'tiny' ? 'tiny' : `gsm8k:${spec.path}`;
+    const bench = spec.kind === 'tiny' ? 'tiny' : `${spec.kind}:${spec.path}`;
     const shotText = !shots ? 'zero-shot' : task.fixedShots ? `${shots.k}-shot fixed exemplars` : `${shots.k}-shot ${sampler} seed ${seed}`;
     if (values.json) {
       console.log(JSON.stringify({ bench, split, n: res.n, strict: res.strict, flexible: res.flexible, perFamily: res.perFamily, seconds: res.seconds, settings: res.settings }));

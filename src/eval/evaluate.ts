@@ -10,6 +10,7 @@
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { loadGsm8k, splitDevTest } from './gsm8k.ts';
+import { loadMath } from './math.ts';
 import type { GsmDoc } from './gsm8k.ts';
 import { cutAtStop, DEFAULT_NUM_SHOTS } from './prompt.ts';
 import { TASKS, taskPrompts, type ShotSpec, type ShotSampler, type TaskName } from './tasks.ts';
@@ -145,16 +146,17 @@ export async function evaluate(backend: EvalBackend, problems: readonly EvalProb
 
 // ------------------------------------------------------------------------------ bench specs
 
-export type BenchSpec = { kind: 'tiny' } | { kind: 'gsm8k'; path: string };
+export type BenchSpec = { kind: 'tiny' } | { kind: 'gsm8k'; path: string } | { kind: 'math'; path: string };
 /** A shipped split (dev: screening, select: choosing the best program, test: reporting), or 'all' = dev + test. */
 export type Split = SplitName | 'all';
 export const SPLIT_NAMES: readonly Split[] = ['dev', 'test', 'select', 'all'];
 
-/** Parse `tiny` or `gsm8k:PATH`. */
+/** Parse `tiny`, `gsm8k:PATH` or `math:PATH`. */
 export function parseBenchSpec(s: string): BenchSpec {
   if (s === 'tiny') return { kind: 'tiny' };
   if (s.startsWith('gsm8k:') && s.length > 'gsm8k:'.length) return { kind: 'gsm8k', path: s.slice('gsm8k:'.length) };
-  throw new Error(`bad bench spec '${s}': expected 'tiny' or 'gsm8k:PATH' (a GSM8k JSONL file)`);
+  if (s.startsWith('math:') && s.length > 'math:'.length) return { kind: 'math', path: s.slice('math:'.length) };
+  throw new Error(`bad bench spec '${s}': expected 'tiny', 'gsm8k:PATH' (a GSM8k JSONL file) or 'math:PATH' (MATH JSONL: problem, solution with \\boxed{})`);
 }
 
 /** The shipped tiny-world benchmark file of a split (world/bench/{dev,test,select}.jsonl). */
@@ -168,9 +170,9 @@ export const GSM8K_SPLIT_SEED = 0;
 
 /**
  * Problems of a bench + split. Tiny world: the shipped `world/bench/{dev,test,select}.jsonl` ('all' =
- * dev + test, as before the selection split existed). GSM8k file: 'dev' = 100 problems carved by
- * splitDevTest(seed 0), 'test' = the rest, 'all' = the whole file; each problem keeps its file index.
- * A GSM8k file has no selection split ('select' is an error).
+ * dev + test, as before the selection split existed). GSM8k or MATH file: 'dev' = 100 problems carved
+ * by splitDevTest(seed 0), 'test' = the rest, 'all' = the whole file; each problem keeps its file
+ * index. Such a file has no selection split ('select' is an error).
  */
 export function loadProblems(spec: BenchSpec, split: Split): EvalProblem[] {
   if (!SPLIT_NAMES.includes(split)) throw new Error(`unknown split '${String(split)}': expected ${SPLIT_NAMES.join(', ')}`);
@@ -184,9 +186,10 @@ export function loadProblems(spec: BenchSpec, split: Split): EvalProblem[] {
     }
     return out.map((d, i) => ({ ...d, index: i }));
   }
-  if (split === 'select') throw new Error(`a GSM8k file has no selection split: use dev, test or all with gsm8k:${spec.path} (the select split is the tiny world's world/bench/select.jsonl)`);
-  if (!existsSync(spec.path)) throw new Error(`GSM8k file not found: ${spec.path}`);
-  const docs: EvalProblem[] = loadGsm8k(spec.path).map((d, i) => ({ ...d, index: i }));
+  const what = spec.kind === 'gsm8k' ? 'GSM8k' : 'MATH';
+  if (split === 'select') throw new Error(`a ${what} file has no selection split: use dev, test or all with ${spec.kind}:${spec.path} (the select split is the tiny world's world/bench/select.jsonl)`);
+  if (!existsSync(spec.path)) throw new Error(`${what} file not found: ${spec.path}`);
+  const docs: EvalProblem[] = (spec.kind === 'gsm8k' ? loadGsm8k(spec.path) : loadMath(spec.path)).map((d, i) => ({ ...d, index: i }));
   if (split === 'all') return docs;
   const sp = splitDevTest(docs, Math.min(GSM8K_DEV_SIZE, docs.length), GSM8K_SPLIT_SEED);
   return split === 'dev' ? sp.dev : sp.test;

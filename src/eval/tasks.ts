@@ -10,7 +10,7 @@
  * - `gsm8k_cot` (v3.0): `Q: {q}\nA:`, the 8 fixed chain-of-thought exemplars of Wei et al. (2022)
  *   in order (sampler `first_n`), stops `Q:`, `</s>`, `<|im_end|>`; strict-match
  *   `The answer is N.` (first), the same flexible-extract; the reference is the bare final answer.
- * - MATH (`minerva_math`, `hendrycks_math`): see math.ts.
+ * - MATH (`minerva_math` 4 fixed Minerva exemplars, `hendrycks_math` zero-shot): see math.ts.
  *
  * **Few-shot sampling as lm-eval does it** (`sampler: 'lm-eval'`, the default): lm-eval's default
  * sampler holds one `random.Random(fewshot_random_seed)` (default 1234) per task and calls
@@ -30,9 +30,13 @@ import { PyRandom } from './pyrandom.ts';
 import { buildPrompt, selectShots, type QA } from './prompt.ts';
 import { finalAnswer } from './gsm8k.ts';
 import { scoreResponse, type FilterScore } from './scoring.ts';
+import { boxedReference, scoreMath, MATH_STOPS, MINERVA_SHOTS, minervaQuery, hendrycksQuery } from './math.ts';
 
-export type TaskName = 'gsm8k' | 'gsm8k_cot';
-export const TASK_NAMES: readonly TaskName[] = ['gsm8k', 'gsm8k_cot'];
+export type TaskName = 'gsm8k' | 'gsm8k_cot' | 'minerva_math' | 'hendrycks_math';
+export const TASK_NAMES: readonly TaskName[] = ['gsm8k', 'gsm8k_cot', 'minerva_math', 'hendrycks_math'];
+/** Tasks scored on GSM8k files and on MATH files. */
+export const GSM8K_TASKS: readonly TaskName[] = ['gsm8k', 'gsm8k_cot'];
+export const MATH_TASKS: readonly TaskName[] = ['minerva_math', 'hendrycks_math'];
 export type ShotSampler = 'lm-eval' | 'seeded';
 export const LM_EVAL_FEWSHOT_SEED = 1234;
 
@@ -105,6 +109,24 @@ export const TASKS: Readonly<Record<TaskName, TaskProtocol>> = {
     query: cotQuery,
     shot: (s) => `${cotQuery(s.question)} ${s.answer}`,
     score: (g, answer) => ({ reference: finalAnswer(answer), ...scoreResponse(g, answer, 'gsm8k_cot') }),
+  },
+  minerva_math: {
+    name: 'minerva_math',
+    stops: MATH_STOPS,
+    defaultShots: 4,
+    fixedShots: MINERVA_SHOTS,
+    query: minervaQuery,
+    shot: (s) => `${minervaQuery(s.question)} ${s.answer}`,
+    score: (g, solution) => scoreMath('minerva_math', g, solution),
+  },
+  hendrycks_math: {
+    name: 'hendrycks_math',
+    stops: MATH_STOPS,
+    defaultShots: 0,
+    query: hendrycksQuery,
+    // lm-eval's default sampler over the train split, target = the boxed answer (the task's default is zero-shot)
+    shot: (s) => `${hendrycksQuery(s.question)} ${boxedReference(s.answer)}`,
+    score: (g, solution) => scoreMath('hendrycks_math', g, solution),
   },
 };
 
