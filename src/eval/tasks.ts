@@ -162,7 +162,7 @@ export function shotsFor(task: TaskProtocol, docs: readonly TaskDoc[], spec: Sho
     return docs.map((d, i) => selectShots(s.pool, { k, seed: s.seed, docIndex: d.index ?? i, excludeQuestion: d.question }));
   }
   const pos = docs.map((d, i) => d.index ?? i);
-  const draws = lmEvalShotIndices(s.pool.length, k, s.seed, pos.length ? Math.max(...pos) + 1 : 0);
+  const draws = lmEvalShotIndices(s.pool.length, k, s.seed, pos.reduce((m, p) => Math.max(m, p + 1), 0));
   return pos.map((p) => draws[p].map((j) => s.pool[j]));
 }
 
