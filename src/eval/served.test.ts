@@ -31,7 +31,8 @@ const worldP = makeMicroWorld(join(PRIV, 'world'), { nExperts: 2, nOod: 1, nDev:
 const config = async (server?: Record<string, unknown>): Promise<LoopConfig> =>
   resolveConfig({
     name: 'served', seed: 3, tensorFilter: 'all',
-    eval: { maxTokens: MAX_TOKENS, batchSize: 8, devSubset: 2, ...(server ? { server } : {}) },
+    // the micro world's protocol with and without a server (eval.server alone would default to lm-eval's 5-shot, no calculator)
+    eval: { maxTokens: MAX_TOKENS, batchSize: 8, devSubset: 2, ...(server ? { server, shots: 0, calculator: true } : {}) },
     world: { ...(await worldP), algorithms: 'algorithms', example: 'algorithms/task_arithmetic.js' },
   });
 let ctxP: Promise<EvalContext> | null = null;

@@ -27,7 +27,8 @@ import { join } from 'node:path';
 import { saveMergedModel } from '../nn/checkpoint.ts';
 import type { LlamaConfig } from '../nn/model.ts';
 import { OpenAIBackend, completionsUrl } from './backends.ts';
-import { evaluate, type EvalProblem, type EvalResult } from './evaluate.ts';
+import { evaluate, type EvalProblem, type EvalResult, type ShotSpec } from './evaluate.ts';
+import type { TaskName } from './tasks.ts';
 
 /** SIGTERM → SIGKILL grace when stopping a server. */
 const STOP_GRACE_MS = 10_000;
@@ -269,6 +270,9 @@ export interface ServedEvalOptions {
   problems: readonly EvalProblem[];
   maxTokens: number;
   calculator: boolean;
+  /** lm-eval task and few-shot examples (default gsm8k, zero-shot). */
+  task?: TaskName;
+  shots?: ShotSpec;
   /** Called when a server process is started (tests). */
   onStart?: (s: ServerProcess) => void;
 }
@@ -323,7 +327,7 @@ export async function evaluateServed(o: ServedEvalOptions): Promise<ServedEvalRe
     timings.startMs = t2 - t1;
     const be = new OpenAIBackend({ endpoint: url, modelName: o.server.model, concurrency: o.server.concurrency });
     try {
-      const result = await proc.whileAlive(evaluate(be, o.problems, { maxTokens: o.maxTokens, calculator: o.calculator }), 'evaluation');
+      const result = await proc.whileAlive(evaluate(be, o.problems, { maxTokens: o.maxTokens, calculator: o.calculator, task: o.task, shots: o.shots }), 'evaluation');
       timings.evalMs = performance.now() - t2;
       const t3 = performance.now();
       await proc.stop();

@@ -25,7 +25,7 @@ import { initBackend, loadModel, saveModel, dpoTrain } from '../nn/index.ts';
 import { buildPrompt, loadPromptFiles, openFactory, type AlgorithmFactory, type Candidate, type FactoryPrompt } from '../factory/index.ts';
 import { writeReport } from '../report/report.ts';
 import { CorpusSampler, EvolutionSampler, evolutionPool, skipTraining } from './arms.ts';
-import { DEFAULT_CONFIG, resolveConfig, resolveDistributed, temperatureAt, trainsFactory, type LoopConfig } from './config.ts';
+import { DEFAULT_CONFIG, resolveConfig, resolveDistributed, runEvalRecord, temperatureAt, trainsFactory, type LoopConfig } from './config.ts';
 import { LocalRunner, WorkerPool, loadProblems, openEvalContext, type EvalContext, type EvalSet, type JobRunner, type Scores } from './pool.ts';
 import { checkRecursiveWorld, ensureMergedFactory } from './recursive.ts';
 import { bestBySelection, bestByTest } from './selection.ts';
@@ -146,9 +146,9 @@ export async function runLoop(config: unknown, runDir: string, opts: LoopOptions
       cfg = resolveConfig(config);
       checkRecursiveWorld(cfg, root); // before the run is recorded or anything heavy starts
       checkSelectionSplit(cfg, root);
-      run = store.createRun({ name: cfg.name, config: cfg, seed: cfg.seed, evalConfig: { dev: cfg.world.dev, test: cfg.world.test, select: cfg.world.select, devSubset: cfg.eval.devSubset, maxTokens: cfg.eval.maxTokens, calculator: cfg.eval.calculator, tensorFilter: cfg.tensorFilter, experts: cfg.world.experts, seedModel: cfg.world.seedModel } });
+      run = store.createRun({ name: cfg.name, config: cfg, seed: cfg.seed, ...runEvalRecord(cfg, root) });
     } else {
-      cfg = resolveConfig(run.config, `${runDir} stored config`);
+      cfg = resolveConfig(run.config, `${runDir} stored config`, { stored: true });
       checkRecursiveWorld(cfg, root);
       checkSelectionSplit(cfg, root);
       store.setRunStatus('running');

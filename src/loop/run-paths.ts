@@ -31,8 +31,8 @@ const ARCH_FIELDS: Array<keyof LlamaSpec> = ['model_type', 'qkv_bias', 'o_bias',
 
 /**
  * Every path a run reads, checked before the store is created (relative paths against `root`): the
- * seed, experts and OOD experts as complete Llama folders of one architecture, the benchmark files as
- * GSM8k JSONL, the algorithms folder and the example program, the factory's model or file; and
+ * seed, experts and OOD experts as complete Llama folders of one architecture, the benchmark files
+ * and the shot pool (eval.train) as GSM8k JSONL, the algorithms folder and the example program, the factory's model or file; and
  * dpo.maxLen against the builtin factory (it must leave room for a completion after the prompt).
  */
 export async function checkRunPaths(c: LoopConfig, root: string, where: string): Promise<void> {
@@ -65,6 +65,15 @@ export async function checkRunPaths(c: LoopConfig, root: string, where: string):
       parseGsm8kJsonl(readRegularText(p(f), `world.${k} file`), p(f));
     } catch (e) {
       fail(`world.${k}: ${(e as Error).message}`);
+    }
+  }
+  if (c.eval.train !== undefined) {
+    // the shot pool of eval.shots (eval-protocol.ts): a GSM8k file
+    if (kindAt(p(c.eval.train)) === null) fail(`eval.train: file ${JSON.stringify(c.eval.train)} not found (${p(c.eval.train)}): the shot pool of eval.shots ${c.eval.shots} (set eval.train, or eval.shots: 0)`);
+    try {
+      parseGsm8kJsonl(readRegularText(p(c.eval.train), 'eval.train file'), p(c.eval.train));
+    } catch (e) {
+      fail(`eval.train: ${(e as Error).message}`);
     }
   }
   if (kindAt(p(c.world.algorithms)) !== 'dir') fail(`world.algorithms: ${JSON.stringify(c.world.algorithms)} is not a folder (${p(c.world.algorithms)})`);
