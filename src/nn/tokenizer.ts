@@ -43,6 +43,8 @@ export class Tokenizer {
   readonly padId = PAD_ID;
   readonly bosId = BOS_ID;
   readonly eosId = EOS_ID;
+  /** Every prompt starts with `<s>` (see encodePrompt). */
+  readonly promptPrefix: readonly number[] = [BOS_ID];
   /** Token strings by id (byte-level unicode form). */
   readonly tokens: string[];
   /** Merges in rank order, as pairs of token ids. */
@@ -75,6 +77,11 @@ export class Tokenizer {
    */
   encodePrompt(text: string): number[] {
     return [this.bosId, ...this.encode(text)];
+  }
+
+  /** Ids of `text` appended after other text: the same as encode (byte-level: no prefix-space marker). */
+  encodeContinuation(text: string): number[] {
+    return this.encode(text);
   }
 
   /** Token ids of `text` (no bos/eos added). */
