@@ -55,6 +55,10 @@ for (const name of REAL_TOKENIZERS) {
       for (const s of specials) assert.ok(ids.includes(lib.tokenToId(s)!), `${name}: ${s} is one id`);
       // and dropped by decode unless kept
       assert.ok(!specials.some((s) => tok.decode(ids).includes(s)));
+      // ids without a token (embedding rows past the vocabulary, e.g. Qwen3's 151669..151935) are skipped, as by the library
+      const past = [...ids.slice(0, 3), e.size + 5, ...ids.slice(3, 6)];
+      assert.equal(tok.decode(past), await lib.decode(past, true));
+      assert.throws(() => tok.decode([-1]), /-1 is not a token id/);
       // digits: Llama-3 groups up to 3, Qwen3 and SentencePiece split every digit
       const digits = tok.encode('1234567');
       assert.equal(digits.length, name === 'llama3' ? 3 : name === 'qwen3' ? 7 : 8, `${name} digits ${digits}`);

@@ -259,9 +259,10 @@ export class HfTokenizer implements TextTokenizer {
   decode(ids: readonly number[], opts: { keepSpecial?: boolean } = {}): string {
     const toks: string[] = [];
     for (const id of ids) {
-      const t = Number.isInteger(id) && id >= 0 && id < this.vocabSize ? this.token(id) : undefined;
-      if (t === undefined) throw new Error(`tokenizer ${this.dir}: id ${id} is not in the vocabulary`);
-      if (!opts.keepSpecial && this.specialIds.has(id)) continue;
+      if (!Number.isSafeInteger(id) || id < 0) throw new Error(`tokenizer ${this.dir}: ${id} is not a token id`);
+      // an id without a token (a model's embedding rows beyond the vocabulary) is skipped, as the library's decode does
+      const t = this.token(id);
+      if (t === undefined || (!opts.keepSpecial && this.specialIds.has(id))) continue;
       toks.push(t);
     }
     return this.decoder ? this.decoder.decode(toks) : toks.join(' ');
@@ -269,6 +270,7 @@ export class HfTokenizer implements TextTokenizer {
 
   /** The token text of `id` (undefined when not in the vocabulary). */
   token(id: number): string | undefined {
+    if (id >= this.vocabSize) return this.native.idToToken(id) ?? undefined;
     let t = this.tokenCache[id];
     if (t === undefined) {
       t = this.native.idToToken(id);
