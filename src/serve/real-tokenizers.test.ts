@@ -7,7 +7,7 @@
 // scores through a `selfdev serve` process equal the in-process engine's.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Tokenizer as Lib } from 'tokenizers';
@@ -113,6 +113,29 @@ test('server-side scoring on a Mistral-layout (llama2) world: the seed loads for
       assert.equal(served.result.flexible, local.flexible);
     } finally {
       await closeTokenizer(world.tokenizer);
+    }
+  } finally {
+    tmp.cleanup();
+  }
+});
+
+test('paths that need the engine\'s byte-level layout refuse a real tokenizer by name, before loading weights', async () => {
+  const tmp = makeTempDir('selfdev-realtok-engine-');
+  try {
+    const dir = makeRealTokenizerCheckpoint(join(tmp.path, 'l2'), 'llama2', { seed: 5 });
+    const { BuiltinFactory } = await import('../factory/builtin.ts');
+    await assert.rejects(BuiltinFactory.load(dir), /^Error: the builtin factory \(factory\.kind builtin\) needs the engine's byte-level BPE layout: .*l2\/tokenizer\.json is not \(.*id 0 must be "<pad>"/);
+    const pairs = join(tmp.path, 'pairs.jsonl');
+    writeFileSync(pairs, JSON.stringify({ prompt: 'Q', chosen: ' a', rejected: ' b' }) + '\n');
+    const { command: dpo } = await import('../cli/dpo.ts');
+    await assert.rejects(dpo.run(['--model', dir, '--data', pairs, '--out', join(tmp.path, 'out'), '--steps', '1']), /^Error: selfdev dpo \(training writes the engine's tokenizer back\) needs the engine's byte-level BPE layout/);
+    // the model loads for inference
+    await initBackend();
+    const b = await BuiltinBackend.load(dir);
+    try {
+      assert.ok(b.tokenizer instanceof HfTokenizer);
+    } finally {
+      await b.close();
     }
   } finally {
     tmp.cleanup();
