@@ -85,6 +85,10 @@ test('server-side scoring on a Mistral-layout (llama2) world: the seed loads for
   try {
     const seed = makeRealTokenizerCheckpoint(join(tmp.path, 'seed'), 'llama2', { seed: 21 });
     const expert = makeRealTokenizerCheckpoint(join(tmp.path, 'expert'), 'llama2', { seed: 22 });
+    // the run's start check accepts the folders (any tokenizer layout)
+    const { resolveConfig } = await import('../loop/config.ts');
+    const { checkRunPaths } = await import('../loop/run-paths.ts');
+    await checkRunPaths(resolveConfig({ world: { seedModel: seed, experts: [expert] } }), ROOT, 'run.yml');
     await initBackend();
     const world = MergeWorld.load(seed, [expert], 'mlp');
     try {
