@@ -160,7 +160,7 @@ export async function engineGenerate(model: Llama, tok: TextTokenizer, prompts: 
       let stopString: string | null = null;
       if (g.finish === 'stop') {
         // the engine cut the text before the earliest stop; find which one
-        const full = tok.decode(g.ids);
+        const full = tok.decodeContinuation(g.ids);
         stopString = stop.find((s) => s && full.startsWith(s, g.text.length)) ?? null;
       }
       const orig = order[i + k];

@@ -200,7 +200,7 @@ export function generateIds(model: Llama, tok: TextTokenizer, prompts: number[][
           if (ends.has(t)) finish[b] = 'eos';
           else {
             gen[b].push(t);
-            texts[b] = tok.decode(gen[b]);
+            texts[b] = tok.decodeContinuation(gen[b]);
             const hit = firstStop(texts[b], opts.stop);
             if (hit >= 0) {
               texts[b] = texts[b].slice(0, hit);

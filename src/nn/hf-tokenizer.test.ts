@@ -47,7 +47,11 @@ for (const name of REAL_TOKENIZERS) {
         assert.equal(tok.decode(ids), await lib.decode(ids, true), what);
         const back = name === 'llama2' && text.includes('<s>') ? LLAMA2_SPECIAL_ROUND_TRIP : text;
         assert.equal(tok.decode(ids, { keepSpecial: true }), back, what);
-        assert.equal(tok.decode(tok.encodeContinuation(text), { keepSpecial: true }), back, `${what} (continuation)`);
+        const cont = tok.encodeContinuation(text);
+        // (the legacy case cannot be encoded as a continuation: the plain ids are used, with their leading "▁")
+        assert.equal(tok.decodeContinuation(cont, { keepSpecial: true }), back === text ? text : ` ${back}`, `${what} (continuation)`);
+        // appended after other text, the continuation's ids decode to that text + this one
+        if (back === text) assert.equal(tok.decode([...tok.encode('x ='), ...cont], { keepSpecial: true }), `x =${text}`, `${what} (in context)`);
       }
       // special tokens written in text are their ids
       const specials = name === 'llama2' ? ['<s>', '</s>'] : name === 'llama3' ? ['<|begin_of_text|>'] : ['<|im_start|>', '<|im_end|>'];
@@ -68,12 +72,17 @@ for (const name of REAL_TOKENIZERS) {
   });
 }
 
-test('llama2 (SentencePiece): a continuation gets no leading space marker; plain encode would add one', () => {
+test('llama2 (SentencePiece): a continuation gets no leading space marker (plain encode would add one) and keeps its leading space when decoded', () => {
   const tok = HfTokenizer.load(realTokenizerDir('llama2'));
   try {
     const head = tok.encode('<<12*7=');
     assert.equal(tok.decode([...head, ...tok.encodeContinuation('84>>')]), '<<12*7=84>>');
     assert.equal(tok.decode([...head, ...tok.encode('84>>')]), '<<12*7= 84>>');
+    // a generation that starts with a word keeps its space (the decoder strips it only at the start of a sequence)
+    const gen = tok.encodeContinuation(' 24 apples');
+    assert.equal(tok.decode([...tok.encode('Answer:'), ...gen]), 'Answer: 24 apples');
+    assert.equal(tok.decodeContinuation(gen), ' 24 apples');
+    assert.equal(tok.decode(gen), '24 apples');
   } finally {
     void tok.close();
   }

@@ -42,6 +42,8 @@ export interface TextTokenizer {
   encodeContinuation(text: string): number[];
   /** Text of `ids`; special tokens are dropped unless `keepSpecial`. */
   decode(ids: readonly number[], opts?: { keepSpecial?: boolean }): string;
+  /** Text of `ids` that follow other text (a generation): a leading space stays (a SentencePiece decoder strips it at the start of a sequence). */
+  decodeContinuation(ids: readonly number[], opts?: { keepSpecial?: boolean }): string;
 }
 
 /** The native library's surface used here (a subset of `tokenizers`' Tokenizer). */
@@ -241,7 +243,8 @@ export class HfTokenizer implements TextTokenizer {
 
   /**
    * Ids of `text` as a continuation: encoded after an anchor ("\n", which no vocabulary merges with
-   * the text after it) whose own ids are then removed; checked to decode back to `text`, else the
+   * the text after it) whose own ids are then removed; checked to decode back to `text` as a
+   * continuation, else the
    * plain `encode` (SentencePiece normalizers that prepend "▁" to a sequence would otherwise put a
    * space before every appended piece).
    */
@@ -251,9 +254,16 @@ export class HfTokenizer implements TextTokenizer {
     const a = this.anchorIds;
     if (ids.length > a.length && a.every((x, i) => ids[i] === x)) {
       const rest = ids.slice(a.length);
-      if (this.decode(rest, { keepSpecial: true }) === text) return rest;
+      if (this.decodeContinuation(rest, { keepSpecial: true }) === text) return rest;
     }
     return this.encode(text);
+  }
+
+  /** Text of `ids` decoded after the anchor ("\n") whose own text is then removed (a leading "▁" stays a space). */
+  decodeContinuation(ids: readonly number[], opts: { keepSpecial?: boolean } = {}): string {
+    const head = this.decode(this.anchorIds, { keepSpecial: true });
+    const full = this.decode([...this.anchorIds, ...ids], opts);
+    return full.startsWith(head) ? full.slice(head.length) : this.decode(ids, opts);
   }
 
   decode(ids: readonly number[], opts: { keepSpecial?: boolean } = {}): string {

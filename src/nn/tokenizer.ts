@@ -84,6 +84,11 @@ export class Tokenizer {
     return this.encode(text);
   }
 
+  /** Text of ids that follow other text: the same as decode (byte-level: no space is stripped). */
+  decodeContinuation(ids: readonly number[], opts: { keepSpecial?: boolean } = {}): string {
+    return this.decode(ids, opts);
+  }
+
   /** Token ids of `text` (no bos/eos added). */
   encode(text: string): number[] {
     const out: number[] = [];
