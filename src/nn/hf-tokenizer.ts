@@ -17,6 +17,10 @@
  *   (`Atomics.wait` + `receiveMessageOnPort`, ~0.2 ms a call measured on this machine); decoding is done
  *   in the calling thread with the library's own decoder object (`getDecoder().decode(tokens)`, which is
  *   synchronous) over the id → token table, exactly as the library's `decode` composes them.
+ * - Continuations (`encodeContinuation`, `decodeContinuation`): text that follows other text in a
+ *   sequence (a calculator value, a generation) is encoded / decoded after an anchor ("\n") that is
+ *   then removed, so a SentencePiece normalizer does not prepend "▁" and its decoder does not strip a
+ *   leading space.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
