@@ -145,3 +145,26 @@ test('paths that need the engine\'s byte-level layout refuse a real tokenizer by
     tmp.cleanup();
   }
 });
+
+test('a conversation the model\'s chat template refuses (raise_exception) is a 400 naming the template; one it accepts is answered', async () => {
+  const tmp = makeTempDir('selfdev-realtok-raise-');
+  try {
+    const dir = makeRealTokenizerCheckpoint(join(tmp.path, 'l2'), 'llama2', { seed: 6 });
+    writeFileSync(join(dir, 'chat_template.jinja'), "{% if messages[0]['role'] != 'user' %}{{ raise_exception('the first message must be from the user') }}{% endif %}{{ bos_token + messages[0]['content'] }}");
+    const { url, server } = await serveModelDir(dir, { port: 0, host: '127.0.0.1', name: 'm' });
+    try {
+      const r = await fetch(`${url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ messages: MESSAGES, max_tokens: 2 }) });
+      assert.equal(r.status, 400);
+      const e = (await r.json()) as { error: { message: string; param: string } };
+      assert.match(e.error.message, /chat_template\.jinja: rendering the chat template failed \(the first message must be from the user\)/);
+      assert.equal(e.error.param, 'messages');
+      const ok = await post(url, 'chat/completions', { messages: [MESSAGES[1]], max_tokens: 2, temperature: 0 });
+      const lib = Lib.fromFile(join(dir, 'tokenizer.json'));
+      assert.equal(ok.usage.prompt_tokens, (await lib.encode(`<s>${MESSAGES[1]!.content}`, null, { addSpecialTokens: false })).getIds().length);
+    } finally {
+      await server.close();
+    }
+  } finally {
+    tmp.cleanup();
+  }
+});
