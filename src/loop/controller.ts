@@ -551,8 +551,8 @@ export async function trainFactory(cfg: LoopConfig, root: string, runDir: string
     if (existsSync(join(out, 'config.json')) && store.dpoSteps(iterationId).length > 0) return { checkpoint: rel, timings: { pairs: nPairs } };
     const prev = merged ?? (t > 1 ? store.iteration(t - 1, cfg.arm)?.factoryCheckpoint : null);
     const src = prev ? resolve(runDir, prev) : resolve(root, f.dir);
-    const pol = loadModel(src);
-    const ref = loadModel(src);
+    const pol = loadModel(src, { path: 'the loop\'s DPO of the builtin factory' });
+    const ref = loadModel(src, { tokenizer: 'none' });
     if (!pol.tokenizer) throw new Error(`${src}: factory has no tokenizer.json`);
     try {
       // the builtin factory sees only the last maxPromptTokens of the prompt: train on the same text

@@ -5,11 +5,11 @@
  * folder, the example program and the factory's model or file.
  */
 import { lstatSync, statSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import type { LoopConfig } from './config.ts';
 import { readRegularText } from '../io/files.ts';
 import { CheckpointError } from '../io/errors.ts';
-import { readLlamaFolder, type LlamaSpec } from '../io/model-config.ts';
+import { checkTokenizerFile, readLlamaFolder, type LlamaSpec } from '../io/model-config.ts';
 import { parseGsm8kJsonl } from '../eval/gsm8k.ts';
 
 /** What kind of entry `path` is: 'file', 'dir', 'other' or null (absent). */
@@ -45,7 +45,13 @@ export async function checkRunPaths(c: LoopConfig, root: string, where: string):
     if (k === null) fail(`${field}: model folder ${JSON.stringify(dir)} not found (${p(dir)})`);
     if (k !== 'dir') fail(`${field}: ${JSON.stringify(dir)} is not a folder`);
     try {
-      return readLlamaFolder(p(dir));
+      // any tokenizer.json layout (the engine's byte-level one or the model's own, run by the tokenizers
+      // library); well-formed, ids inside the embedding. The builtin factory's own check is in recursive.ts.
+      const spec = readLlamaFolder(p(dir), { tokenizer: false });
+      const tok = join(p(dir), 'tokenizer.json');
+      if (kindAt(tok) !== 'file') throw new CheckpointError(tok, 'tokenizer.json is missing (the model folder needs its tokenizer)');
+      checkTokenizerFile(tok, { vocabSize: spec.vocab_size });
+      return spec;
     } catch (e) {
       return fail(`${field}: ${e instanceof CheckpointError ? e.message : (e as Error).message}`);
     }

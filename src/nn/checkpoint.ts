@@ -10,8 +10,10 @@ import { decodeToF32, DTYPE_BYTES, encodeFromF32, torchDTypeName } from '../tens
 import type { FloatDType } from '../tensor/dtype.ts';
 import { Llama, makeConfig, paramShapes } from './model.ts';
 import type { LlamaConfig } from './model.ts';
-import { Tokenizer } from './tokenizer.ts';
+import type { Tokenizer } from './tokenizer.ts';
 import { readArchFeatures, readModelType } from '../io/architectures.ts';
+import { closeTokenizer, loadEngineTokenizer, loadTokenizer } from './load-tokenizer.ts';
+import type { TextTokenizer } from './load-tokenizer.ts';
 
 export const TRANSFORMERS_VERSION = '4.46.0';
 
@@ -307,9 +309,28 @@ export function readConfig(dir: string): LlamaConfig {
   return configFromHf(j, path);
 }
 
-/** Load an HF Llama folder: config, weights (any float dtype → f32) and tokenizer (if present). */
-export function loadModel(dir: string): { model: Llama; tokenizer: Tokenizer | null; config: LlamaConfig } {
+/**
+ * Which tokenizer `loadModel` loads: 'engine' (default) the engine's own byte-level layout, which
+ * training, DPO and the tiny factory need (`path` names the caller in the error when the folder has
+ * another layout); 'any' the folder's own tokenizer whatever its layout (`load-tokenizer.ts`: the
+ * engine's when the files are its layout, else the Hugging Face library's), for inference; 'none'
+ * no tokenizer (weights only).
+ */
+export type LoadModelOptions = { tokenizer?: 'engine'; path?: string } | { tokenizer: 'any' } | { tokenizer: 'none' };
+
+/** Load an HF Llama folder: config, tokenizer (if present; checked first) and weights (any float dtype → f32). */
+export function loadModel(dir: string, opts?: { tokenizer?: 'engine'; path?: string }): { model: Llama; tokenizer: Tokenizer | null; config: LlamaConfig };
+export function loadModel(dir: string, opts: { tokenizer: 'any' }): { model: Llama; tokenizer: TextTokenizer | null; config: LlamaConfig };
+export function loadModel(dir: string, opts: { tokenizer: 'none' }): { model: Llama; tokenizer: null; config: LlamaConfig };
+export function loadModel(dir: string, opts: LoadModelOptions = {}): { model: Llama; tokenizer: TextTokenizer | null; config: LlamaConfig } {
   const config = readConfig(dir);
+  const mode = opts.tokenizer ?? 'engine';
+  let tokenizer: TextTokenizer | null = null;
+  if (mode !== 'none' && existsSync(join(dir, 'tokenizer.json'))) {
+    tokenizer = mode === 'any'
+      ? loadTokenizer(dir, { vocabSize: config.vocab_size })
+      : loadEngineTokenizer(dir, ('path' in opts && opts.path) || 'this command', { vocabSize: config.vocab_size });
+  }
   const ck = Checkpoint.open(dir);
   try {
     const weights = new Map<string, Float32Array>();
@@ -321,11 +342,10 @@ export function loadModel(dir: string): { model: Llama; tokenizer: Tokenizer | n
       }
       weights.set(name, decodeToF32(ck.readBytes(name), info.dtype));
     }
-    const tokenizer = existsSync(join(dir, 'tokenizer.json')) ? Tokenizer.load(dir) : null;
-    if (tokenizer && tokenizer.vocabSize > config.vocab_size) {
-      throw new Error(`${dir}: tokenizer has ${tokenizer.vocabSize} tokens but vocab_size is ${config.vocab_size}`);
-    }
     return { model: Llama.fromWeights(config, weights), tokenizer, config };
+  } catch (e) {
+    void closeTokenizer(tokenizer);
+    throw e;
   } finally {
     ck.close();
   }
