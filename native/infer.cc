@@ -85,12 +85,14 @@ static inline size_t vbase(size_t row, size_t g, size_t KV, size_t d, size_t cap
 // offset of key slot j, dimension i inside a head's block
 static inline size_t koff(size_t j, size_t i, size_t d) { return (j & ~size_t(7)) * d + i * 8 + (j & 7); }
 
-// One head of one query token: o = softmax(qr · Kᵀ) · V over the first lim key slots (qr already scaled
-// by 1/sqrt(d)); sc holds at least lim rounded up to 8 scores, acc d floats.
-static void attn_head_base(float* o, const float* qr, const float* kp, const float* vp, size_t lim, int d, float* sc, float* acc) {
+// One head of one query token: o = softmax(qr · Kᵀ) · V over the key slots lo..lim-1 (qr already scaled
+// by 1/sqrt(d); slots below lo, outside a sliding window, get probability 0); sc holds at least lim
+// rounded up to 8 scores, acc d floats.
+static void attn_head_base(float* o, const float* qr, const float* kp, const float* vp, size_t lo, size_t lim, int d, float* sc, float* acc) {
   std::fill(sc, sc + lim, 0.f);
   for (int i = 0; i < d; i++)
     for (size_t j = 0; j < lim; j++) sc[j] += qr[i] * kp[koff(j, i, d)];
+  for (size_t j = 0; j < lo; j++) sc[j] = -INFINITY;
   float mx = -INFINITY;
   for (size_t j = 0; j < lim; j++) mx = std::max(mx, sc[j]);
   const float inv = 1.0f / exp_sub_sum_base(sc, lim, mx);
@@ -104,8 +106,8 @@ static void attn_head_base(float* o, const float* qr, const float* kp, const flo
 
 #ifdef SD_X86
 // any d; keys processed 8 at a time
-__attribute__((target("avx2,fma"))) static void attn_head_avx2(float* o, const float* qr, const float* kp, const float* vp, size_t lim,
-                                                               int d, float* sc, float*) {
+__attribute__((target("avx2,fma"))) static void attn_head_avx2(float* o, const float* qr, const float* kp, const float* vp, size_t lo,
+                                                               size_t lim, int d, float* sc, float*) {
   // scores of whole 8-slot blocks (slots past lim hold finite values and are set to -inf below)
   const size_t limr = (lim + 7) & ~size_t(7);
   size_t j = 0;
@@ -132,6 +134,7 @@ __attribute__((target("avx2,fma"))) static void attn_head_avx2(float* o, const f
     _mm256_storeu_ps(sc + j, s0);
   }
   for (j = lim; j < limr; j++) sc[j] = -INFINITY;
+  for (j = 0; j < lo; j++) sc[j] = -INFINITY;  // outside the sliding window
   __m256 mxv = _mm256_set1_ps(-INFINITY);
   for (j = 0; j < limr; j += 8) mxv = _mm256_max_ps(mxv, _mm256_loadu_ps(sc + j));
   alignas(32) float t[8];
@@ -171,22 +174,24 @@ __attribute__((target("avx2,fma"))) static void attn_head_avx2(float* o, const f
 }
 #endif
 
-using HeadFn = void (*)(float*, const float*, const float*, const float*, size_t, int, float*, float*);
+using HeadFn = void (*)(float*, const float*, const float*, const float*, size_t, size_t, int, float*, float*);
 
 // Causal attention of N query tokens: token n is cache row rows[n] at slot slots[n] and attends to
-// slots 0..slot of its row; `head` computes one (token, head) pair.
+// slots 0..slot of its row (with window > 0: slot − window + 1..slot); `head` computes one (token,
+// head) pair.
 static void attention(HeadFn head, float* out, const float* q, size_t qs, const float* kc, const float* vc, size_t cap,
-                      const int32_t* rows, const int32_t* slots, size_t N, int H, int KV, int d) {
+                      const int32_t* rows, const int32_t* slots, size_t N, int H, int KV, int d, size_t window) {
   const int G = H / KV;
   const float scale = 1.0f / std::sqrt(static_cast<float>(d));
   std::vector<float> sc(cap + 8), qr(d), acc(d);
   for (size_t n = 0; n < N; n++) {
     const size_t lim = static_cast<size_t>(slots[n]) + 1;
+    const size_t lo = window > 0 && lim > window ? lim - window : 0;
     for (int h = 0; h < H; h++) {
       const int g = h / G;
       const float* qh = q + n * qs + static_cast<size_t>(h) * d;
       for (int i = 0; i < d; i++) qr[i] = qh[i] * scale;
-      head(out + (n * H + h) * d, qr.data(), kc + kbase(rows[n], g, KV, d, cap), vc + vbase(rows[n], g, KV, d, cap), lim, d, sc.data(),
+      head(out + (n * H + h) * d, qr.data(), kc + kbase(rows[n], g, KV, d, cap), vc + vbase(rows[n], g, KV, d, cap), lo, lim, d, sc.data(),
            acc.data());
     }
   }
@@ -290,33 +295,40 @@ static size_t check_rows(const int32_t* rows, size_t nr, const int32_t* slots, s
   return nr;
 }
 
-// inferAttention3(out, q, qStride, kc, vc, cap, rows, slots, H, KV, d)
-static napi_value js_attention(napi_env env, napi_callback_info info) {
+// inferAttention3(out, q, qStride, kc, vc, cap, rows, slots, H, KV, d) and
+// inferAttentionWindow(…, window): the same over the last `window` slots of each token
+static napi_value attention_impl(napi_env env, napi_callback_info info, bool windowed) {
+  const char* fn = windowed ? "inferAttentionWindow" : "inferAttention3";
   return guarded(env, [&] {
-    Argv a(env, info, 11);
+    Argv a(env, info, windowed ? 12 : 11);
+    const std::string f(fn);
     size_t no, nq, nk, nv, nr, ns;
-    float* out = a.arr<float>(0, napi_float32_array, &no, "inferAttention3: out");
-    const float* q = a.arr<float>(1, napi_float32_array, &nq, "inferAttention3: q");
-    const size_t qs = a.size(2, "inferAttention3: qStride");
-    const float* kc = a.arr<float>(3, napi_float32_array, &nk, "inferAttention3: k cache");
-    const float* vc = a.arr<float>(4, napi_float32_array, &nv, "inferAttention3: v cache");
-    const size_t cap = a.size(5, "inferAttention3: cap");
-    const int32_t* rows = a.arr<int32_t>(6, napi_int32_array, &nr, "inferAttention3: rows");
-    const int32_t* slots = a.arr<int32_t>(7, napi_int32_array, &ns, "inferAttention3: slots");
-    const size_t H = a.size(8, "inferAttention3: H"), KV = a.size(9, "inferAttention3: KV"), d = a.size(10, "inferAttention3: d");
-    if (H == 0 || KV == 0 || d == 0 || H % KV) throw Err{"inferAttention3: bad head counts"};
-    if (nk != nv) throw Err{"inferAttention3: k and v caches differ in size"};
-    const size_t N = check_rows(rows, nr, slots, ns, nk, cap, KV * d, "inferAttention3");
-    if (qs < H * d || (N && nq < (N - 1) * qs + H * d) || no < N * H * d) throw Err{"inferAttention3: q/out too small"};
+    float* out = a.arr<float>(0, napi_float32_array, &no, (f + ": out").c_str());
+    const float* q = a.arr<float>(1, napi_float32_array, &nq, (f + ": q").c_str());
+    const size_t qs = a.size(2, (f + ": qStride").c_str());
+    const float* kc = a.arr<float>(3, napi_float32_array, &nk, (f + ": k cache").c_str());
+    const float* vc = a.arr<float>(4, napi_float32_array, &nv, (f + ": v cache").c_str());
+    const size_t cap = a.size(5, (f + ": cap").c_str());
+    const int32_t* rows = a.arr<int32_t>(6, napi_int32_array, &nr, (f + ": rows").c_str());
+    const int32_t* slots = a.arr<int32_t>(7, napi_int32_array, &ns, (f + ": slots").c_str());
+    const size_t H = a.size(8, (f + ": H").c_str()), KV = a.size(9, (f + ": KV").c_str()), d = a.size(10, (f + ": d").c_str());
+    const size_t window = windowed ? a.size(11, (f + ": window").c_str()) : 0;
+    if (windowed && window == 0) throw Err{f + ": window must be positive"};
+    if (H == 0 || KV == 0 || d == 0 || H % KV) throw Err{f + ": bad head counts"};
+    if (nk != nv) throw Err{f + ": k and v caches differ in size"};
+    const size_t N = check_rows(rows, nr, slots, ns, nk, cap, KV * d, fn);
+    if (qs < H * d || (N && nq < (N - 1) * qs + H * d) || no < N * H * d) throw Err{f + ": q/out too small"};
 #ifdef SD_X86
     if (g_avx2fma) {
-      attention(attn_head_avx2, out, q, qs, kc, vc, cap, rows, slots, N, (int)H, (int)KV, (int)d);
+      attention(attn_head_avx2, out, q, qs, kc, vc, cap, rows, slots, N, (int)H, (int)KV, (int)d, window);
       return;
     }
 #endif
-    attention(attn_head_base, out, q, qs, kc, vc, cap, rows, slots, N, (int)H, (int)KV, (int)d);
+    attention(attn_head_base, out, q, qs, kc, vc, cap, rows, slots, N, (int)H, (int)KV, (int)d, window);
   });
 }
+static napi_value js_attention(napi_env env, napi_callback_info info) { return attention_impl(env, info, false); }
+static napi_value js_attention_window(napi_env env, napi_callback_info info) { return attention_impl(env, info, true); }
 
 // inferRopeStore3(qkv, W, H, KV, d, cos, sin, rows, slots, kc, vc, cap)
 static napi_value js_rope_store(napi_env env, napi_callback_info info) {
@@ -380,7 +392,7 @@ static napi_value js_add_rmsnorm(napi_env env, napi_callback_info info) {
 }
 
 const std::pair<const char*, napi_callback> FUNCTIONS[] = {
-    {"inferMatmul", js_matmul}, {"inferAttention3", js_attention}, {"inferRopeStore3", js_rope_store},
+    {"inferMatmul", js_matmul}, {"inferAttention3", js_attention}, {"inferAttentionWindow", js_attention_window}, {"inferRopeStore3", js_rope_store},
     {"inferSwiglu", js_swiglu}, {"inferAddRmsnorm", js_add_rmsnorm}};
 
 }  // namespace sdinfer

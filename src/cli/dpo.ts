@@ -67,9 +67,10 @@ export const command: Command = {
     const { dpoTrain, readPairs } = await import('../nn/dpo.ts');
     const pairs = readPairs(values.data!);
     const { readLlamaFolder } = await import('../io/model-config.ts');
-    readLlamaFolder(values.model!); // the shared reader: config.json and tokenizer.json against the tensors
+    // the shared reader: config.json against the tensors; the tokenizer must be the engine's layout (checked by loadModel, naming this path)
+    readLlamaFolder(values.model!, { tokenizer: false });
     await O.initBackend();
-    const { model, tokenizer } = loadModel(values.model!);
+    const { model, tokenizer } = loadModel(values.model!, { path: 'selfdev dpo (training writes the engine\'s tokenizer back)' });
     if (!tokenizer) throw new UsageError(`${values.model}: no tokenizer.json`);
     if (values.epochs !== undefined) {
       if (values.steps !== undefined) throw new UsageError('give --steps or --epochs, not both');

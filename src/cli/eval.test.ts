@@ -1,13 +1,17 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { main } from './main.ts';
 import { makeRandomModel } from '../serve/testing.ts';
 import { loadProblems } from '../eval/evaluate.ts';
+import { startCannedServer } from '../eval/canned-server.ts';
+
+const MATH = fileURLToPath(new URL('../../test/fixtures/math/problems.jsonl', import.meta.url));
 
 const root = mkdtempSync(join(tmpdir(), 'selfdev-eval-cli-'));
 const model = join(root, 'rand');
@@ -44,6 +48,11 @@ test('eval: clear usage errors', async () => {
     [['--model', model, '--shots', '3'], /zero-shot/],
     [['--model', model, '--calculator', '--no-calculator'], /not both/],
     [['--model', model, '--limit', '-1'], /--limit/],
+    [['--model', model, '--task', 'gsm9k'], /--task must be gsm8k, gsm8k_cot, minerva_math, hendrycks_math/],
+    [['--model', model, '--bench', `math:${MATH}`, '--task', 'gsm8k'], /--task gsm8k does not score MATH/],
+    [['--model', model, '--bench', 'gsm8k:x.jsonl', '--task', 'minerva_math'], /math tasks need --bench math:PATH/],
+    [['--model', model, '--bench', `math:${MATH}`, '--shots', '5'], /minerva_math has 4 fixed exemplars/],
+    [['--model', model, '--bench', `math:${MATH}`, '--shot-sampler', 'x'], /--shot-sampler must be lm-eval or seeded/],
   ];
   for (const [args, re] of cases) {
     const r = await run(args);
@@ -110,4 +119,29 @@ test('eval: real GSM8k file with few-shot prompts from train.jsonl beside it', {
   const test = loadProblems({ kind: 'gsm8k', path: '../shared/data/gsm8k/test.jsonl' }, 'test').slice(0, 2);
   assert.deepEqual(recs.map((x) => [x.index, x.question]), test.map((p) => [p.index, p.question]));
   assert.deepEqual(recs.map((x) => x.reference), test.map((p) => p.answer.slice(p.answer.lastIndexOf('#### ') + 5).trim()));
+});
+
+test('eval: MATH (minerva_math) and gsm8k_cot through an OpenAI-compatible endpoint', async () => {
+  const srv = await startCannedServer({ model: 'm', table: { '\n\nSolution:': ' Final Answer: The final answer is $7$. I hope it is correct.', '\nA:': ' The answer is 7.' } });
+  try {
+    const r = await run(['--endpoint', srv.url, '--model-name', 'm', '--bench', `math:${MATH}`, '--split', 'all', '--json']);
+    assert.equal(r.code, 0, r.err);
+    const s = JSON.parse(r.out);
+    assert.equal(s.bench, `math:${MATH}`);
+    assert.equal(s.n, 13);
+    assert.equal(s.settings.task, 'minerva_math');
+    assert.equal(s.settings.shots, 4);
+    assert.deepEqual([s.settings.calculator, s.settings.maxTokens, s.settings.stop], [false, 256, ['Problem:']]);
+    // "7" is the reference of rows 7 and 12 of the fixture only
+    assert.equal(s.strict, 2 / 13);
+    assert.ok(Object.keys(s.perFamily).includes('Precalculus'));
+    const gsm = join(root, 'cot.jsonl');
+    writeFileSync(gsm, '{"question": "a?", "answer": "x\\n#### 7"}\n{"question": "b?", "answer": "y\\n#### 8"}\n');
+    const txt = await run(['--endpoint', srv.url, '--model-name', 'm', '--bench', `gsm8k:${gsm}`, '--task', 'gsm8k_cot', '--split', 'all']);
+    assert.equal(txt.code, 0, txt.err);
+    assert.match(txt.out, /n=2 {2}strict 50\.0% {2}flexible 50\.0% .*gsm8k_cot, calculator off, 8-shot fixed exemplars/);
+    assert.ok((srv.requests.at(-1)!.prompt as string).startsWith('Q: There are 15 trees in the grove.'));
+  } finally {
+    await srv.close();
+  }
 });

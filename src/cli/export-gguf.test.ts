@@ -16,7 +16,9 @@ function tokenizerJson(): string {
     vocab[String.fromCodePoint(printable ? b : 256 + extra++)] = 3 + b;
   }
   const sp = (id: number, content: string) => ({ id, content, special: true, single_word: false, lstrip: false, rstrip: false, normalized: false });
-  return JSON.stringify({ added_tokens: [sp(0, '<pad>'), sp(1, '<s>'), sp(2, '</s>')], model: { type: 'BPE', vocab, merges: [] } });
+  // the ByteLevel pre-tokenizer and decoder say how text maps to those byte characters (the Hugging Face library reads them)
+  const byteLevel = { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: true };
+  return JSON.stringify({ added_tokens: [sp(0, '<pad>'), sp(1, '<s>'), sp(2, '</s>')], pre_tokenizer: byteLevel, decoder: byteLevel, model: { type: 'BPE', vocab, merges: [] } });
 }
 
 test('selfdev export-gguf writes an f16 GGUF and reports it; bad usage is a UsageError', async () => {
@@ -55,6 +57,20 @@ test('selfdev export-gguf writes an f16 GGUF and reports it; bad usage is a Usag
     assert.equal(m[1], m[2]);
     assert.ok(Number(m[2]) >= 1);
     assert.ok(Number(m[3]) < 1e-3, `probability difference ${m[3]}`);
+    // no tokenizer_config.json and no post-processor: the files add nothing before a prompt, nor does the GGUF
+    assert.match(logs.join('\n'), /\(prompts tokenized as the model's files say: nothing added before the text; llama\.cpp the same\)/);
+    // tokenizer_config.json says add_bos_token: the prompts start with <s> (id 1), in the files and in llama.cpp
+    writeFileSync(join(dir, 'tokenizer_config.json'), JSON.stringify({ add_bos_token: true, add_eos_token: false, bos_token: '<s>', eos_token: '</s>' }));
+    logs.length = 0;
+    console.log = (...a: unknown[]) => void logs.push(a.join(' '));
+    try {
+      code = await command.run([dir, join(tmp.path, 'bos.gguf'), '--verify']);
+    } finally {
+      console.log = orig;
+    }
+    assert.equal(code, 0, logs.join('\n'));
+    assert.equal(ggufGet(readGguf(join(tmp.path, 'bos.gguf')), 'tokenizer.ggml.add_bos_token'), true);
+    assert.match(logs.join('\n'), /verified with llama\.cpp: (\d+)\/\1 greedy tokens .*\(prompts tokenized as the model's files say: \[1\] before the text; llama\.cpp the same\)/);
     await assert.rejects(command.run([dir]), (e: Error) => e instanceof UsageError && /expected MODEL_DIR and OUT\.gguf/.test(e.message));
     await assert.rejects(command.run([dir, out, '--dtype', 'q4']), (e: Error) => e instanceof UsageError && /--dtype must be f32 or f16, got 'q4'/.test(e.message));
     await assert.rejects(command.run([dir, out, '--bogus']), UsageError);

@@ -17,7 +17,9 @@ Options:
   --name NAME      general.name (default: the folder name)
   --verify         load the result with llama.cpp (node-llama-cpp, CPU) and check its greedy
                    continuations of a few prompts against the plain-TypeScript reference forward
-                   of MODEL_DIR (small models only; exits 1 on a disagreement)
+                   of MODEL_DIR, prompts tokenized as the model's files say (BOS as
+                   tokenizer.json / tokenizer_config.json add it) and by llama.cpp alike
+                   (small models only; exits 1 on a disagreement)
 
 Example:
   selfdev export-gguf ./merged merged.gguf --dtype f16`;
@@ -47,11 +49,16 @@ export const command: Command = {
     if (parsed.values.verify) {
       const { verifyGgufWithLlamaCpp } = await import('../nn/export-gguf.ts');
       const v = await verifyGgufWithLlamaCpp(dir, res.outPath);
+      if (v.tokenMismatch) {
+        const t = v.tokenMismatch;
+        console.error(`llama.cpp tokenizes ${JSON.stringify(t.prompt)} as [${t.llama}], the model's files as [${t.files}] (GGUF add_bos_token vs tokenizer.json / tokenizer_config.json)`);
+        return 1;
+      }
       if (v.mismatch) {
         console.error(`llama.cpp disagrees with the reference on ${JSON.stringify(v.mismatch.prompt)} at step ${v.mismatch.step}: llama.cpp [${v.mismatch.llama}] vs reference [${v.mismatch.reference}]`);
         return 1;
       }
-      console.log(`verified with llama.cpp: ${v.agreed}/${v.compared} greedy tokens equal the reference (near ties skipped), max next-token probability difference ${v.maxProbDiff.toExponential(1)}`);
+      console.log(`verified with llama.cpp: ${v.agreed}/${v.compared} greedy tokens equal the reference (near ties skipped), max next-token probability difference ${v.maxProbDiff.toExponential(1)} (prompts tokenized as the model's files say: ${v.promptPrefix.length ? `[${v.promptPrefix}] before the text` : 'nothing added before the text'}; llama.cpp the same)`);
     }
     return 0;
   },

@@ -56,10 +56,13 @@ export const command: Command = {
     const O = await import('../nn/ops.ts');
     const { loadModel } = await import('../nn/checkpoint.ts');
     const { generate } = await import('../nn/generate.ts');
-    const { readLlamaFolder } = await import('../io/model-config.ts');
-    readLlamaFolder(values.model); // the shared reader: config.json and tokenizer.json against the tensors
+    const { readLlamaFolder, checkTokenizerFile } = await import('../io/model-config.ts');
+    const { join } = await import('node:path');
+    // the shared reader: config.json and tokenizer.json against the tensors; the model's own tokenizer whatever its layout
+    const spec = readLlamaFolder(values.model, { tokenizer: false });
+    checkTokenizerFile(join(values.model, 'tokenizer.json'), { vocabSize: spec.vocab_size });
     await O.initBackend();
-    const { model, tokenizer } = loadModel(values.model);
+    const { model, tokenizer } = loadModel(values.model, { tokenizer: 'any' });
     if (!tokenizer) throw new UsageError(`${values.model}: no tokenizer.json`);
     const out = generate(model, tokenizer, prompts, genOpts);
     out.forEach((g, i) => console.log(JSON.stringify({ prompt: prompts[i], text: g.text, finish: g.finish })));

@@ -65,6 +65,9 @@ Config (YAML; paths relative to the current directory; every key but world.* opt
                                               # testAll: after the choice, score every valid program on test (measurement only)
                                               # + server: { command, model, url?, readyTimeoutSec?, dtype?, concurrency? }:
                                               #   score each merge through an OpenAI-compatible server (env MODEL, PORT)
+                                              # task: gsm8k | gsm8k_cot, shots: 0, shotSeed: 1234, train: PATH (shot pool, default
+                                              #   train.jsonl beside world.dev): lm-eval's protocol; with server the defaults are
+                                              #   lm-eval's (the task's shots, maxTokens 256, calculator false)
   topKTest: 15                                # top programs by dev scored on test (+ the best program if not among them)
   selectTopK: 10                              # top programs by dev re-scored on world.select; the best there is the best program
   dpo: { beta: 0.01, lr: 1.0e-5, epochs: 2, nllAlpha: 0, batchSize: 4, lossType: sigmoid, maxLen: 512, command: "sh train.sh" }

@@ -6,7 +6,10 @@ const usage = `selfdev serve MODEL_DIR [--port 8080] [--host 127.0.0.1] [--name 
 Serve a model folder over an OpenAI-compatible HTTP API (builtin engine):
   GET  /v1/models, GET /health
   POST /v1/completions        prompt (string or list), max_tokens, temperature, top_p, stop, seed, n=1
-  POST /v1/chat/completions   messages joined as "System: …\\n\\nUser: …\\n\\nAssistant:"
+  POST /v1/chat/completions   messages rendered by the model's chat template (chat_template.jinja,
+                              chat_template.json or tokenizer_config.json); without one, joined as
+                              "System: …\\n\\nUser: …\\n\\nAssistant:"
+The model's own tokenizer.json is used whatever its layout (Hugging Face tokenizers library).
 Choices carry finish_reason and vLLM's stop_reason. Binds to loopback unless --host says otherwise.
 Prints "listening on URL" on stdout once ready; stops on SIGINT/SIGTERM.
 

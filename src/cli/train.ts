@@ -88,8 +88,9 @@ export const command: Command = {
     let tok: TokenizerT;
     if (c.init_from !== undefined) {
       const { readLlamaFolder } = await import('../io/model-config.ts');
-      readLlamaFolder(c.init_from); // the shared reader: config.json and tokenizer.json against the tensors
-      const r = loadModel(c.init_from);
+      // the shared reader: config.json against the tensors; the tokenizer must be the engine's layout (checked by loadModel, naming this path)
+      readLlamaFolder(c.init_from, { tokenizer: false });
+      const r = loadModel(c.init_from, { path: 'selfdev train (init_from)' });
       if (!r.tokenizer) throw new UsageError(`${c.init_from}: no tokenizer.json`);
       model = r.model;
       tok = r.tokenizer;

@@ -127,3 +127,22 @@ test('fingerprints: same files match; another root with a different expert, a mi
   assert.match(fingerprintMismatch(m, third, new FingerprintCache())!, /whose content differs from the controller's/);
   assert.match(fingerprintMismatch(m, join(tmp.path, 'nowhere'), new FingerprintCache())!, /cannot read the model folder \(ENOENT\)/);
 });
+
+test('the shot pool (eval.train) travels as a root-relative path and is fingerprinted: a worker with another pool refuses the job', async () => {
+  const { w } = await setup();
+  const train = join(root, 'world', 'bench', 'train.jsonl');
+  writeFileSync(train, '{"question": "q?", "answer": "a\\n#### 1"}\n');
+  const cfg = resolveConfig({ world: w, tensorFilter: 'all', eval: { devSubset: 2, maxTokens: 8, shots: 1 } });
+  assert.equal(cfg.eval.train, train, 'default: train.jsonl beside world.dev');
+  const spec = evalSpecOf(cfg, root);
+  assert.equal(spec.eval.train, join('world', 'bench', 'train.jsonl'));
+  const m = makeMessage(spec, { code: 'function merge(tv, ctx) { return tv[0]; }', seed: 7, set: 'dev' }, root);
+  assert.ok(m.fingerprints[spec.eval.train!], 'fingerprinted');
+  assert.deepEqual(parseJobMessage(JSON.parse(JSON.stringify(m)), jobIdOf(m)), m, 'a worker accepts the message');
+  assert.equal(fingerprintMismatch(m, root, new FingerprintCache()), null);
+  const other = join(tmp.path, 'other-root');
+  cpSync(root, other, { recursive: true });
+  writeFileSync(join(other, 'world', 'bench', 'train.jsonl'), '{"question": "other?", "answer": "b\\n#### 2"}\n');
+  assert.match(fingerprintMismatch(m, other, new FingerprintCache()) ?? '', /^world\/bench\/train\.jsonl resolves to .* whose content differs from the controller's/);
+  assert.notEqual(jobIdOf(m), jobIdOf(makeMessage(evalSpecOf(resolveConfig({ world: w, tensorFilter: 'all', eval: { devSubset: 2, maxTokens: 8, shots: 1, shotSeed: 2 } }), root), m.job, root)), 'the shot seed is part of the id');
+});

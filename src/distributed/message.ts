@@ -61,7 +61,8 @@ export function evalSpecOf(cfg: LoopConfig, root: string): EvalSpec {
   return {
     world: { seedModel: p(w.seedModel), experts: w.experts.map(p), oodExperts: w.oodExperts.map(p), dev: p(w.dev), test: p(w.test), select: p(w.select) },
     tensorFilter: cfg.tensorFilter,
-    eval: cfg.eval,
+    // the shot pool (eval.train) is sent like the world's files, and fingerprinted like them
+    eval: cfg.eval.train === undefined ? cfg.eval : { ...cfg.eval, train: p(cfg.eval.train) },
   };
 }
 
@@ -72,11 +73,11 @@ export function canonicalJson(x: unknown): string {
 
 const sha256 = (s: string | Uint8Array) => createHash('sha256').update(s).digest('hex');
 
-/** The files a job reads, as spec paths: its seed and expert models, and its problem file. */
-export function jobFiles(spec: EvalSpec, job: EvalJob): { models: string[]; problems: string } {
+/** The files a job reads, as spec paths: its seed and expert models, its problem file, and the shot pool (eval.train) if any. */
+export function jobFiles(spec: EvalSpec, job: EvalJob): { models: string[]; problems: string; shots?: string } {
   const experts = job.experts === 'ood' ? spec.world.oodExperts : spec.world.experts;
   const problems = job.set === 'subset' ? spec.world.dev : spec.world[job.set];
-  return { models: [spec.world.seedModel, ...experts], problems };
+  return { models: [spec.world.seedModel, ...experts], problems, ...(spec.eval.train !== undefined ? { shots: spec.eval.train } : {}) };
 }
 
 /**
@@ -97,6 +98,7 @@ export function makeMessage(spec: EvalSpec, job: EvalJob, root: string, fp: Fing
   const fingerprints: Fingerprints = {};
   for (const m of files.models) fingerprints[m] = fp.model(resolve(root, m));
   fingerprints[files.problems] = fp.file(resolve(root, files.problems));
+  if (files.shots !== undefined) fingerprints[files.shots] = fp.file(resolve(root, files.shots));
   return { v: MESSAGE_VERSION, spec, job: { ...job, experts: job.experts ?? 'in-domain' }, fingerprints };
 }
 
@@ -232,9 +234,11 @@ export function parseJobMessage(data: unknown, id: string | undefined): JobMessa
   if (job.experts === 'ood' && (w.oodExperts as unknown[]).length === 0) throw new MalformedJob('an out-of-domain job, but spec.world.oodExperts is empty');
   if (!isObj(fingerprints)) throw new MalformedJob('fingerprints must be an object');
   const m = data as unknown as JobMessage;
+  if (spec.eval.train !== undefined) checkPath(spec.eval.train, 'spec.eval.train');
   const files = jobFiles(m.spec, m.job);
-  for (const f of [...files.models, files.problems]) if (typeof fingerprints[f] !== 'string') throw new MalformedJob(`fingerprints has no entry for ${f}`);
-  checkKeys(fingerprints, [...files.models, files.problems], 'fingerprints');
+  const read = [...files.models, files.problems, ...(files.shots !== undefined ? [files.shots] : [])];
+  for (const f of read) if (typeof fingerprints[f] !== 'string') throw new MalformedJob(`fingerprints has no entry for ${f}`);
+  checkKeys(fingerprints, read, 'fingerprints');
   if (id !== undefined && jobIdOf(m) !== id) throw new MalformedJob(`the job id ${id} does not match its content (expected ${jobIdOf(m)})`);
   return m;
 }
@@ -260,5 +264,5 @@ export function fingerprintMismatch(m: JobMessage, root: string, fp: Fingerprint
     const r = check(p, 'model');
     if (r) return r;
   }
-  return check(files.problems, 'file');
+  return check(files.problems, 'file') ?? (files.shots !== undefined ? check(files.shots, 'file') : null);
 }

@@ -26,7 +26,7 @@
 import { calculatorCompletion } from './calculator.ts';
 import { firstStopIndex } from './prompt.ts';
 import type { Llama } from '../nn/model.ts';
-import type { Tokenizer } from '../nn/tokenizer.ts';
+import type { TextTokenizer } from '../nn/hf-tokenizer.ts';
 
 export type FinishReason = 'eos' | 'stop' | 'length';
 
@@ -68,6 +68,8 @@ export interface EngineGenerateOptions {
   calculator?: boolean;
   /** Decoding engine (generate.ts): 'infer' (default, framework-free) or 'tfjs' (the framework path, a baseline). */
   engine?: 'infer' | 'tfjs';
+  /** More ids that end a row like eos (a chat model's end-of-turn token). */
+  eosIds?: readonly number[];
 }
 
 export interface EngineGeneration {
@@ -97,19 +99,22 @@ const KV_BUDGET = 64e6;
  * `<<EXPR=`. Greedy prompts are batched in order of length; with sampling, row i's stream is seeded
  * by (seed, i) whatever the chunking.
  */
-export async function engineGenerate(model: Llama, tok: Tokenizer, prompts: readonly (string | readonly number[])[], o: EngineGenerateOptions): Promise<EngineGeneration[]> {
+export async function engineGenerate(model: Llama, tok: TextTokenizer, prompts: ReadonlyArray<string | readonly number[]>, o: EngineGenerateOptions): Promise<EngineGeneration[]> {
   const { generateIds } = await import('../nn/generate.ts');
   const maxPos = model.config.max_position_embeddings;
   if (!Number.isInteger(o.maxTokens) || o.maxTokens < 1) throw new Error(`maxTokens must be a positive integer, got ${o.maxTokens}`);
   if (o.maxTokens >= maxPos) throw new Error(`maxTokens ${o.maxTokens} leaves no room for the prompt (max_position_embeddings ${maxPos})`);
   const keep = maxPos - o.maxTokens;
   const truncated = new Array<boolean>(prompts.length).fill(false);
+  const pre = tok.promptPrefix;
   const encoded = prompts.map((p, k) => {
-    // bos + text: what tokenizer.json's post-processor gives too; token-id prompts are used as given
+    // text: bos + text as the tokenizer files say (tokenizer.json's post-processor gives the same); ids: as given (a rendered chat)
     const ids = typeof p === 'string' ? tok.encodePrompt(p) : [...p];
     if (ids.length <= keep) return ids;
     truncated[k] = true;
-    return [tok.bosId, ...ids.slice(ids.length - keep + 1)];
+    // cut from the left, keeping the prompt's leading special ids (bos)
+    const head = pre.length < keep && pre.every((x, i) => ids[i] === x) ? pre.length : 0;
+    return [...ids.slice(0, head), ...ids.slice(ids.length - keep + head)];
   });
   // Greedy rows do not depend on their batch, so batch prompts of similar length together (less
   // left padding in the prefill); sampled rows keep their order (row i's stream is seeded by i).
@@ -141,12 +146,13 @@ export async function engineGenerate(model: Llama, tok: Tokenizer, prompts: read
       seed: o.seed ?? 0,
       stop,
       engine,
+      eosIds: o.eosIds,
       onToken: o.calculator
         ? (row, text) => {
             const f = calculatorCompletion(text);
             if (f === null) return null;
             calls[row]++;
-            return tok.encode(f);
+            return tok.encodeContinuation(f);
           }
         : undefined,
     }, i);
@@ -154,7 +160,7 @@ export async function engineGenerate(model: Llama, tok: Tokenizer, prompts: read
       let stopString: string | null = null;
       if (g.finish === 'stop') {
         // the engine cut the text before the earliest stop; find which one
-        const full = tok.decode(g.ids);
+        const full = tok.decodeContinuation(g.ids);
         stopString = stop.find((s) => s && full.startsWith(s, g.text.length)) ?? null;
       }
       const orig = order[i + k];
@@ -175,7 +181,7 @@ export class BuiltinBackend implements EvalBackend {
   readonly description: string;
   private constructor(
     readonly model: Llama,
-    readonly tokenizer: Tokenizer,
+    readonly tokenizer: TextTokenizer,
     private readonly batchSize: number,
     where: string,
     private readonly engine: 'infer' | 'tfjs' = 'infer',
@@ -184,7 +190,7 @@ export class BuiltinBackend implements EvalBackend {
   }
 
   /** Wrap an in-memory model (not disposed by close()). */
-  static fromModel(model: Llama, tokenizer: Tokenizer, opts: BuiltinBackendOptions = {}, where = '(in memory)'): BuiltinBackend {
+  static fromModel(model: Llama, tokenizer: TextTokenizer, opts: BuiltinBackendOptions = {}, where = '(in memory)'): BuiltinBackend {
     return new BuiltinBackend(model, tokenizer, opts.batchSize ?? 32, where, opts.engine);
   }
 
@@ -196,13 +202,14 @@ export class BuiltinBackend implements EvalBackend {
     if (!existsSync(join(dir, 'config.json'))) throw new Error(`${dir}: not a model folder (no config.json)`);
     if (!existsSync(join(dir, 'tokenizer.json'))) throw new Error(`${dir}: no tokenizer.json (the builtin engine needs the model's tokenizer)`);
     // the shared reader: config.json checked against the tensors, tokenizer.json against the vocabulary,
-    // before the engine sizes anything from them
-    const { readLlamaFolder } = await import('../io/model-config.ts');
-    readLlamaFolder(dir);
+    // before the engine sizes anything from them; the model's own tokenizer whatever its layout
+    const { readLlamaFolder, checkTokenizerFile } = await import('../io/model-config.ts');
+    const spec = readLlamaFolder(dir, { tokenizer: false });
+    checkTokenizerFile(join(dir, 'tokenizer.json'), { vocabSize: spec.vocab_size });
     const O = await import('../nn/ops.ts');
     const { loadModel } = await import('../nn/checkpoint.ts');
     await O.initBackend();
-    const { model, tokenizer } = loadModel(dir);
+    const { model, tokenizer } = loadModel(dir, { tokenizer: 'any' });
     if (!tokenizer) throw new Error(`${dir}: no tokenizer.json`);
     const b = new BuiltinBackend(model, tokenizer, opts.batchSize ?? 32, dir, opts.engine);
     b.owned = true;
@@ -220,7 +227,11 @@ export class BuiltinBackend implements EvalBackend {
   }
 
   async close(): Promise<void> {
-    if (this.owned) this.model.dispose();
+    if (this.owned) {
+      this.model.dispose();
+      const { closeTokenizer } = await import('../nn/load-tokenizer.ts');
+      await closeTokenizer(this.tokenizer);
+    }
     this.owned = false;
   }
 }

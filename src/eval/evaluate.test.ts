@@ -58,12 +58,14 @@ test('evaluate: lm-eval strict/flexible scores, per-family accuracy, records, ch
   assert.equal(r.records[2].flexible_extracted, '5.00');
 });
 
-test('few-shot prompts: k shots from the pool, per-doc seeded, never the doc itself, reproducible', () => {
+test('few-shot prompts (sampler seeded): k shots from the pool, per-doc seeded, never the doc itself, reproducible', () => {
   const pool = Array.from({ length: 20 }, (_, i) => ({ question: `p${i}`, answer: `a${i}\n#### ${i}` }));
   const doc: EvalProblem = { question: 'p3', answer: 'x\n#### 1', index: 7 };
-  const a = promptFor(doc, 0, { pool, k: 5, seed: 1 });
-  assert.equal(a, promptFor({ ...doc }, 99, { pool, k: 5, seed: 1 }), 'the file index, not the position, seeds the shots');
-  assert.notEqual(a, promptFor({ ...doc, index: 8 }, 0, { pool, k: 5, seed: 1 }));
+  const a = promptFor(doc, 0, { pool, k: 5, seed: 1, sampler: 'seeded' });
+  assert.equal(a, promptFor({ ...doc }, 99, { pool, k: 5, seed: 1, sampler: 'seeded' }), 'the file index, not the position, seeds the shots');
+  assert.notEqual(a, promptFor({ ...doc, index: 8 }, 0, { pool, k: 5, seed: 1, sampler: 'seeded' }));
+  // the default sampler (lm-eval's): also selected by the file index, not the position
+  assert.equal(promptFor(doc, 0, { pool, k: 5, seed: 1 }), promptFor(doc, 3, { pool, k: 5, seed: 1 }));
   const blocks = a.split('\n\n');
   assert.equal(blocks.length, 6);
   assert.equal(blocks[5], 'Question: p3\nAnswer:');

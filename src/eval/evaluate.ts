@@ -1,19 +1,19 @@
 /**
- * The evaluator: greedy completions from a backend, scored with lm-eval's gsm8k strict-match and
- * flexible-extract exact match (scoring.ts), per question records and per-family accuracy.
+ * The evaluator: greedy completions from a backend, scored as an lm-eval task (tasks.ts: `gsm8k`
+ * by default — strict-match and flexible-extract exact match, scoring.ts — or `gsm8k_cot`),
+ * per question records and per-family accuracy.
  *
  * Prompting: the tiny world is zero-shot `Question: {q}\nAnswer:` (the format its models are trained
- * on); real GSM8k is K-shot as lm-eval (shots = full train answers, "\n\n" between them), with shots
- * drawn per document by prompt.ts `selectShots` (mulberry32, seeded by (seed, doc index) — NOT
- * lm-eval's Python-random shot sets; record the seed with the scores).
+ * on); real GSM8k is K-shot as lm-eval (shots = full train answers, "\n\n" between them), with the
+ * shots lm-eval's default sampler draws (tasks.ts: CPython's `Random(seed).sample`, seed 1234).
  */
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { finalAnswer, loadGsm8k, splitDevTest } from './gsm8k.ts';
+import { loadGsm8k, splitDevTest } from './gsm8k.ts';
+import { loadMath } from './math.ts';
 import type { GsmDoc } from './gsm8k.ts';
-import { buildPrompt, cutAtStop, selectShots, STOP_STRINGS, DEFAULT_NUM_SHOTS } from './prompt.ts';
-import type { QA } from './prompt.ts';
-import { scoreResponse } from './scoring.ts';
+import { cutAtStop, DEFAULT_NUM_SHOTS } from './prompt.ts';
+import { TASKS, taskPrompts, type ShotSpec, type ShotSampler, type TaskName } from './tasks.ts';
 import type { EvalBackend, FinishReason } from './backends.ts';
 import type { SplitName } from '../world/bench.ts';
 
@@ -22,20 +22,18 @@ export interface EvalProblem extends GsmDoc {
   index?: number;
 }
 
-export interface ShotSpec {
-  pool: readonly QA[];
-  k: number;
-  seed: number;
-}
+export type { ShotSpec } from './tasks.ts';
 
 export interface EvaluateOptions {
-  /** Few-shot examples (GSM8k); omitted → zero-shot. */
+  /** The lm-eval task whose prompt, stops and scoring are used (default 'gsm8k'). */
+  task?: TaskName;
+  /** Few-shot examples; omitted → zero-shot. */
   shots?: ShotSpec;
   /** New-token budget per question (default 256). */
   maxTokens?: number;
   /** Calculator-augmented decoding (default false here; the CLI turns it on for the tiny world). */
   calculator?: boolean;
-  /** Stop strings (default lm-eval's gsm8k stops). */
+  /** Stop strings (default: the task's). */
   stop?: readonly string[];
   /** Questions handed to the backend per call (progress granularity; default 200). */
   chunk?: number;
@@ -46,7 +44,7 @@ export interface EvalRecord {
   index: number;
   family: string | null;
   question: string;
-  /** The reference final answer (text after the last `#### `). */
+  /** The reference final answer (GSM8k: text after the last `#### `; MATH: the boxed answer). */
   reference: string;
   /** Raw generation, cut at the stop strings. */
   generation: string;
@@ -73,24 +71,30 @@ export interface EvalResult {
   perFamily: Record<string, Accuracy>;
   records: EvalRecord[];
   seconds: number;
-  settings: { backend: string; maxTokens: number; calculator: boolean; shots: number; shotSeed: number | null; stop: string[] };
+  settings: { backend: string; task: TaskName; maxTokens: number; calculator: boolean; shots: number; shotSeed: number | null; sampler: ShotSampler | null; stop: string[] };
 }
 
-/** The prompt of problem `i` under `shots`. */
-export function promptFor(p: EvalProblem, i: number, shots?: ShotSpec): string {
-  if (!shots || shots.k === 0) return buildPrompt(p.question);
-  const s = selectShots(shots.pool, { k: shots.k, seed: shots.seed, docIndex: p.index ?? i, excludeQuestion: p.question });
-  return buildPrompt(p.question, s);
+/** The prompt of problem `i` under `shots` (and `task`, default gsm8k). */
+export function promptFor(p: EvalProblem, i: number, shots?: ShotSpec, task: TaskName = 'gsm8k'): string {
+  return taskPrompts(TASKS[task], [{ question: p.question, answer: p.answer, index: p.index ?? i }], shots)[0];
+}
+
+/** The prompts `evaluate` sends for `problems` (one per problem, in order). */
+export function promptsFor(problems: readonly EvalProblem[], shots?: ShotSpec, task: TaskName = 'gsm8k'): string[] {
+  return taskPrompts(TASKS[task], problems.map((p, i) => ({ question: p.question, answer: p.answer, index: p.index ?? i })), shots);
 }
 
 /** Evaluate `problems` with greedy decoding on `backend`. */
 export async function evaluate(backend: EvalBackend, problems: readonly EvalProblem[], opts: EvaluateOptions = {}): Promise<EvalResult> {
   const t0 = performance.now();
   const maxTokens = opts.maxTokens ?? 256;
-  const stop = [...(opts.stop ?? STOP_STRINGS)];
+  const taskName = opts.task ?? 'gsm8k';
+  const task = TASKS[taskName];
+  if (!task) throw new Error(`unknown task '${String(taskName)}'`);
+  const stop = [...(opts.stop ?? task.stops)];
   const calculator = opts.calculator ?? false;
   const chunk = Math.max(1, opts.chunk ?? 200);
-  const prompts = problems.map((p, i) => promptFor(p, i, opts.shots));
+  const prompts = promptsFor(problems, opts.shots, taskName);
   const records: EvalRecord[] = [];
   for (let i = 0; i < problems.length; i += chunk) {
     const part = prompts.slice(i, i + chunk);
@@ -99,12 +103,12 @@ export async function evaluate(backend: EvalBackend, problems: readonly EvalProb
     outs.forEach((c, k) => {
       const p = problems[i + k];
       const generation = cutAtStop(c.text, stop);
-      const sc = scoreResponse(generation, p.answer);
+      const sc = task.score(generation, p.answer);
       records.push({
         index: p.index ?? i + k,
         family: p.family ?? null,
         question: p.question,
-        reference: finalAnswer(p.answer),
+        reference: sc.reference,
         generation,
         finish: c.finish,
         calculator_calls: c.calculatorCalls,
@@ -132,22 +136,27 @@ export async function evaluate(backend: EvalBackend, problems: readonly EvalProb
     perFamily,
     records,
     seconds: (performance.now() - t0) / 1000,
-    settings: { backend: backend.description, maxTokens, calculator, shots: opts.shots?.k ?? 0, shotSeed: opts.shots && opts.shots.k > 0 ? opts.shots.seed : null, stop },
+    settings: {
+      backend: backend.description, task: taskName, maxTokens, calculator, shots: opts.shots?.k ?? 0,
+      shotSeed: opts.shots && opts.shots.k > 0 && !task.fixedShots ? opts.shots.seed : null,
+      sampler: opts.shots && opts.shots.k > 0 && !task.fixedShots ? (opts.shots.sampler ?? 'lm-eval') : null, stop,
+    },
   };
 }
 
 // ------------------------------------------------------------------------------ bench specs
 
-export type BenchSpec = { kind: 'tiny' } | { kind: 'gsm8k'; path: string };
+export type BenchSpec = { kind: 'tiny' } | { kind: 'gsm8k'; path: string } | { kind: 'math'; path: string };
 /** A shipped split (dev: screening, select: choosing the best program, test: reporting), or 'all' = dev + test. */
 export type Split = SplitName | 'all';
 export const SPLIT_NAMES: readonly Split[] = ['dev', 'test', 'select', 'all'];
 
-/** Parse `tiny` or `gsm8k:PATH`. */
+/** Parse `tiny`, `gsm8k:PATH` or `math:PATH`. */
 export function parseBenchSpec(s: string): BenchSpec {
   if (s === 'tiny') return { kind: 'tiny' };
   if (s.startsWith('gsm8k:') && s.length > 'gsm8k:'.length) return { kind: 'gsm8k', path: s.slice('gsm8k:'.length) };
-  throw new Error(`bad bench spec '${s}': expected 'tiny' or 'gsm8k:PATH' (a GSM8k JSONL file)`);
+  if (s.startsWith('math:') && s.length > 'math:'.length) return { kind: 'math', path: s.slice('math:'.length) };
+  throw new Error(`bad bench spec '${s}': expected 'tiny', 'gsm8k:PATH' (a GSM8k JSONL file) or 'math:PATH' (MATH JSONL: problem, solution with \\boxed{})`);
 }
 
 /** The shipped tiny-world benchmark file of a split (world/bench/{dev,test,select}.jsonl). */
@@ -161,9 +170,9 @@ export const GSM8K_SPLIT_SEED = 0;
 
 /**
  * Problems of a bench + split. Tiny world: the shipped `world/bench/{dev,test,select}.jsonl` ('all' =
- * dev + test, as before the selection split existed). GSM8k file: 'dev' = 100 problems carved by
- * splitDevTest(seed 0), 'test' = the rest, 'all' = the whole file; each problem keeps its file index.
- * A GSM8k file has no selection split ('select' is an error).
+ * dev + test, as before the selection split existed). GSM8k or MATH file: 'dev' = 100 problems carved
+ * by splitDevTest(seed 0), 'test' = the rest, 'all' = the whole file; each problem keeps its file
+ * index. Such a file has no selection split ('select' is an error).
  */
 export function loadProblems(spec: BenchSpec, split: Split): EvalProblem[] {
   if (!SPLIT_NAMES.includes(split)) throw new Error(`unknown split '${String(split)}': expected ${SPLIT_NAMES.join(', ')}`);
@@ -177,9 +186,10 @@ export function loadProblems(spec: BenchSpec, split: Split): EvalProblem[] {
     }
     return out.map((d, i) => ({ ...d, index: i }));
   }
-  if (split === 'select') throw new Error(`a GSM8k file has no selection split: use dev, test or all with gsm8k:${spec.path} (the select split is the tiny world's world/bench/select.jsonl)`);
-  if (!existsSync(spec.path)) throw new Error(`GSM8k file not found: ${spec.path}`);
-  const docs: EvalProblem[] = loadGsm8k(spec.path).map((d, i) => ({ ...d, index: i }));
+  const what = spec.kind === 'gsm8k' ? 'GSM8k' : 'MATH';
+  if (split === 'select') throw new Error(`a ${what} file has no selection split: use dev, test or all with ${spec.kind}:${spec.path} (the select split is the tiny world's world/bench/select.jsonl)`);
+  if (!existsSync(spec.path)) throw new Error(`${what} file not found: ${spec.path}`);
+  const docs: EvalProblem[] = (spec.kind === 'gsm8k' ? loadGsm8k(spec.path) : loadMath(spec.path)).map((d, i) => ({ ...d, index: i }));
   if (split === 'all') return docs;
   const sp = splitDevTest(docs, Math.min(GSM8K_DEV_SIZE, docs.length), GSM8K_SPLIT_SEED);
   return split === 'dev' ? sp.dev : sp.test;

@@ -5,12 +5,11 @@
  *
  * (target delimiter " ", few-shot delimiter "\n\n", nothing after the final "Answer:").
  *
- * Shot selection is NOT lm-eval's: lm-eval draws `random.Random(1234).sample(train, 5)` with one
- * Python Mersenne Twister advanced across docs in order, so its shot sets depend on doc order and
- * `--limit`. Here shots come from a mulberry32 permutation of the pool: `fixed` (the same k shots for
- * every doc — lets a decoder reuse the prompt prefix) or per doc (seeded by seed and doc index, so a
- * doc's shots do not depend on which other docs are evaluated). Scores depend on the shot set;
- * record the scheme and seed with results.
+ * Shot selection: tasks.ts draws the shots as lm-eval's default sampler does (CPython's
+ * `random.Random(1234).sample`, pyrandom.ts). `selectShots` below is selfdev's older scheme (sampler
+ * 'seeded'): a mulberry32 permutation of the pool, `fixed` (the same k shots for every doc — lets a
+ * decoder reuse the prompt prefix) or per doc (seeded by seed and doc index). Scores depend on the shot
+ * set; the sampler and seed are recorded with results.
  */
 import { mulberry32 } from './gsm8k.ts';
 

@@ -15,6 +15,7 @@ import { evaluate } from './evaluate.ts';
 import { buildPrompt } from './prompt.ts';
 import { Llama, encodePair, loadModel, train } from '../nn/index.ts';
 import { saveMergedModel } from '../nn/checkpoint.ts';
+import { requireEngineTokenizer } from '../nn/load-tokenizer.ts';
 
 const ROOT = resolve(fileURLToPath(import.meta.url), '../../..');
 // Everything this file writes (micro world, served checkpoints, workers' temp folders) goes to a private
@@ -31,7 +32,8 @@ const worldP = makeMicroWorld(join(PRIV, 'world'), { nExperts: 2, nOod: 1, nDev:
 const config = async (server?: Record<string, unknown>): Promise<LoopConfig> =>
   resolveConfig({
     name: 'served', seed: 3, tensorFilter: 'all',
-    eval: { maxTokens: MAX_TOKENS, batchSize: 8, devSubset: 2, ...(server ? { server } : {}) },
+    // the micro world's protocol with and without a server (eval.server alone would default to lm-eval's 5-shot, no calculator)
+    eval: { maxTokens: MAX_TOKENS, batchSize: 8, devSubset: 2, ...(server ? { server, shots: 0, calculator: true } : {}) },
     world: { ...(await worldP), algorithms: 'algorithms', example: 'algorithms/task_arithmetic.js' },
   });
 let ctxP: Promise<EvalContext> | null = null;
@@ -169,7 +171,7 @@ test('with calculator calls (segmented requests through the server): the same ge
   // re-sends prompt + text so far. Budget (40 tokens) > answer length, so no forced value meets the budget.
   const ctx = await inProcess();
   const problems = [...ctx.sets.dev, ...ctx.sets.test];
-  const tok = ctx.world.tokenizer;
+  const tok = requireEngineTokenizer(ctx.world.tokenizer, (await worldP).seedModel, 'training in this test'); // the tiny world's byte-level layout
   const m = Llama.fromWeights(ctx.world.config, ctx.world.seed);
   const ex = problems.map((p) => encodePair(tok, buildPrompt(p.question), ' ' + p.answer + '\n\n'));
   train(m, tok, ex, { steps: 150, lr: 1e-2, batchSize: ex.length, seqLen: 160, seed: 5, progress: false });

@@ -27,7 +27,8 @@ import { join } from 'node:path';
 import { saveMergedModel } from '../nn/checkpoint.ts';
 import type { LlamaConfig } from '../nn/model.ts';
 import { OpenAIBackend, completionsUrl } from './backends.ts';
-import { evaluate, type EvalProblem, type EvalResult } from './evaluate.ts';
+import { evaluate, type EvalProblem, type EvalResult, type ShotSpec } from './evaluate.ts';
+import type { TaskName } from './tasks.ts';
 
 /** SIGTERM → SIGKILL grace when stopping a server. */
 const STOP_GRACE_MS = 10_000;
@@ -273,6 +274,9 @@ export interface ServedEvalOptions {
   problems: readonly EvalProblem[];
   maxTokens: number;
   calculator: boolean;
+  /** lm-eval task and few-shot examples (default gsm8k, zero-shot). */
+  task?: TaskName;
+  shots?: ShotSpec;
   /** Called when a server process is started (tests). */
   onStart?: (s: ServerProcess) => void;
 }
@@ -328,7 +332,7 @@ export async function evaluateServed(o: ServedEvalOptions): Promise<ServedEvalRe
     const be = new OpenAIBackend({ endpoint: url, modelName: o.server.model, concurrency: o.server.concurrency });
     const running = proc;
     try {
-      const result = await proc.whileAlive(evaluate(be, o.problems, { maxTokens: o.maxTokens, calculator: o.calculator }), 'evaluation').catch((e: Error) => {
+      const result = await proc.whileAlive(evaluate(be, o.problems, { maxTokens: o.maxTokens, calculator: o.calculator, task: o.task, shots: o.shots }), 'evaluation').catch((e: Error) => {
         if (e instanceof ServedEvalError) throw e;
         // the endpoint refused or kept failing (EndpointError): a configuration error, the run stops
         throw new ServedEvalError(`eval.server: scoring through ${url} (model '${o.server.model}') failed: ${e.message}\nWhat to change: an HTTP 400 names the request field the server rejects (eval.maxTokens must fit the served model's context; eval.calculator sends stop strings); 401/403: the API key (OPENAI_API_KEY); 404: eval.server.url / eval.server.model; 5xx or no answer: the server's log (below)\n${running.tail()}`);

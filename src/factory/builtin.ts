@@ -56,7 +56,7 @@ export class BuiltinFactory implements AlgorithmFactory {
   /** Load a model folder (initialises the tensor backend). */
   static async load(dir: string, opts: BuiltinFactoryOptions = {}): Promise<BuiltinFactory> {
     await O.initBackend();
-    const { model, tokenizer } = loadModel(dir);
+    const { model, tokenizer } = loadModel(dir, { path: 'the builtin factory (factory.kind builtin)' });
     if (!tokenizer) {
       model.dispose();
       throw new Error(`builtin factory: ${dir} has no tokenizer.json`);

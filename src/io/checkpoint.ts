@@ -35,7 +35,8 @@ function lexists(path: string): boolean {
   }
 }
 
-function shardName(i: number, n: number): string {
+/** `model-0000i-of-0000n.safetensors`, as save_pretrained names shard i (0-based) of n. */
+export function shardName(i: number, n: number): string {
   return `model-${String(i + 1).padStart(5, '0')}-of-${String(n).padStart(5, '0')}.safetensors`;
 }
 

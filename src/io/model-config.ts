@@ -9,15 +9,18 @@
  * - `configProblems` (any architecture with Hugging Face decoder naming, `model.layers.N.…`): the
  *   fields present must be well-typed and agree with the tensors. inspect prints these as warnings;
  *   merge refuses them.
- * - `readLlamaFolder` (the built-in engine, export-gguf, the loop's world models): a complete plain
- *   LlamaForCausalLM (required fields, supported features only, exactly the expected tensors with
- *   the implied shapes) with a byte-level BPE tokenizer.json whose ids fit the embedding.
+ * - `readLlamaFolder` (the built-in engine, export-gguf, the loop's world models): a complete
+ *   LlamaForCausalLM, MistralForCausalLM or Qwen2ForCausalLM (architectures.ts: required fields,
+ *   supported features only, exactly the expected tensors with the implied shapes, biases included)
+ *   with a byte-level BPE tokenizer.json whose ids fit the embedding. export-gguf refuses what it
+ *   does not write (anything but a plain Llama) itself.
  */
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { Checkpoint } from './checkpoint.ts';
 import { CheckpointError } from './errors.ts';
 import { readJsonObject } from './files.ts';
+import { readArchFeatures, readModelType, type ArchFeatures } from './architectures.ts';
 
 /** Largest max_position_embeddings the engine accepts (its RoPE tables are sized from it): 2^20. */
 export const MAX_POSITION_EMBEDDINGS = 1 << 20;
@@ -262,8 +265,12 @@ export function checkTokenizerFile(path: string, opts: { vocabSize?: number | nu
 
 // ---------------------------------------------------------------------------------------- Llama
 
-/** A validated plain Llama: config.json's fields (snake_case, as nn's LlamaConfig) with HF defaults. */
-export interface LlamaSpec {
+/**
+ * A validated Llama-layout decoder (LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM):
+ * config.json's fields (snake_case, as nn's LlamaConfig) with HF defaults, plus what distinguishes
+ * the architectures (`ArchFeatures`: model_type, biases, rope scaling, sliding window).
+ */
+export interface LlamaSpec extends ArchFeatures {
   vocab_size: number;
   hidden_size: number;
   intermediate_size: number;
@@ -282,8 +289,8 @@ export interface LlamaSpec {
 
 const FLOATS = new Set(['F32', 'F16', 'BF16']);
 
-/** The HF names and shapes of a plain Llama's tensors, layer by layer (a generator: nothing is built in full). */
-export function* llamaTensorShapes(s: LlamaSpec): Generator<[string, number[]]> {
+/** The HF names and shapes of a Llama-layout model's tensors, layer by layer (a generator: nothing is built in full). */
+export function* llamaTensorShapes(s: Pick<LlamaSpec, 'hidden_size' | 'num_attention_heads' | 'num_key_value_heads' | 'head_dim' | 'intermediate_size' | 'vocab_size' | 'num_hidden_layers' | 'tie_word_embeddings' | 'qkv_bias' | 'o_bias'>): Generator<[string, number[]]> {
   const D = s.hidden_size;
   const q = s.num_attention_heads * s.head_dim;
   const kv = s.num_key_value_heads * s.head_dim;
@@ -293,9 +300,13 @@ export function* llamaTensorShapes(s: LlamaSpec): Generator<[string, number[]]> 
     const p = `model.layers.${i}.`;
     yield [p + 'input_layernorm.weight', [D]];
     yield [p + 'self_attn.q_proj.weight', [q, D]];
+    if (s.qkv_bias) yield [p + 'self_attn.q_proj.bias', [q]];
     yield [p + 'self_attn.k_proj.weight', [kv, D]];
+    if (s.qkv_bias) yield [p + 'self_attn.k_proj.bias', [kv]];
     yield [p + 'self_attn.v_proj.weight', [kv, D]];
+    if (s.qkv_bias) yield [p + 'self_attn.v_proj.bias', [kv]];
     yield [p + 'self_attn.o_proj.weight', [D, q]];
+    if (s.o_bias) yield [p + 'self_attn.o_proj.bias', [D]];
     yield [p + 'post_attention_layernorm.weight', [D]];
     yield [p + 'mlp.gate_proj.weight', [I, D]];
     yield [p + 'mlp.up_proj.weight', [I, D]];
@@ -306,8 +317,8 @@ export function* llamaTensorShapes(s: LlamaSpec): Generator<[string, number[]]> 
 }
 
 /**
- * Reads and validates the config.json of an open checkpoint as a plain LlamaForCausalLM of the
- * engine (what eval, serve, export-gguf and the loop run). Throws a CheckpointError naming
+ * Reads and validates the config.json of an open checkpoint as one of the engine's architectures
+ * (what eval, serve, export-gguf and the loop run; see architectures.ts). Throws a CheckpointError naming
  * config.json (or the folder, for a tensor) with the first problem.
  */
 export function readLlamaSpec(ck: Checkpoint): LlamaSpec {
@@ -318,20 +329,8 @@ export function readLlamaSpec(ck: Checkpoint): LlamaSpec {
   const c = ck.config;
   if (!c) throw new CheckpointError(file, 'config.json is missing (the model folder needs it)');
   // identity and supported features
-  const archs = c.architectures;
-  if (archs !== undefined && archs !== null) {
-    if (!Array.isArray(archs) || !archs.every((a) => typeof a === 'string')) bad(`architectures must be a list of class names, got ${show(archs)}`);
-    const other = (archs as string[]).find((a) => a !== 'LlamaForCausalLM');
-    if (other !== undefined) bad(`unsupported architecture ${show(other)} (only LlamaForCausalLM)`);
-  }
-  if (c.model_type !== undefined && c.model_type !== 'llama') bad(`model_type must be "llama", got ${show(c.model_type)}`);
-  if (c.model_type === undefined && (!Array.isArray(archs) || archs.length === 0)) bad('not a Llama config (no model_type "llama" and no architectures ["LlamaForCausalLM"])');
-  if (c.rope_scaling !== undefined && c.rope_scaling !== null) bad(`rope_scaling ${show(c.rope_scaling)} is not supported (only plain RoPE)`);
+  const modelType = readModelType(c, bad);
   if (c.hidden_act !== undefined && c.hidden_act !== 'silu') bad(`hidden_act ${show(c.hidden_act)} is not supported (only "silu")`);
-  for (const k of ['attention_bias', 'mlp_bias']) {
-    if (c[k] !== undefined && c[k] !== null && typeof c[k] !== 'boolean') bad(`${k} must be true or false, got ${show(c[k])}`);
-    if (c[k] === true) bad(`${k} is not supported`);
-  }
   // generic: types and agreement with the tensors (this is where every size is bounded by the file)
   checkConfigAgainstTensors(ck);
   const int = (k: string, dflt?: number): number => {
@@ -360,11 +359,10 @@ export function readLlamaSpec(ck: Checkpoint): LlamaSpec {
   const maxPos = int('max_position_embeddings', 2048);
   if (maxPos > MAX_POSITION_EMBEDDINGS) bad(`max_position_embeddings ${show(maxPos)} is more than the ${MAX_POSITION_EMBEDDINGS} positions the engine supports`);
   let ropeTheta = positive(c.rope_theta, 'rope_theta', 10000);
+  const features = readArchFeatures(c, modelType, layers, maxPos, bad);
   const rp = c.rope_parameters;
   if (rp !== undefined && rp !== null) {
-    if (typeof rp !== 'object' || Array.isArray(rp)) bad(`rope_parameters must be an object, got ${show(rp)}`);
-    const r = rp as Record<string, unknown>;
-    if (r.rope_type !== undefined && r.rope_type !== 'default') bad(`rope_parameters.rope_type ${show(r.rope_type)} is not supported (only "default")`);
+    const r = rp as Record<string, unknown>; // an object: checked by readArchFeatures
     if (r.rope_theta !== undefined) {
       const t = positive(r.rope_theta, 'rope_parameters.rope_theta', 10000);
       if (present(c, 'rope_theta') && t !== ropeTheta) bad(`rope_theta ${ropeTheta} and rope_parameters.rope_theta ${t} disagree`);
@@ -377,6 +375,7 @@ export function readLlamaSpec(ck: Checkpoint): LlamaSpec {
     return v === null ? null : v[0]!;
   };
   const spec: LlamaSpec = {
+    ...features,
     vocab_size: vocab,
     hidden_size: hidden,
     intermediate_size: intermediate,
@@ -392,7 +391,7 @@ export function readLlamaSpec(ck: Checkpoint): LlamaSpec {
     eos_token_id: ids('eos_token_id'),
     pad_token_id: ids('pad_token_id'),
   };
-  // exactly the tensors of a plain Llama with these shapes (num_hidden_layers already equals the file's layer count)
+  // exactly the tensors of this architecture with these shapes (num_hidden_layers already equals the file's layer count)
   const known = new Set<string>();
   for (const [name, shape] of llamaTensorShapes(spec)) {
     known.add(name);
@@ -403,7 +402,7 @@ export function readLlamaSpec(ck: Checkpoint): LlamaSpec {
   }
   for (const n of ck.tensorNames()) {
     if (known.has(n) || n.endsWith('.rotary_emb.inv_freq') || (n === LM_HEAD && spec.tie_word_embeddings)) continue;
-    throw new CheckpointError(ck.dir, `unexpected tensor '${n}' (not part of a plain Llama)`);
+    throw new CheckpointError(ck.dir, `unexpected tensor '${n}' (not part of a ${spec.model_type} model${/\.bias$/.test(n) ? ' without that bias: see attention_bias' : ''})`);
   }
   return spec;
 }

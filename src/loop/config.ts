@@ -1,5 +1,7 @@
 /** Loop configuration: defaults (the paper's numbers, scaled to the tiny world) and validation. */
 import { checkConfigTypes } from './config-check.ts';
+import { evalKeyProtocol, evalProtocolOf, resolveEvalProtocol, type EvalProtocolKeys } from './eval-protocol.ts';
+import type { EvalProtocol } from '../eval/protocol.ts';
 import type { EvalServerConfig } from '../eval/served.ts';
 
 export type FactoryConfig =
@@ -65,8 +67,9 @@ export interface LoopConfig {
    * `server` set: candidates are scored through an OpenAI-compatible server started per candidate (src/eval/served.ts); unset: in-process.
    * `testAll`: after the best program is chosen, also score every valid program (full dev score) on test — for measuring
    * how dev, select and test agree; never used for any choice.
+   * `task`, `shots`, `shotSeed`, `train`: lm-eval's protocol (eval-protocol.ts; with `server`, maxTokens 256, calculator off and the task's shots by default).
    */
-  eval: { devSubset: number; promoteTopFraction: number; maxTokens: number; calculator: boolean; batchSize: number; testAll: boolean; server?: EvalServerConfig };
+  eval: { devSubset: number; promoteTopFraction: number; maxTokens: number; calculator: boolean; batchSize: number; testAll: boolean; server?: EvalServerConfig } & EvalProtocolKeys;
   /** Size of the final test set: the top programs by full dev (plus the best-by-selection program when it is not among them). */
   topKTest: number;
   /** How many of the top programs by full dev are re-scored on the selection split (world.select); the best program is the best of them there. */
@@ -164,7 +167,7 @@ export const DEFAULT_CONFIG: LoopConfig = {
   carryTopK: 3,
   failedAsRejected: false,
   tensorFilter: 'mlp',
-  eval: { devSubset: 40, promoteTopFraction: 0.25, maxTokens: 96, calculator: true, batchSize: 32, testAll: false },
+  eval: { devSubset: 40, promoteTopFraction: 0.25, maxTokens: 96, calculator: true, batchSize: 32, testAll: false, task: 'gsm8k', shots: 0, shotSeed: 1234 },
   topKTest: 15,
   selectTopK: 10,
   dpo: { beta: 0.01, lr: 1e-5, epochs: 2, nllAlpha: 0, batchSize: 4, lossType: 'sigmoid' },
@@ -175,6 +178,16 @@ export const DEFAULT_CONFIG: LoopConfig = {
   recursive: false,
 };
 
+/** What a new run records about its evaluation: the configuration its eval key hashes, and the scoring protocol (shown in the report). */
+export function runEvalRecord(cfg: LoopConfig, root: string): { evalConfig: Record<string, unknown>; evalProtocol: EvalProtocol } {
+  const e = cfg.eval;
+  const w = cfg.world;
+  return {
+    evalConfig: { dev: w.dev, test: w.test, select: w.select, devSubset: e.devSubset, maxTokens: e.maxTokens, calculator: e.calculator, tensorFilter: cfg.tensorFilter, experts: w.experts, seedModel: w.seedModel, ...evalKeyProtocol(e) },
+    evalProtocol: evalProtocolOf(e, root),
+  };
+}
+
 export function temperatureAt(cfg: LoopConfig, t: number): number {
   return cfg.temperature.t1 / (1 + cfg.temperature.decay * (t - 1));
 }
@@ -183,14 +196,14 @@ function isObj(x: unknown): x is Record<string, unknown> {
   return typeof x === 'object' && x !== null && !Array.isArray(x);
 }
 
-/** Deep-merges `user` over the defaults and validates. Unknown keys are errors (typos). */
-export function resolveConfig(user: unknown, where = 'config'): LoopConfig {
+/** Deep-merges `user` over the defaults and validates. Unknown keys are errors (typos). `stored`: a run's recorded config (resume). */
+export function resolveConfig(user: unknown, where = 'config', opts: { stored?: boolean } = {}): LoopConfig {
   if (!isObj(user)) throw new Error(`${where}: expected a mapping at the top level`);
   const merge = (def: unknown, u: unknown, path: string): unknown => {
     if (u === undefined) return def;
     if (isObj(def) && path !== 'factory') {
       if (!isObj(u)) throw new Error(`${where}: ${path} must be a mapping`);
-      for (const k of Object.keys(u)) if (!(k in def) && !(path === 'dpo' && (k === 'maxLen' || k === 'command')) && !(path === 'eval' && k === 'server') && !(path === '' && k === 'distributed')) throw new Error(`${where}: unknown key ${path ? path + '.' : ''}${k}`);
+      for (const k of Object.keys(u)) if (!(k in def) && !(path === 'dpo' && (k === 'maxLen' || k === 'command')) && !(path === 'eval' && (k === 'server' || k === 'train')) && !(path === '' && k === 'distributed')) throw new Error(`${where}: unknown key ${path ? path + '.' : ''}${k}`);
       const out: Record<string, unknown> = { ...def };
       for (const k of Object.keys(u)) out[k] = merge(def[k], u[k], path ? `${path}.${k}` : k);
       return out;
@@ -238,6 +251,7 @@ export function resolveConfig(user: unknown, where = 'config'): LoopConfig {
     if (s.dtype !== undefined && !['F32', 'F16', 'BF16'].includes(s.dtype as string)) throw new Error(`${where}: eval.server.dtype must be F32, F16 or BF16, got ${JSON.stringify(s.dtype)}`);
     if (s.concurrency !== undefined) posInt(s.concurrency, 'eval.server.concurrency');
   }
+  resolveEvalProtocol(c.eval, user.eval, String(c.world.dev), where, opts.stored);
   if (!(c.temperature.t1 >= 0) || !(c.temperature.decay >= 0)) throw new Error(`${where}: temperature.t1 and temperature.decay must be >= 0`);
   if (!(c.dpo.beta > 0) || !(c.dpo.lr > 0) || !(c.dpo.nllAlpha >= 0)) throw new Error(`${where}: dpo.beta and dpo.lr must be > 0, dpo.nllAlpha >= 0`);
   if (c.dpo.lossType !== 'sigmoid' && c.dpo.lossType !== 'ipo') throw new Error(`${where}: dpo.lossType must be sigmoid or ipo, got ${JSON.stringify(c.dpo.lossType)}`);

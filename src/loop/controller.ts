@@ -27,7 +27,7 @@ import { writeReport } from '../report/report.ts';
 import { EvolutionSampler, evolutionPool, skipTraining } from './arms.ts';
 import { factoryMaxTokens, openLoopFactory } from './factory-open.ts';
 import { conversationalPair, samplesInChat } from './pairs-format.ts';
-import { DEFAULT_CONFIG, resolveConfig, resolveDistributed, temperatureAt, trainsFactory, type LoopConfig } from './config.ts';
+import { DEFAULT_CONFIG, resolveConfig, resolveDistributed, runEvalRecord, temperatureAt, trainsFactory, type LoopConfig } from './config.ts';
 import { LocalRunner, WorkerPool, loadProblems, openEvalContext, type EvalContext, type EvalSet, type JobRunner, type Scores } from './pool.ts';
 import { checkRecursiveWorld, ensureMergedFactory } from './recursive.ts';
 import { bestBySelection, bestByTest } from './selection.ts';
@@ -148,9 +148,9 @@ export async function runLoop(config: unknown, runDir: string, opts: LoopOptions
       cfg = resolveConfig(config);
       checkRecursiveWorld(cfg, root); // before the run is recorded or anything heavy starts
       checkSelectionSplit(cfg, root);
-      run = store.createRun({ name: cfg.name, config: cfg, seed: cfg.seed, evalConfig: { dev: cfg.world.dev, test: cfg.world.test, select: cfg.world.select, devSubset: cfg.eval.devSubset, maxTokens: cfg.eval.maxTokens, calculator: cfg.eval.calculator, tensorFilter: cfg.tensorFilter, experts: cfg.world.experts, seedModel: cfg.world.seedModel } });
+      run = store.createRun({ name: cfg.name, config: cfg, seed: cfg.seed, ...runEvalRecord(cfg, root) });
     } else {
-      cfg = resolveConfig(run.config, `${runDir} stored config`);
+      cfg = resolveConfig(run.config, `${runDir} stored config`, { stored: true });
       checkRecursiveWorld(cfg, root);
       checkSelectionSplit(cfg, root);
       store.setRunStatus('running');
@@ -519,8 +519,8 @@ export async function trainFactory(cfg: LoopConfig, root: string, runDir: string
     if (existsSync(join(out, 'config.json')) && store.dpoSteps(iterationId).length > 0) return { checkpoint: rel, timings: { pairs: nPairs } };
     const prev = merged ?? (t > 1 ? store.iteration(t - 1, cfg.arm)?.factoryCheckpoint : null);
     const src = prev ? resolve(runDir, prev) : resolve(root, f.dir);
-    const pol = loadModel(src);
-    const ref = loadModel(src);
+    const pol = loadModel(src, { path: 'the loop\'s DPO of the builtin factory' });
+    const ref = loadModel(src, { tokenizer: 'none' });
     if (!pol.tokenizer) throw new Error(`${src}: factory has no tokenizer.json`);
     try {
       // the builtin factory sees only the last maxPromptTokens of the prompt: train on the same text

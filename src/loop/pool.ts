@@ -14,11 +14,12 @@ import { fileURLToPath } from 'node:url';
 import { resolve } from 'node:path';
 import { Sandbox, validateAlgorithm, makeMergeFunction, AlgorithmRejected, type MergeFunction } from '../sandbox/index.ts';
 import { initBackend, readJsonl } from '../nn/index.ts';
-import { evaluate, type EvalProblem } from '../eval/evaluate.ts';
+import { evaluate, type EvalProblem, type ShotSpec } from '../eval/evaluate.ts';
 import { BuiltinBackend } from '../eval/backends.ts';
 import { MergeWorld } from '../merge/world.ts';
 import type { LoopConfig } from './config.ts';
 import { ForkPool } from './fork-pool.ts';
+import { loadShotSpec } from './eval-protocol.ts';
 
 /** Which problems a job is scored on: the first eval.devSubset dev problems, all dev, the selection split (world.select), or test. */
 export type EvalSet = 'subset' | 'dev' | 'select' | 'test';
@@ -51,6 +52,8 @@ export class ProgramEvaluator {
     readonly cfg: LoopConfig,
     /** The seed model's folder (eval.server copies its config and tokenizer files). */
     readonly seedDir: string = resolve(cfg.world.seedModel),
+    /** Few-shot examples of the protocol (eval-protocol.ts); undefined = zero-shot. */
+    readonly shots?: ShotSpec,
   ) {}
 
   async mergeFunction(code: string, seed: number): Promise<{ fn: MergeFunction } | { verdict: string; message: string; ms: number }> {
@@ -65,13 +68,13 @@ export class ProgramEvaluator {
     if (server) {
       // the real-LLM path: merged checkpoint on disk → the configured server → OpenAI-compatible scoring
       const { evaluateServed } = await import('../eval/served.ts');
-      const { result: r } = await evaluateServed({ server, seedDir: this.seedDir, config: this.world.config, weights, problems, maxTokens: this.cfg.eval.maxTokens, calculator: this.cfg.eval.calculator });
+      const { result: r } = await evaluateServed({ server, seedDir: this.seedDir, config: this.world.config, weights, problems, maxTokens: this.cfg.eval.maxTokens, calculator: this.cfg.eval.calculator, task: this.cfg.eval.task, shots: this.shots });
       return { strict: r.strict, flexible: r.flexible, families: Object.fromEntries(Object.entries(r.perFamily).map(([k, a]) => [k, a.strict])) };
     }
     const model = this.world.model(weights);
     try {
       const be = BuiltinBackend.fromModel(model, this.world.tokenizer, { batchSize: this.cfg.eval.batchSize });
-      const r = await evaluate(be, problems, { maxTokens: this.cfg.eval.maxTokens, calculator: this.cfg.eval.calculator });
+      const r = await evaluate(be, problems, { maxTokens: this.cfg.eval.maxTokens, calculator: this.cfg.eval.calculator, task: this.cfg.eval.task, shots: this.shots });
       return { strict: r.strict, flexible: r.flexible, families: Object.fromEntries(Object.entries(r.perFamily).map(([k, a]) => [k, a.strict])) };
     } finally {
       model.dispose();
@@ -114,8 +117,9 @@ export async function openEvalContext(cfg: LoopConfig, root: string): Promise<Ev
   const p = (x: string) => resolve(root, x);
   const sandbox = new Sandbox();
   sandbox.start().catch(() => undefined); // boot the sandbox child while the world loads (a failure shows on first use)
-  let dev: EvalProblem[], test: EvalProblem[], select: EvalProblem[], world: MergeWorld;
+  let dev: EvalProblem[], test: EvalProblem[], select: EvalProblem[], world: MergeWorld, shots: ShotSpec | undefined;
   try {
+    shots = loadShotSpec(cfg.eval, root); // a missing shot pool fails before the world loads
     await initBackend();
     dev = loadProblems(p(cfg.world.dev));
     test = loadProblems(p(cfg.world.test));
@@ -128,10 +132,10 @@ export async function openEvalContext(cfg: LoopConfig, root: string): Promise<Ev
   const subset = dev.slice(0, Math.min(cfg.eval.devSubset, dev.length));
   let ood: ProgramEvaluator | null = null;
   return {
-    world, sandbox, ev: new ProgramEvaluator(world, sandbox, cfg, p(cfg.world.seedModel)), sets: { subset, dev, select, test }, close: () => sandbox.close(),
+    world, sandbox, ev: new ProgramEvaluator(world, sandbox, cfg, p(cfg.world.seedModel), shots), sets: { subset, dev, select, test }, close: () => sandbox.close(),
     ood: () => {
       if (cfg.world.oodExperts.length === 0) throw new Error('an out-of-domain job, but world.oodExperts is empty');
-      return (ood ??= new ProgramEvaluator(MergeWorld.load(p(cfg.world.seedModel), cfg.world.oodExperts.map(p), cfg.tensorFilter), sandbox, cfg, p(cfg.world.seedModel)));
+      return (ood ??= new ProgramEvaluator(MergeWorld.load(p(cfg.world.seedModel), cfg.world.oodExperts.map(p), cfg.tensorFilter), sandbox, cfg, p(cfg.world.seedModel), shots));
     },
   };
 }

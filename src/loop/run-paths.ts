@@ -5,11 +5,11 @@
  * folder, the example program and the factory's model or file.
  */
 import { lstatSync, statSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import type { LoopConfig } from './config.ts';
 import { readRegularText } from '../io/files.ts';
 import { CheckpointError } from '../io/errors.ts';
-import { readLlamaFolder, type LlamaSpec } from '../io/model-config.ts';
+import { checkTokenizerFile, readLlamaFolder, type LlamaSpec } from '../io/model-config.ts';
 import { parseGsm8kJsonl } from '../eval/gsm8k.ts';
 
 /** What kind of entry `path` is: 'file', 'dir', 'other' or null (absent). */
@@ -27,12 +27,12 @@ function kindAt(path: string): 'file' | 'dir' | 'other' | null {
   }
 }
 
-const ARCH_FIELDS: Array<keyof LlamaSpec> = ['vocab_size', 'hidden_size', 'intermediate_size', 'num_hidden_layers', 'num_attention_heads', 'num_key_value_heads', 'head_dim', 'tie_word_embeddings'];
+const ARCH_FIELDS: Array<keyof LlamaSpec> = ['model_type', 'qkv_bias', 'o_bias', 'vocab_size', 'hidden_size', 'intermediate_size', 'num_hidden_layers', 'num_attention_heads', 'num_key_value_heads', 'head_dim', 'tie_word_embeddings'];
 
 /**
  * Every path a run reads, checked before the store is created (relative paths against `root`): the
- * seed, experts and OOD experts as complete Llama folders of one architecture, the benchmark files as
- * GSM8k JSONL, the algorithms folder and the example program, the factory's model or file; and
+ * seed, experts and OOD experts as complete Llama folders of one architecture, the benchmark files
+ * and the shot pool (eval.train) as GSM8k JSONL, the algorithms folder and the example program, the factory's model or file; and
  * dpo.maxLen against the builtin factory (it must leave room for a completion after the prompt).
  */
 export async function checkRunPaths(c: LoopConfig, root: string, where: string): Promise<void> {
@@ -45,7 +45,13 @@ export async function checkRunPaths(c: LoopConfig, root: string, where: string):
     if (k === null) fail(`${field}: model folder ${JSON.stringify(dir)} not found (${p(dir)})`);
     if (k !== 'dir') fail(`${field}: ${JSON.stringify(dir)} is not a folder`);
     try {
-      return readLlamaFolder(p(dir));
+      // any tokenizer.json layout (the engine's byte-level one or the model's own, run by the tokenizers
+      // library); well-formed, ids inside the embedding. The builtin factory's own check is in recursive.ts.
+      const spec = readLlamaFolder(p(dir), { tokenizer: false });
+      const tok = join(p(dir), 'tokenizer.json');
+      if (kindAt(tok) !== 'file') throw new CheckpointError(tok, 'tokenizer.json is missing (the model folder needs its tokenizer)');
+      checkTokenizerFile(tok, { vocabSize: spec.vocab_size });
+      return spec;
     } catch (e) {
       return fail(`${field}: ${e instanceof CheckpointError ? e.message : (e as Error).message}`);
     }
@@ -65,6 +71,15 @@ export async function checkRunPaths(c: LoopConfig, root: string, where: string):
       parseGsm8kJsonl(readRegularText(p(f), `world.${k} file`), p(f));
     } catch (e) {
       fail(`world.${k}: ${(e as Error).message}`);
+    }
+  }
+  if (c.eval.train !== undefined) {
+    // the shot pool of eval.shots (eval-protocol.ts): a GSM8k file
+    if (kindAt(p(c.eval.train)) === null) fail(`eval.train: file ${JSON.stringify(c.eval.train)} not found (${p(c.eval.train)}): the shot pool of eval.shots ${c.eval.shots} (set eval.train, or eval.shots: 0)`);
+    try {
+      parseGsm8kJsonl(readRegularText(p(c.eval.train), 'eval.train file'), p(c.eval.train));
+    } catch (e) {
+      fail(`eval.train: ${(e as Error).message}`);
     }
   }
   if (kindAt(p(c.world.algorithms)) !== 'dir') fail(`world.algorithms: ${JSON.stringify(c.world.algorithms)} is not a folder (${p(c.world.algorithms)})`);

@@ -4,7 +4,8 @@
  * (seed + merged task vector on selected tensors, seed elsewhere) without touching disk.
  */
 import { loadModel, Llama, paramShapes } from '../nn/index.ts';
-import type { LlamaConfig, Tokenizer } from '../nn/index.ts';
+import type { LlamaConfig } from '../nn/index.ts';
+import type { TextTokenizer } from '../nn/hf-tokenizer.ts';
 import { computeStats, tensorLayer, DEFAULT_LIMITS, type MergeFunction, type ModelStats, type SandboxLimits } from '../sandbox/index.ts';
 import { tensorSelector, type TensorFilter } from './tensor-filter.ts';
 
@@ -13,7 +14,7 @@ export class MergeWorld {
   private readonly shapes: Map<string, number[]>;
   private constructor(
     readonly config: LlamaConfig,
-    readonly tokenizer: Tokenizer,
+    readonly tokenizer: TextTokenizer,
     readonly seed: Map<string, Float32Array>,
     /** Selected tensor names, in the seed's order. */
     readonly names: string[],
@@ -27,7 +28,7 @@ export class MergeWorld {
   /** Loads seed + experts (same architecture required) and precomputes the task vectors. */
   static load(seedDir: string, expertDirs: string[], filter: TensorFilter = 'mlp'): MergeWorld {
     if (expertDirs.length === 0) throw new Error('merge world: no experts given');
-    const s = loadModel(seedDir);
+    const s = loadModel(seedDir, { tokenizer: 'any' }); // in-process scoring runs the seed's own tokenizer, whatever its layout
     if (!s.tokenizer) throw new Error(`${seedDir}: no tokenizer.json (the seed model needs one for evaluation)`);
     const seed = s.model.getWeights();
     s.model.dispose();
@@ -36,7 +37,7 @@ export class MergeWorld {
     if (names.length === 0) throw new Error(`merge world: tensor filter ${JSON.stringify(filter)} selects no tensor of ${seedDir}`);
     const tvs = new Map<string, Float32Array[]>(names.map((n) => [n, []]));
     for (const dir of expertDirs) {
-      const e = loadModel(dir);
+      const e = loadModel(dir, { tokenizer: 'none' });
       const w = e.model.getWeights();
       e.model.dispose();
       for (const n of names) {

@@ -6,7 +6,7 @@
  * plus optionally α · (−log π_θ(y⁺|x) / |y⁺|) (length-normalised NLL of the chosen completion).
  */
 import * as O from './ops.ts';
-import type { Llama } from './model.ts';
+import type { Llama, LlamaConfig } from './model.ts';
 import type { Tokenizer } from './tokenizer.ts';
 import { batchLogprobs, encodePair, makeBatch, readJsonl, rowCounts } from './data.ts';
 import type { Example } from './data.ts';
@@ -82,8 +82,8 @@ function tokenizePair(tok: Tokenizer, p: PreferencePair, maxPromptTokens?: numbe
   return [encodePair(tok, p.prompt, p.chosen, { maxPromptTokens }), encodePair(tok, p.prompt, p.rejected, { maxPromptTokens })];
 }
 
-function pickEngine(engine: 'native' | 'tfjs' | undefined): 'native' | 'tfjs' {
-  const e = engine ?? (preferNativeTraining() ? 'native' : 'tfjs');
+function pickEngine(engine: 'native' | 'tfjs' | undefined, config: LlamaConfig): 'native' | 'tfjs' {
+  const e = engine ?? (preferNativeTraining(config) ? 'native' : 'tfjs');
   if (e === 'native' && !nativeTrainingAvailable()) throw new Error("dpo: engine 'native' needs the native addon (npm install builds it); use engine 'tfjs'");
   return e;
 }
@@ -107,7 +107,7 @@ export function referenceLogps(ref: Llama, tok: Tokenizer, pairs: PreferencePair
   const ex: Example[] = [];
   for (const [p] of need) ex.push(...tokenizePair(tok, p, opts.maxPromptLen));
   const lp =
-    pickEngine(opts.engine) === 'native'
+    pickEngine(opts.engine, ref.config) === 'native'
       ? nativeLogprobs(ref, ex, maxLen ?? ref.config.max_position_embeddings, opts.threads).map((logprob) => ({ logprob }))
       : exampleLogprobs(ref, ex, { maxLen });
   const out = pairs.map((p) => [p.ref_chosen_logps ?? NaN, p.ref_rejected_logps ?? NaN] as [number, number]);
@@ -190,7 +190,7 @@ export function dpoTrain(policy: Llama, tok: Tokenizer, pairs: PreferencePair[],
   const seed = o.seed ?? 0;
   const maxLen = o.maxLen ?? policy.config.max_position_embeddings;
   if (!(beta > 0)) throw new Error(`dpo: beta must be > 0, got ${beta}`);
-  const engine = pickEngine(o.engine);
+  const engine = pickEngine(o.engine, policy.config);
   const tokPairs = pairs.map((p) => tokenizePair(tok, p, o.maxPromptLen));
   tokPairs.forEach((ex, i) => {
     for (const [e, which] of [[ex[0], 'chosen'], [ex[1], 'rejected']] as const) {

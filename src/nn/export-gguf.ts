@@ -343,13 +343,20 @@ export interface VerifyResult {
   mismatch: { prompt: string; step: number; llama: number[]; reference: number[] } | null;
   /** Largest |p_llama − p_reference| over every next-token probability llama.cpp reported. */
   maxProbDiff: number;
+  /** The ids the model's files put before a prompt (BOS when they say so), as the Hugging Face library reads them. */
+  promptPrefix: number[];
+  /** First prompt that llama.cpp tokenizes (with the GGUF's add_bos_token) differently from the model's files, if any. */
+  tokenMismatch: { prompt: string; files: number[]; llama: number[] } | null;
 }
 
 /**
  * Loads `ggufPath` with llama.cpp (node-llama-cpp, CPU prebuilt, imported only here) and checks that
  * its greedy continuation of each prompt equals the plain-TypeScript reference forward of the HF
- * folder. Prompts are tokenized by llama.cpp. For small models only: the reference recomputes every
- * prefix in Float64 loops.
+ * folder. Prompts are tokenized as the model's files say (tokenizer.json + tokenizer_config.json read
+ * by the Hugging Face `tokenizers` library: BOS when they add it), and llama.cpp's own tokenization
+ * (its text tokens, BOS when the GGUF says add_bos_token) must give the same ids — a prompt where it
+ * does not is reported (`tokenMismatch`) and not compared. For small models only: the reference
+ * recomputes every prefix in Float64 loops.
  */
 export async function verifyGgufWithLlamaCpp(modelDir: string, ggufPath: string, opts: { prompts?: string[]; tokens?: number; minMargin?: number } = {}): Promise<VerifyResult> {
   const { loadReferenceModel, referenceLogits, argmax } = await import('./reference.ts');
@@ -360,7 +367,9 @@ export async function verifyGgufWithLlamaCpp(modelDir: string, ggufPath: string,
   const { weights, config } = loadReferenceModel(modelDir);
   const lastLogits = (ids: number[]) => referenceLogits(weights, config, ids).pop()!;
   const llama = await getLlama({ gpu: false, build: 'never', usePrebuiltBinaries: true, skipDownload: true, progressLogs: false, logLevel: LlamaLogLevel.error, maxThreads: 1 });
-  const res: VerifyResult = { compared: 0, agreed: 0, mismatch: null, maxProbDiff: 0 };
+  const { HfTokenizer } = await import('./hf-tokenizer.ts');
+  const files = HfTokenizer.load(modelDir);
+  const res: VerifyResult = { compared: 0, agreed: 0, mismatch: null, maxProbDiff: 0, promptPrefix: [...files.promptPrefix], tokenMismatch: null };
   try {
     const model = await llama.loadModel({ modelPath: ggufPath, gpuLayers: 0 });
     try {
@@ -368,7 +377,13 @@ export async function verifyGgufWithLlamaCpp(modelDir: string, ggufPath: string,
       const ctx = await model.createContext({ contextSize: 256, threads: 1, flashAttention: false, experimentalKvCacheKeyType: 'F32', experimentalKvCacheValueType: 'F32' });
       const seq = ctx.getSequence();
       for (const text of prompts) {
-        const ids = model.tokenize(text, false) as number[];
+        const ids = files.encodePrompt(text);
+        const bos = model.tokens.shouldPrependBosToken && model.tokens.bos !== null ? [model.tokens.bos as number] : [];
+        const cpp = [...bos, ...(model.tokenize(text, true) as number[])];
+        if (cpp.length !== ids.length || cpp.some((t, i) => t !== ids[i])) {
+          res.tokenMismatch ??= { prompt: text, files: ids, llama: cpp };
+          continue;
+        }
         if (ids.length === 0) continue;
         await seq.clearHistory();
         const got: number[] = [];
@@ -404,6 +419,7 @@ export async function verifyGgufWithLlamaCpp(modelDir: string, ggufPath: string,
     }
   } finally {
     await llama.dispose();
+    await files.close();
   }
   return res;
 }

@@ -8,6 +8,7 @@ import { MASKED } from './model.ts';
 import { InferModel } from './infer.ts';
 import type { KVCache, Llama } from './model.ts';
 import type { Tokenizer } from './tokenizer.ts';
+import type { TextTokenizer } from './hf-tokenizer.ts';
 import { Rng, rowStreamKey } from './rng.ts';
 import { batchLogprobs, encodePair, makeBatch, rowCounts } from './data.ts';
 import type { Example } from './data.ts';
@@ -30,6 +31,8 @@ export interface GenerateOptions {
   onToken?: (row: number, text: string) => number[] | null;
   /** Rows per forward batch (default 32). */
   batchSize?: number;
+  /** More ids that end a row like eos (e.g. a chat model's end-of-turn token); config.json's eos_token_id always does. */
+  eosIds?: readonly number[];
   /** Prepend bos to every prompt (default true). */
   addBos?: boolean;
   /** false = recompute the whole sequence every step (reference path for tests, framework engine). Default true. */
@@ -51,7 +54,7 @@ export interface Generation {
 }
 
 /** Generate completions for `prompts`. Rows are independent of how the call batches them. */
-export function generate(model: Llama, tok: Tokenizer, prompts: string[], opts: GenerateOptions): Generation[] {
+export function generate(model: Llama, tok: TextTokenizer, prompts: string[], opts: GenerateOptions): Generation[] {
   const bs = Math.max(1, opts.batchSize ?? 32);
   const out: Generation[] = [];
   for (let i = 0; i < prompts.length; i += bs) {
@@ -92,11 +95,12 @@ function sample(logits: Float32Array, off: number, V: number, temperature: numbe
 }
 
 /** Generate from token-id prompts (one batch). `rowBase` offsets row numbers for seeds and onToken. */
-export function generateIds(model: Llama, tok: Tokenizer, prompts: number[][], opts: GenerateOptions, rowBase = 0): Generation[] {
+export function generateIds(model: Llama, tok: TextTokenizer, prompts: number[][], opts: GenerateOptions, rowBase = 0): Generation[] {
   const B = prompts.length;
   if (B === 0) return [];
   const V = model.config.vocab_size;
   const eos = model.config.eos_token_id;
+  const ends = new Set([eos, ...(opts.eosIds ?? [])]);
   const pad = model.config.pad_token_id;
   const temperature = opts.temperature ?? 0;
   const topP = opts.topP ?? 1;
@@ -193,10 +197,10 @@ export function generateIds(model: Llama, tok: Tokenizer, prompts: number[][], o
         if (finish[b]) t = pad;
         else {
           t = queue[b].length ? queue[b].shift()! : sample(logits, at[b] * V, V, temperature, topP, rngs[b]);
-          if (t === eos) finish[b] = 'eos';
+          if (ends.has(t)) finish[b] = 'eos';
           else {
             gen[b].push(t);
-            texts[b] = tok.decode(gen[b]);
+            texts[b] = tok.decodeContinuation(gen[b]);
             const hit = firstStop(texts[b], opts.stop);
             if (hit >= 0) {
               texts[b] = texts[b].slice(0, hit);

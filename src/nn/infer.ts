@@ -18,9 +18,15 @@
  * A decoding step at batch 32–64 of the tiny-world model spends ~40% in the matrix products and
  * ~40% in attention, which streams each row's whole KV cache (f32; memory-bound once the batch's
  * caches outgrow the L2/L3 caches), so questions/s per CPU-second hardly grow with the batch size.
+ *
+ * Architectures (io/architectures.ts): q/k/v biases are added to the fused q|k|v product and the o
+ * bias to o_proj's, Llama 3 rope scaling lives in the rotary tables (model.ts `ropeTables`), and a
+ * layer with a sliding window attends to slots slot − window + 1..slot (`inferAttentionWindow`; the
+ * cache keeps every slot, which costs only memory at the sizes this engine runs).
  */
 import { native } from '../tensor/native.ts';
 import { fusedLayerWeights, ropeTables, type Llama, type LlamaConfig } from './model.ts';
+import { layerWindow } from '../io/architectures.ts';
 
 /** Addon entry points used here (native/infer.cc); absent from older builds of the addon. */
 interface InferKernels {
@@ -33,6 +39,8 @@ interface InferKernels {
   inferAttention3(out: Float32Array, q: Float32Array, qStride: number, kc: Float32Array, vc: Float32Array, cap: number, rows: Int32Array, slots: Int32Array, H: number, KV: number, d: number): void;
   /** RoPE of the q and k heads of qkv rows [n, W] at position slots[i], then k and v into the caches. */
   inferRopeStore3(qkv: Float32Array, W: number, H: number, KV: number, d: number, cos: Float32Array, sin: Float32Array, rows: Int32Array, slots: Int32Array, kc: Float32Array, vc: Float32Array, cap: number): void;
+  /** inferAttention3 over the keys lo..slot of each token, lo = max(0, slot − window + 1). */
+  inferAttentionWindow?(out: Float32Array, q: Float32Array, qStride: number, kc: Float32Array, vc: Float32Array, cap: number, rows: Int32Array, slots: Int32Array, H: number, KV: number, d: number, window: number): void;
   /** act[n, i] = silu(gu[n, i]) · gu[n, I + i]. */
   inferSwiglu(act: Float32Array, gu: Float32Array, N: number, I: number): void;
   /** x += delta (unless null); y = rmsnorm(x) · w over rows of w.length. */
@@ -118,6 +126,12 @@ interface Layer {
   /** gate and up stacked: [2I, D]. */
   gateUp: Mat;
   down: Mat;
+  /** q, k, v biases stacked [(H + 2·KV)·d], or null. */
+  qkvBias: Float32Array | null;
+  /** o_proj's bias [D], or null. */
+  oBias: Float32Array | null;
+  /** Sliding window of this layer (tokens), or null for full causal attention. */
+  window: number | null;
 }
 
 const snapshots = new WeakMap<Llama, { version: number; infer: InferModel }>();
@@ -152,7 +166,16 @@ export class InferModel {
     for (let l = 0; l < config.num_hidden_layers; l++) {
       const p = `model.layers.${l}.`;
       const fused = fusedLayerWeights(get, l);
+      const qkvBias = config.qkv_bias ? new Float32Array((H + 2 * KV) * d) : null;
+      if (qkvBias) {
+        qkvBias.set(get(p + 'self_attn.q_proj.bias'), 0);
+        qkvBias.set(get(p + 'self_attn.k_proj.bias'), H * d);
+        qkvBias.set(get(p + 'self_attn.v_proj.bias'), (H + KV) * d);
+      }
       this.layers.push({
+        qkvBias,
+        oBias: config.o_bias ? get(p + 'self_attn.o_proj.bias') : null,
+        window: layerWindow(config, l),
         inNorm: get(p + 'input_layernorm.weight'),
         postNorm: get(p + 'post_attention_layernorm.weight'),
         qkv: makeMat(fused.qkv, (H + 2 * KV) * d, D, useNative),
@@ -277,11 +300,15 @@ export class InferModel {
       const L = this.layers[l];
       this.rmsnorm(h, x, L.inNorm, N);
       this.matmul(qkv, h, L.qkv, N);
+      if (L.qkvBias) addRows(qkv, L.qkvBias, N);
       const kc = s.k[l];
       const vc = s.v[l];
-      if (this.native) {
+      // the window matters once a token sits at slot ≥ window
+      const win = L.window !== null && slots.some((j) => j >= L.window!) ? L.window : null;
+      if (this.native && (win === null || nativeInfer!.inferAttentionWindow)) {
         nativeInfer!.inferRopeStore3(qkv, Wqkv, H, KV, d, this.cos, this.sin, rows, slots, kc, vc, cap);
-        nativeInfer!.inferAttention3(att, qkv, Wqkv, kc, vc, cap, rows, slots, H, KV, d);
+        if (win === null) nativeInfer!.inferAttention3(att, qkv, Wqkv, kc, vc, cap, rows, slots, H, KV, d);
+        else nativeInfer!.inferAttentionWindow!(att, qkv, Wqkv, kc, vc, cap, rows, slots, H, KV, d, win);
       } else {
         this.rope(qkv, Wqkv, 0, H, slots, N);
         this.rope(qkv, Wqkv, qw, KV, slots, N);
@@ -295,9 +322,10 @@ export class InferModel {
             vc.set(qkv.subarray(src + kvw + g * d, src + kvw + (g + 1) * d), vb);
           }
         }
-        attentionJs(att, qkv, Wqkv, kc, vc, cap, rows, slots, H, KV, d);
+        attentionJs(att, qkv, Wqkv, kc, vc, cap, rows, slots, H, KV, d, win);
       }
       this.matmul(tmp, att, L.o, N);
+      if (L.oBias) addRows(tmp, L.oBias, N);
       this.rmsnorm(h, x, L.postNorm, N, tmp);
       this.matmul(gu, h, L.gateUp, N);
       if (this.native) nativeInfer!.inferSwiglu(act, gu, N, I);
@@ -329,12 +357,18 @@ export class InferModel {
   }
 }
 
+/** x[n, :] += b for each of the N rows of x (width b.length). */
+function addRows(x: Float32Array, b: Float32Array, N: number): void {
+  const W = b.length;
+  for (let n = 0; n < N; n++) for (let i = 0, o = n * W; i < W; i++) x[o + i] += b[i];
+}
+
 /**
- * ops.ts `attention` arithmetic for single queries over a row's cached keys 0..slot. Cache layout
- * (per layer, cap a multiple of 8): keys [rows, KV, cap/8, d, 8] (blocks of 8 slots), values
- * [rows, KV, cap, d].
+ * ops.ts `attention` arithmetic for single queries over a row's cached keys 0..slot (or, with a
+ * `window`, slot − window + 1..slot). Cache layout (per layer, cap a multiple of 8): keys
+ * [rows, KV, cap/8, d, 8] (blocks of 8 slots), values [rows, KV, cap, d].
  */
-function attentionJs(out: Float32Array, q: Float32Array, qStride: number, kc: Float32Array, vc: Float32Array, cap: number, rows: Int32Array, slots: Int32Array, H: number, KV: number, d: number): void {
+function attentionJs(out: Float32Array, q: Float32Array, qStride: number, kc: Float32Array, vc: Float32Array, cap: number, rows: Int32Array, slots: Int32Array, H: number, KV: number, d: number, window: number | null = null): void {
   const G = H / KV;
   const scale = 1 / Math.sqrt(d);
   const N = rows.length;
@@ -343,6 +377,7 @@ function attentionJs(out: Float32Array, q: Float32Array, qStride: number, kc: Fl
   const acc = new Float64Array(d);
   for (let n = 0; n < N; n++) {
     const lim = slots[n] + 1;
+    const lo = window === null ? 0 : Math.max(0, lim - window);
     if (sc.length < lim) sc = new Float64Array(Math.max(lim, sc.length * 2));
     for (let hh = 0; hh < H; hh++) {
       const g = Math.floor(hh / G);
@@ -351,21 +386,21 @@ function attentionJs(out: Float32Array, q: Float32Array, qStride: number, kc: Fl
       const qo = n * qStride + hh * d;
       for (let i = 0; i < d; i++) qr[i] = q[qo + i] * scale;
       let mx = -Infinity;
-      for (let j = 0; j < lim; j++) {
+      for (let j = lo; j < lim; j++) {
         let s = 0;
         for (let i = 0, ko = kb + (j & ~7) * d + (j & 7); i < d; i++, ko += 8) s += qr[i] * kc[ko];
         sc[j] = s;
         if (s > mx) mx = s;
       }
       let z = 0;
-      for (let j = 0; j < lim; j++) {
+      for (let j = lo; j < lim; j++) {
         const e = Math.exp(sc[j] - mx);
         sc[j] = e;
         z += e;
       }
       const inv = 1 / z;
       acc.fill(0);
-      for (let j = 0, vo = vb; j < lim; j++, vo += d) {
+      for (let j = lo, vo = vb + lo * d; j < lim; j++, vo += d) {
         const p = sc[j] * inv;
         if (p === 0) continue;
         for (let i = 0; i < d; i++) acc[i] += p * vc[vo + i];

@@ -7,7 +7,10 @@
  *   logits = lm_head(rmsnorm(x))            (lm_head = embed_tokens when tied)
  *
  * RoPE uses the HF `rotate_half` layout (each head's rotary pairs are its two halves). Grouped-query
- * attention: query head h reads key/value head floor(h / (heads / kv_heads)). No biases.
+ * attention: query head h reads key/value head floor(h / (heads / kv_heads)). The architecture
+ * features of io/architectures.ts: q/k/v (Qwen2, Llama attention_bias) and o biases (Llama
+ * attention_bias) added after the projections, Llama 3 rope frequencies (`ropeInvFreq`), and a
+ * sliding window (Mistral, Qwen2) on the layers that use it.
  * Weights live as framework variables in PyTorch layout (Linear = [out, in]).
  *
  * Kernels (src/nn/ops.ts): linears are matMuls with hand-written gradients (no transposed matMul),
@@ -18,7 +21,8 @@
 import * as O from './ops.ts';
 import type { Tensor, Variable } from './ops.ts';
 import { Rng } from './rng.ts';
-import type { LlamaSpec } from '../io/model-config.ts';
+import { llamaTensorShapes, type LlamaSpec } from '../io/model-config.ts';
+import { layerWindow, scaledInvFreq } from '../io/architectures.ts';
 
 /**
  * The fields of HF LlamaConfig this engine uses (snake_case as in config.json): the validated spec
@@ -45,6 +49,12 @@ export function makeConfig(c: Partial<LlamaConfig> & Pick<LlamaConfig, 'vocab_si
     rope_theta: c.rope_theta ?? 10000,
     max_position_embeddings: c.max_position_embeddings ?? 512,
     tie_word_embeddings: c.tie_word_embeddings ?? false,
+    model_type: c.model_type ?? 'llama',
+    qkv_bias: c.qkv_bias ?? false,
+    o_bias: c.o_bias ?? false,
+    rope_scaling: c.rope_scaling ?? null,
+    sliding_window: c.sliding_window ?? null,
+    sliding_window_from: c.sliding_window_from ?? 0,
     bos_token_id: c.bos_token_id ?? 1,
     eos_token_id: c.eos_token_id ?? 2,
     pad_token_id: c.pad_token_id ?? 0,
@@ -57,33 +67,15 @@ export function makeConfig(c: Partial<LlamaConfig> & Pick<LlamaConfig, 'vocab_si
   if (cfg.head_dim % 2 !== 0) throw bad('head_dim', `must be even for RoPE, got ${cfg.head_dim}`);
   if (!(cfg.rms_norm_eps > 0)) throw bad('rms_norm_eps', 'must be > 0');
   if (!(cfg.rope_theta > 0)) throw bad('rope_theta', 'must be > 0');
+  if (cfg.sliding_window !== null && !(Number.isInteger(cfg.sliding_window) && cfg.sliding_window > 0)) throw bad('sliding_window', `must be a positive integer or null, got ${cfg.sliding_window}`);
+  if (cfg.model_type === 'mistral' && (cfg.qkv_bias || cfg.o_bias)) throw bad('model_type', '"mistral" has no biases');
+  if (cfg.model_type === 'qwen2' && (!cfg.qkv_bias || cfg.o_bias)) throw bad('model_type', '"qwen2" has q/k/v biases and no o_proj bias');
   return cfg;
 }
 
-/** Parameter names and shapes, in HF order. */
+/** Parameter names and shapes, in HF order (biases after their weights). */
 export function paramShapes(cfg: LlamaConfig): Array<[string, number[]]> {
-  const D = cfg.hidden_size;
-  const I = cfg.intermediate_size;
-  const q = cfg.num_attention_heads * cfg.head_dim;
-  const kv = cfg.num_key_value_heads * cfg.head_dim;
-  const out: Array<[string, number[]]> = [['model.embed_tokens.weight', [cfg.vocab_size, D]]];
-  for (let i = 0; i < cfg.num_hidden_layers; i++) {
-    const p = `model.layers.${i}.`;
-    out.push(
-      [p + 'input_layernorm.weight', [D]],
-      [p + 'self_attn.q_proj.weight', [q, D]],
-      [p + 'self_attn.k_proj.weight', [kv, D]],
-      [p + 'self_attn.v_proj.weight', [kv, D]],
-      [p + 'self_attn.o_proj.weight', [D, q]],
-      [p + 'post_attention_layernorm.weight', [D]],
-      [p + 'mlp.gate_proj.weight', [I, D]],
-      [p + 'mlp.up_proj.weight', [I, D]],
-      [p + 'mlp.down_proj.weight', [D, I]],
-    );
-  }
-  out.push(['model.norm.weight', [D]]);
-  if (!cfg.tie_word_embeddings) out.push(['lm_head.weight', [cfg.vocab_size, D]]);
-  return out;
+  return [...llamaTensorShapes(cfg)];
 }
 
 /** The fused projections of one layer. */
@@ -172,7 +164,8 @@ export class Llama {
     for (const [name, shape] of paramShapes(config)) {
       const n = shape.reduce((a, b) => a * b, 1);
       const a = new Float32Array(n);
-      if (shape.length === 1) a.fill(1);
+      if (name.endsWith('.bias')) a.fill(0); // HF initialises Linear biases of these models to 0
+      else if (shape.length === 1) a.fill(1);
       else {
         const std = name.endsWith('o_proj.weight') || name.endsWith('down_proj.weight') ? small : 0.02;
         for (let i = 0; i < n; i++) a[i] = rng.normal() * std;
@@ -236,15 +229,39 @@ export class Llama {
     return this.params.get(name)!;
   }
 
-  /** x · Wᵀ for the weight `name`; in inference mode with a cached transposed copy of W. */
-  private lin(x: Tensor, name: string, inference: boolean): Tensor {
-    if (!inference) return O.linear(x, this.p(name));
-    let wt = this.transposed.get(name);
-    if (!wt) {
-      wt = O.keep(O.transpose(this.p(name), [1, 0]));
-      this.transposed.set(name, wt);
+  /** x · Wᵀ for the weight `name` (+ its bias when `bias`); in inference mode with a cached transposed copy of W. */
+  private lin(x: Tensor, name: string, inference: boolean, bias = false): Tensor {
+    let y: Tensor;
+    if (!inference) y = O.linear(x, this.p(name));
+    else {
+      let wt = this.transposed.get(name);
+      if (!wt) {
+        wt = O.keep(O.transpose(this.p(name), [1, 0]));
+        this.transposed.set(name, wt);
+      }
+      y = O.matMulNoGrad(x, wt);
     }
-    return O.matMulNoGrad(x, wt);
+    return bias ? O.add(y, this.p(name.replace(/\.weight$/, '.bias'))) : y;
+  }
+
+  /**
+   * The additive mask of a sliding-window layer ([B, T, Tk]: the caller's mask, or the default causal
+   * one, with keys at distance ≥ window also blocked). Key j of a row is taken at position j (the
+   * default positions, right padding), so custom `positions` (left padding) are refused when the
+   * window matters (Tk > window).
+   */
+  private windowMask(opts: ForwardOptions, B: number, T: number, Tk: number, window: number): Float32Array | null {
+    if (Tk <= window) return opts.mask ?? null;
+    if (opts.positions) throw new Error(`llama: a sliding window of ${window} with ${Tk} keys needs the default positions (custom positions are not supported with a window; use the infer engine)`);
+    const past = Tk - T;
+    const m = opts.mask ? Float32Array.from(opts.mask) : new Float32Array(B * T * Tk);
+    for (let b = 0; b < B; b++)
+      for (let t = 0; t < T; t++) {
+        const i = past + t;
+        const o = (b * T + t) * Tk;
+        for (let j = 0; j < Tk; j++) if ((!opts.mask && j > i) || i - j >= window) m[o + j] = MASKED;
+      }
+    return m;
   }
 
   /** cos/sin of every row's rotary angles, [N, d/2] each. */
@@ -296,9 +313,10 @@ export class Llama {
     for (let l = 0; l < cfg.num_hidden_layers; l++) {
       const p = `model.layers.${l}.`;
       const h = this.rmsnorm(x, this.p(p + 'input_layernorm.weight'));
-      const q = O.rope(this.lin(h, p + 'self_attn.q_proj.weight', inf), H, d, cos, sin);
-      let k = O.rope(this.lin(h, p + 'self_attn.k_proj.weight', inf), KV, d, cos, sin);
-      let v = this.lin(h, p + 'self_attn.v_proj.weight', inf);
+      const qb = cfg.qkv_bias;
+      const q = O.rope(this.lin(h, p + 'self_attn.q_proj.weight', inf, qb), H, d, cos, sin);
+      let k = O.rope(this.lin(h, p + 'self_attn.k_proj.weight', inf, qb), KV, d, cos, sin);
+      let v = this.lin(h, p + 'self_attn.v_proj.weight', inf, qb);
       if (opts.cache) {
         if (past > 0) {
           k = O.reshape(O.concat([opts.cache.k[l], O.reshape(k, [B, T, kvw])], 1), [B * Tk, kvw]);
@@ -308,8 +326,10 @@ export class Llama {
         newV.push(O.reshape(v, [B, Tk, kvw]));
       }
       // single-token decoding: plain JS loops beat the framework's per-op overhead
-      const y = (T === 1 ? O.attention : O.attentionBatched)(q, k, v, B, T, Tk, H, KV, d, opts.mask ?? null);
-      x = O.add(x, this.lin(y, p + 'self_attn.o_proj.weight', inf));
+      const win = layerWindow(cfg, l);
+      const mask = win === null ? (opts.mask ?? null) : this.windowMask(opts, B, T, Tk, win);
+      const y = (T === 1 ? O.attention : O.attentionBatched)(q, k, v, B, T, Tk, H, KV, d, mask);
+      x = O.add(x, this.lin(y, p + 'self_attn.o_proj.weight', inf, cfg.o_bias));
       const h2 = this.rmsnorm(x, this.p(p + 'post_attention_layernorm.weight'));
       const act = O.swiglu(this.lin(h2, p + 'mlp.gate_proj.weight', inf), this.lin(h2, p + 'mlp.up_proj.weight', inf));
       x = O.add(x, this.lin(act, p + 'mlp.down_proj.weight', inf));
@@ -321,12 +341,12 @@ export class Llama {
   }
 }
 
-/** Rotary inverse frequencies 1 / θ^(2i/d), i < head_dim/2 (double precision). */
-export function ropeInvFreq(config: LlamaConfig): Float64Array {
+/** Rotary inverse frequencies 1 / θ^(2i/d), i < head_dim/2 (double precision), Llama 3-scaled when the config says so. */
+export function ropeInvFreq(config: Pick<LlamaConfig, 'head_dim' | 'rope_theta' | 'rope_scaling'>): Float64Array {
   const d = config.head_dim;
   const inv = new Float64Array(d / 2);
   for (let i = 0; i < d / 2; i++) inv[i] = 1 / Math.pow(config.rope_theta, (2 * i) / d);
-  return inv;
+  return config.rope_scaling ? scaledInvFreq(inv, config.rope_scaling) : inv;
 }
 
 /** cos/sin of the rotary angles of positions 0..P-1, [P, head_dim/2] each (the angles `Llama.forward` uses). */

@@ -43,6 +43,8 @@ export class Tokenizer {
   readonly padId = PAD_ID;
   readonly bosId = BOS_ID;
   readonly eosId = EOS_ID;
+  /** Every prompt starts with `<s>` (see encodePrompt). */
+  readonly promptPrefix: readonly number[] = [BOS_ID];
   /** Token strings by id (byte-level unicode form). */
   readonly tokens: string[];
   /** Merges in rank order, as pairs of token ids. */
@@ -75,6 +77,16 @@ export class Tokenizer {
    */
   encodePrompt(text: string): number[] {
     return [this.bosId, ...this.encode(text)];
+  }
+
+  /** Ids of `text` appended after other text: the same as encode (byte-level: no prefix-space marker). */
+  encodeContinuation(text: string): number[] {
+    return this.encode(text);
+  }
+
+  /** Text of ids that follow other text: the same as decode (byte-level: no space is stripped). */
+  decodeContinuation(ids: readonly number[], opts: { keepSpecial?: boolean } = {}): string {
+    return this.decode(ids, opts);
   }
 
   /** Token ids of `text` (no bos/eos added). */

@@ -52,8 +52,18 @@ export function nativeTrainingAvailable(): boolean {
  * Whether the native engine is the better default: loaded and running its AVX2+FMA kernels (its
  * plain-loop fallback, used without AVX2 or with SELFDEV_NO_AVX2=1, is slower than tfjs).
  */
-export function preferNativeTraining(): boolean {
-  return K !== null && K.trainInfo().simd;
+export function preferNativeTraining(config?: LlamaConfig): boolean {
+  return K !== null && K.trainInfo().simd && (config === undefined || nativeTrainingProblem(config) === null);
+}
+
+/**
+ * Why the native trainer cannot run `config` (biases and sliding windows are not in its kernels), or
+ * null when it can. The tfjs trainer runs every architecture the engine reads.
+ */
+export function nativeTrainingProblem(config: LlamaConfig): string | null {
+  if (config.qkv_bias || config.o_bias) return `the native trainer has no attention biases (model_type "${config.model_type}"); use engine 'tfjs'`;
+  if (config.sliding_window !== null) return `the native trainer has no sliding-window attention (sliding_window ${config.sliding_window}); use engine 'tfjs'`;
+  return null;
 }
 
 /**
@@ -122,6 +132,8 @@ export class NativeTrainer {
 
   constructor(config: LlamaConfig, opts: NativeTrainerOptions = {}) {
     if (!K) throw new Error('native trainer: the native training kernels are not available (build the addon: npm install, or use the tfjs engine)');
+    const problem = nativeTrainingProblem(config);
+    if (problem) throw new Error(`native trainer: ${problem}`);
     this.config = config;
     this.threads = Math.max(1, Math.floor(opts.threads ?? getThreads()));
     const shapes = paramShapes(config);

@@ -248,7 +248,7 @@ export function train(model: Llama, tokenizer: Tokenizer | null, examples: Examp
   const minLrFrac = o.minLrFrac ?? 0.1;
   const clip = o.clip ?? 1;
   const opt = new AdamW(model, { beta1: o.beta1, beta2: o.beta2, weightDecay: o.weightDecay ?? 0, trainable: o.trainable });
-  const engine = o.engine ?? (preferNativeTraining() ? 'native' : 'tfjs');
+  const engine = o.engine ?? (preferNativeTraining(model.config) ? 'native' : 'tfjs');
   if (engine === 'native' && !nativeTrainingAvailable()) throw new Error("train: engine 'native' needs the native addon (npm install builds it); use engine 'tfjs'");
   const nt = engine === 'native' ? new NativeTrainer(model.config, { threads: o.threads }) : null;
   let start = 0;

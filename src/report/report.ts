@@ -9,6 +9,7 @@ import { writeFileAtomic } from '../store/store.ts';
 import { bootstrapCI, mean } from './stats.ts';
 import type { Interval } from './stats.ts';
 import { esc } from './svg.ts';
+import { describeProtocol, type EvalProtocol } from '../eval/protocol.ts';
 import { bestByTest } from '../loop/selection.ts';
 import { bestProgram, collectReportData, taSelected, testTopK, type ReportData, type ReportOptions } from './data.ts';
 import { ciText, notYet, pct, short } from './format.ts';
@@ -94,6 +95,7 @@ function renderHeader(d: ReportData, ci: (xs: number[]) => Interval | null): str
     ['seed', esc(r.seed)],
     ['iterations', `${iters.filter((s) => s.status === 'done').length} done / ${iters.length} started`],
     ['programs', `${sampled} sampled, ${valid} valid`],
+    ...(r.evalProtocol ? [['scoring', esc(describeProtocol(r.evalProtocol as EvalProtocol))]] : []),
     ['started', when(r.createdAt)],
     ['updated', when(r.updatedAt)],
     ...(r.finishedAt ? [[r.status === 'done' ? 'finished' : 'stopped', when(r.finishedAt)]] : []),

@@ -15,10 +15,18 @@
  * calculator loop uses it). Errors are `{error: {message, type, param, code}}` with 400 (bad JSON or
  * field), 404 (unknown route or model), 405, 413 (body > 1 MB), 500.
  *
- * Chat template (our tiny models have none; documented so clients can reproduce it): each message
- * becomes `System: …`, `User: …` or `Assistant: …`, messages are joined by "\n\n", and the prompt
- * ends with "\n\nAssistant:". "\nUser:" and "\nSystem:" are added to the stop strings; the leading
- * space of the reply is removed.
+ * Chat prompts: a model folder with a chat template (`chat_template.jinja`, `chat_template.json` or
+ * tokenizer_config.json's `chat_template`) gets its messages rendered by that template with
+ * `add_generation_prompt` (`nn/chat-template.ts`, `@huggingface/jinja`), tokenized without added
+ * special tokens and with BOS put in front only when the template did not write it; the reply is the
+ * text up to the model's end of turn (config.json's eos, the tokenizer's eos_token and
+ * generation_config.json's eos_token_id all end a row). Without a template (our tiny models; documented
+ * so clients can reproduce it): each message becomes `System: …`, `User: …` or `Assistant: …`,
+ * messages are joined by "\n\n", and the prompt ends with "\n\nAssistant:". "\nUser:" and
+ * "\nSystem:" are added to the stop strings; the leading space of the reply is removed.
+ *
+ * Any tokenizer.json loads (the model's own, through the Hugging Face `tokenizers` library when it is
+ * not the engine's byte-level layout); the weights must be an architecture the engine runs.
  *
  * Request fields take the OpenAI API's ranges: `seed` any integer (vLLM's limit, a signed 64-bit
  * one; only its value mod 2^32 selects the stream), `n` 1–128 choices per prompt, `temperature`
@@ -38,10 +46,13 @@ import { createServer as httpCreateServer } from 'node:http';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { engineGenerate } from '../eval/backends.ts';
 import type { EngineGeneration } from '../eval/backends.ts';
 import type { Llama } from '../nn/model.ts';
-import type { Tokenizer } from '../nn/tokenizer.ts';
+import type { TextTokenizer } from '../nn/hf-tokenizer.ts';
+import { encodeChat } from '../nn/chat-template.ts';
+import type { ChatMessage, ChatTemplate } from '../nn/chat-template.ts';
 
 export interface ServeOptions {
   /** Model id reported by /v1/models and required (when given) in requests. */
@@ -52,6 +63,12 @@ export interface ServeOptions {
   log?: (line: string) => void;
   /** Collect requests for this many ms before running a batch (default 2). */
   batchWindowMs?: number;
+  /** The model's chat template (null / absent: the plain `User: …` format above). */
+  chatTemplate?: ChatTemplate | null;
+  /** More ids that end a reply like config.json's eos (the tokenizer's eos_token, generation_config.json's). */
+  eosIds?: readonly number[];
+  /** Called once by close() after the server stopped (e.g. to release the tokenizer). */
+  onClose?: () => Promise<void>;
 }
 
 const MAX_BODY = 1 << 20;
@@ -78,24 +95,29 @@ interface Sampling {
 }
 
 interface Job {
+  /** Text prompts, or token ids (a rendered chat). */
   prompts: (string | number[])[];
   s: Sampling;
   resolve: (g: EngineGeneration[]) => void;
   reject: (e: unknown) => void;
 }
 
-/** Chat messages → prompt text (see the module comment). */
-export function chatPrompt(messages: unknown): string {
+/** The request's messages, checked: a non-empty array of {role: system|user|assistant, content: string}. */
+export function chatMessages(messages: unknown): ChatMessage[] {
   if (!Array.isArray(messages) || messages.length === 0) throw new HttpError(400, "'messages' must be a non-empty array", 'messages');
-  const parts = messages.map((m, i) => {
+  return messages.map((m, i) => {
     if (typeof m !== 'object' || m === null) throw new HttpError(400, `messages[${i}] must be an object`, 'messages');
     const { role, content } = m as { role?: unknown; content?: unknown };
-    const label = role === 'system' ? 'System' : role === 'user' ? 'User' : role === 'assistant' ? 'Assistant' : null;
-    if (label === null) throw new HttpError(400, `messages[${i}].role must be 'system', 'user' or 'assistant'`, 'messages');
+    if (role !== 'system' && role !== 'user' && role !== 'assistant') throw new HttpError(400, `messages[${i}].role must be 'system', 'user' or 'assistant'`, 'messages');
     if (typeof content !== 'string') throw new HttpError(400, `messages[${i}].content must be a string`, 'messages');
-    return `${label}: ${content}`;
+    return { role, content };
   });
-  return `${parts.join('\n\n')}\n\nAssistant:`;
+}
+
+/** Chat messages → prompt text in the plain format of models without a chat template (see the module comment). */
+export function chatPrompt(messages: unknown): string {
+  const label = { system: 'System', user: 'User', assistant: 'Assistant' } as Record<string, string>;
+  return `${chatMessages(messages).map((m) => `${label[m.role]}: ${m.content}`).join('\n\n')}\n\nAssistant:`;
 }
 
 export const CHAT_STOPS = ['\nUser:', '\nSystem:'];
@@ -110,7 +132,7 @@ export class CompletionServer {
 
   constructor(
     private readonly model: Llama,
-    private readonly tok: Tokenizer,
+    private readonly tok: TextTokenizer,
     private readonly o: ServeOptions,
   ) {
     this.server = httpCreateServer((req, res) => {
@@ -131,11 +153,14 @@ export class CompletionServer {
     });
   }
 
-  close(): Promise<void> {
-    return new Promise((resolve) => {
+  async close(): Promise<void> {
+    await new Promise<void>((resolve) => {
       this.server.close(() => resolve());
       this.server.closeAllConnections?.();
     });
+    const done = this.o.onClose;
+    this.o.onClose = undefined;
+    await done?.();
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -161,7 +186,17 @@ export class CompletionServer {
     if (typeof n !== 'number' || !Number.isInteger(n) || n < 1 || n > 128) throw new HttpError(400, `'n' must be an integer in [1, 128], got ${JSON.stringify(body.n)}`, 'n');
     const s = this.sampling(body, chat);
     let prompts: (string | number[])[];
-    if (chat) {
+    const template = chat ? (this.o.chatTemplate ?? null) : null;
+    if (template) {
+      let text: string;
+      try {
+        text = template.render(chatMessages(body.messages), { addGenerationPrompt: true });
+      } catch (e) {
+        if (e instanceof HttpError) throw e;
+        throw new HttpError(400, (e as Error).message, 'messages');
+      }
+      prompts = [encodeChat(this.tok, text)];
+    } else if (chat) {
       prompts = [chatPrompt(body.messages)];
       s.stop = [...s.stop, ...CHAT_STOPS];
     } else {
@@ -185,7 +220,7 @@ export class CompletionServer {
         object: 'chat.completion',
         created,
         model: this.o.name,
-        choices: gens.map((g, index) => ({ index, message: { role: 'assistant', content: g.text.replace(/^ /, '') }, logprobs: null, finish_reason: finish(g), stop_reason: g.stopString })),
+        choices: gens.map((g, index) => ({ index, message: { role: 'assistant', content: template ? g.text : g.text.replace(/^ /, '') }, logprobs: null, finish_reason: finish(g), stop_reason: g.stopString })),
         usage,
       });
     }
@@ -280,7 +315,7 @@ export class CompletionServer {
           const s = group[0].s;
           try {
             const all = group.flatMap((j) => j.prompts);
-            const gens = await engineGenerate(this.model, this.tok, all, { maxTokens: s.maxTokens, stop: s.stop, temperature: s.temperature, topP: s.topP, seed: s.seed, batchSize: this.o.batchSize });
+            const gens = await engineGenerate(this.model, this.tok, all, { maxTokens: s.maxTokens, stop: s.stop, temperature: s.temperature, topP: s.topP, seed: s.seed, batchSize: this.o.batchSize, eosIds: this.o.eosIds });
             this.stats.batches++;
             this.stats.rows += all.length;
             let off = 0;
@@ -383,21 +418,45 @@ function readJson(req: IncomingMessage): Promise<Record<string, unknown>> {
   });
 }
 
-/** Load a model folder and start serving it. */
+/**
+ * Load a model folder and start serving it: its own tokenizer (any tokenizer.json) and chat template
+ * when it has one; the weights must be an architecture the engine runs.
+ */
 export async function serveModelDir(dir: string, opts: { port: number; host: string; name?: string; batchSize?: number; log?: (l: string) => void }): Promise<{ url: string; server: CompletionServer }> {
   const { existsSync, statSync } = await import('node:fs');
   const { basename, join, resolve } = await import('node:path');
   if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new Error(`model folder not found: ${dir}`);
   if (!existsSync(join(dir, 'config.json'))) throw new Error(`${dir}: not a model folder (no config.json)`);
   if (!existsSync(join(dir, 'tokenizer.json'))) throw new Error(`${dir}: no tokenizer.json`);
-  const { readLlamaFolder } = await import('../io/model-config.ts');
-  readLlamaFolder(dir); // config.json and tokenizer.json checked against the tensors first (the shared reader)
+  const { readLlamaFolder, checkTokenizerFile } = await import('../io/model-config.ts');
+  // config.json and tokenizer.json checked against the tensors first (the shared reader)
+  const spec = readLlamaFolder(dir, { tokenizer: false });
+  checkTokenizerFile(join(dir, 'tokenizer.json'), { vocabSize: spec.vocab_size });
+  const { ChatTemplate } = await import('../nn/chat-template.ts');
+  const chatTemplate = ChatTemplate.fromDir(dir); // a broken template fails here, not at the first request
   const O = await import('../nn/ops.ts');
   const { loadModel } = await import('../nn/checkpoint.ts');
+  const { closeTokenizer } = await import('../nn/load-tokenizer.ts');
   await O.initBackend();
-  const { model, tokenizer } = loadModel(dir);
+  const { model, tokenizer } = loadModel(dir, { tokenizer: 'any' });
   if (!tokenizer) throw new Error(`${dir}: no tokenizer.json`);
-  const server = new CompletionServer(model, tokenizer, { name: opts.name ?? basename(resolve(dir)), batchSize: opts.batchSize, log: opts.log });
+  const eosIds = endOfTextIds(dir, tokenizer);
+  const server = new CompletionServer(model, tokenizer, { name: opts.name ?? basename(resolve(dir)), batchSize: opts.batchSize, log: opts.log, chatTemplate, eosIds, onClose: () => closeTokenizer(tokenizer) });
   const url = await server.listen(opts.port, opts.host);
   return { url, server };
+}
+
+/** Ids that end a reply besides config.json's eos: the tokenizer's eos_token and generation_config.json's eos_token_id (a number or a list). */
+function endOfTextIds(dir: string, tok: TextTokenizer): number[] {
+  const out = new Set<number>();
+  if (tok.eosId !== null) out.add(tok.eosId);
+  const path = `${dir}/generation_config.json`;
+  let g: { eos_token_id?: unknown } = {};
+  try {
+    g = JSON.parse(readFileSync(path, 'utf8')) as { eos_token_id?: unknown };
+  } catch {
+    return [...out]; // absent (readLlamaFolder has checked it when present)
+  }
+  for (const v of Array.isArray(g.eos_token_id) ? g.eos_token_id : [g.eos_token_id]) if (typeof v === 'number' && Number.isInteger(v) && v >= 0 && v < tok.vocabSize) out.add(v);
+  return [...out];
 }

@@ -13,6 +13,8 @@ export interface RunInfo {
   seed: number;
   /** The evaluation configuration; its hash becomes the run's default eval key. */
   evalConfig: unknown;
+  /** How scores are produced (src/eval/protocol.ts), recorded for the report. */
+  evalProtocol?: unknown;
   selfdevVersion?: string;
 }
 
@@ -21,6 +23,8 @@ export interface RunRecord {
   config: unknown;
   seed: number;
   evalKey: string;
+  /** The scoring protocol; null for runs recorded before it was stored. */
+  evalProtocol: unknown;
   status: RunStatus;
   selfdevVersion: string;
   createdAt: string;
@@ -92,19 +96,19 @@ export class StoreBase {
       if (this.db.prepare('SELECT 1 FROM runs').get()) throw new Error(`store: ${this.path} already holds a run; open it with getRun() to resume`);
       const ts = now();
       this.db
-        .prepare('INSERT INTO runs (id, name, config_json, seed, eval_key, status, selfdev_version, created_at, updated_at) VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?)')
-        .run(info.name, JSON.stringify(info.config ?? null), info.seed, evalKey, 'running', info.selfdevVersion ?? readSelfdevVersion(), ts, ts);
+        .prepare('INSERT INTO runs (id, name, config_json, seed, eval_key, eval_protocol_json, status, selfdev_version, created_at, updated_at) VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?, ?)')
+        .run(info.name, JSON.stringify(info.config ?? null), info.seed, evalKey, info.evalProtocol === undefined ? null : JSON.stringify(info.evalProtocol), 'running', info.selfdevVersion ?? readSelfdevVersion(), ts, ts);
     });
     return this.run();
   }
 
   getRun(): RunRecord | undefined {
     const r = this.db.prepare('SELECT * FROM runs WHERE id = 1').get() as
-      | { name: string; config_json: string; seed: number; eval_key: string; status: RunStatus; selfdev_version: string; created_at: string; updated_at: string; finished_at: string | null }
+      | { name: string; config_json: string; seed: number; eval_key: string; eval_protocol_json: string | null; status: RunStatus; selfdev_version: string; created_at: string; updated_at: string; finished_at: string | null }
       | undefined;
     if (!r) return undefined;
     return {
-      name: r.name, config: JSON.parse(r.config_json), seed: r.seed, evalKey: r.eval_key, status: r.status,
+      name: r.name, config: JSON.parse(r.config_json), seed: r.seed, evalKey: r.eval_key, evalProtocol: r.eval_protocol_json === null ? null : JSON.parse(r.eval_protocol_json), status: r.status,
       selfdevVersion: r.selfdev_version, createdAt: r.created_at, updatedAt: r.updated_at, finishedAt: r.finished_at,
     };
   }

@@ -214,6 +214,17 @@ ALTER TABLE evaluations ADD COLUMN select_flex REAL;
 ALTER TABLE evaluations ADD COLUMN scored_by TEXT;
 `,
   },
+  {
+    version: 5,
+    description: 'runs: the scoring protocol (lm-eval task, shots, sampler and seed, shot pool hash, budget, calculator, ranking metric)',
+    sql: `
+-- JSON (src/eval/protocol.ts EvalProtocol): how every score of the run was produced, e.g.
+-- {"task":"gsm8k","shots":5,"sampler":"lm-eval","shotSeed":1234,"train":"…","trainSha256":"…",
+--  "maxTokens":256,"calculator":false,"stop":[…],"rankBy":"strict","backend":"server"}.
+-- NULL for runs created before this column existed.
+ALTER TABLE runs ADD COLUMN eval_protocol_json TEXT;
+`,
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1].version;

@@ -427,3 +427,31 @@ test('migration 4: evaluations record the queue worker that scored a program; th
     s.close();
   }
 });
+
+test('migration 5: the run records its scoring protocol; a run from before it reads back null', () => {
+  const dir = tmp();
+  const raw = openDatabase(join(dir, DB_FILE));
+  raw.exec('CREATE TABLE schema_version (version INTEGER PRIMARY KEY, description TEXT NOT NULL, applied_at TEXT NOT NULL)');
+  for (const m of MIGRATIONS.filter((x) => x.version <= 4)) {
+    raw.exec(m.sql);
+    raw.prepare("INSERT INTO schema_version VALUES (?, 'x', 'x')").run(m.version);
+  }
+  raw.prepare("INSERT INTO eval_configs (eval_key, config_json, created_at) VALUES ('k', '{}', 'x')").run();
+  raw.prepare("INSERT INTO runs (id, name, config_json, seed, eval_key, status, selfdev_version, created_at, updated_at) VALUES (1, 'old', '{}', 0, 'k', 'done', '0', 'x', 'x')").run();
+  raw.close();
+  const s = RunStore.open(dir);
+  try {
+    assert.equal(s.schemaVersion(), SCHEMA_VERSION);
+    assert.equal(s.run().evalProtocol, null, 'not recorded before migration 5');
+  } finally {
+    s.close();
+  }
+  const s2 = RunStore.open(tmp());
+  try {
+    const protocol = { task: 'gsm8k', shots: 5, sampler: 'lm-eval', shotSeed: 1234, maxTokens: 256, calculator: false, rankBy: 'strict' };
+    s2.createRun({ name: 'new', config: {}, seed: 0, evalConfig: { dev: 1 }, evalProtocol: protocol });
+    assert.deepEqual(s2.run().evalProtocol, protocol);
+  } finally {
+    s2.close();
+  }
+});
