@@ -109,7 +109,14 @@ function dispose(w: Warm | null): void {
   }
 }
 
-export function execute(req: RunRequest): RunOutcome {
+/** What execute() runs (merge-file requests are read from disk first, by file-merge.ts). */
+export type ExecRequest = Exclude<RunRequest, { type: 'merge-file' }>;
+
+/**
+ * Runs one request. `copyResult: false` hands back the result tensor's own array instead of a
+ * compact copy (the caller only reads it before the next request).
+ */
+export function execute(req: ExecRequest, opts: { copyResult?: boolean } = {}): RunOutcome {
   const t0 = performance.now();
   const limits: SandboxLimits = req.limits;
   if (typeof req.source !== 'string' || req.source.length > MAX_SOURCE) return fail('syntax', `source must be a string of at most ${MAX_SOURCE} characters`, null, t0);
@@ -196,7 +203,7 @@ export function execute(req: RunRequest): RunOutcome {
       }
     if (bad > 0)
       return fail('non-finite', `merge returned ${bad} non-finite values (NaN/Inf) out of ${out.numel} for ${req.ctx.name} (first at flat index ${firstBad}); guard divisions and logs with an epsilon`, state, t0);
-    const result = new Float32Array(out.data); // a compact copy (inputs stay untouched)
+    const result = opts.copyResult === false ? out.data : new Float32Array(out.data); // a compact copy (inputs stay untouched)
     return { ok: true, result, ops: state.ops, elements: state.elements, ms: performance.now() - t0 };
   } finally {
     dispose(w);
