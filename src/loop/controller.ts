@@ -26,7 +26,7 @@ import { buildPrompt, loadPromptFiles, openFactory, type AlgorithmFactory, type 
 import { writeReport } from '../report/report.ts';
 import { CorpusSampler, EvolutionSampler, evolutionPool, skipTraining } from './arms.ts';
 import { DEFAULT_CONFIG, resolveConfig, resolveDistributed, temperatureAt, trainsFactory, type LoopConfig } from './config.ts';
-import { LocalRunner, WorkerPool, loadProblems, openEvalContext, type EvalContext, type EvalSet, type JobRunner, type Scores } from './pool.ts';
+import { LocalRunner, WorkerPool, loadProblems, memoryEvaluator, openEvalContext, type EvalContext, type EvalSet, type JobRunner, type Scores } from './pool.ts';
 import { checkRecursiveWorld, ensureMergedFactory } from './recursive.ts';
 import { bestBySelection, bestByTest } from './selection.ts';
 import { factoryDraw, mutationDraw, sampleNovel } from './sampling.ts';
@@ -299,7 +299,7 @@ export async function runLoop(config: unknown, runDir: string, opts: LoopOptions
         try {
           await ensureMergedFactory({
             cfg, root, runDir, t, iterationId: it.id, store, seedOf,
-            evaluator: async () => (localCtx ?? (own.ctx ??= await openEvalContext(cfg, root))).ev,
+            evaluator: async () => memoryEvaluator(localCtx ?? (own.ctx ??= await openEvalContext(cfg, root))),
           });
         } finally {
           own.ctx?.close();
