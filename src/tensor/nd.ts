@@ -101,6 +101,90 @@ function sameShape(a: readonly number[], b: readonly number[]): boolean {
 
 export type BinaryFn = (x: number, y: number) => number;
 
+/**
+ * Per-op loops for the three common layouts (same shape, scalar right, scalar left): each loop is
+ * its own function, so V8 compiles it monomorphic with the arithmetic inlined, at memory speed on
+ * large tensors, where the generic path below calls a closure per element. Same arithmetic as the
+ * ops' closures (results bit-identical).
+ */
+type Loop = (o: Float32Array, a: Float32Array, b: Float32Array) => void;
+type SLoop = (o: Float32Array, a: Float32Array, y: number) => void;
+interface OpLoops {
+  same: Loop;
+  right: SLoop;
+  left: SLoop;
+}
+const LOOPS: Record<string, OpLoops> = {
+  mul: {
+    same: (o, a, b) => { for (let i = 0; i < o.length; i++) o[i] = a[i]! * b[i]!; },
+    right: (o, a, y) => { for (let i = 0; i < o.length; i++) o[i] = a[i]! * y; },
+    left: (o, b, x) => { for (let i = 0; i < o.length; i++) o[i] = x * b[i]!; },
+  },
+  div: {
+    same: (o, a, b) => { for (let i = 0; i < o.length; i++) o[i] = a[i]! / b[i]!; },
+    right: (o, a, y) => { for (let i = 0; i < o.length; i++) o[i] = a[i]! / y; },
+    left: (o, b, x) => { for (let i = 0; i < o.length; i++) o[i] = x / b[i]!; },
+  },
+  maximum: {
+    same: (o, a, b) => { for (let i = 0; i < o.length; i++) { const x = a[i]!, y = b[i]!; o[i] = x !== x || y !== y ? NaN : Math.max(x, y); } },
+    right: (o, a, y) => { for (let i = 0; i < o.length; i++) { const x = a[i]!; o[i] = x !== x || y !== y ? NaN : Math.max(x, y); } },
+    left: (o, b, x) => { for (let i = 0; i < o.length; i++) { const y = b[i]!; o[i] = x !== x || y !== y ? NaN : Math.max(x, y); } },
+  },
+  minimum: {
+    same: (o, a, b) => { for (let i = 0; i < o.length; i++) { const x = a[i]!, y = b[i]!; o[i] = x !== x || y !== y ? NaN : Math.min(x, y); } },
+    right: (o, a, y) => { for (let i = 0; i < o.length; i++) { const x = a[i]!; o[i] = x !== x || y !== y ? NaN : Math.min(x, y); } },
+    left: (o, b, x) => { for (let i = 0; i < o.length; i++) { const y = b[i]!; o[i] = x !== x || y !== y ? NaN : Math.min(x, y); } },
+  },
+  gt: {
+    same: (o, a, b) => { for (let i = 0; i < o.length; i++) o[i] = a[i]! > b[i]! ? 1 : 0; },
+    right: (o, a, y) => { for (let i = 0; i < o.length; i++) o[i] = a[i]! > y ? 1 : 0; },
+    left: (o, b, x) => { for (let i = 0; i < o.length; i++) o[i] = x > b[i]! ? 1 : 0; },
+  },
+  ge: {
+    same: (o, a, b) => { for (let i = 0; i < o.length; i++) o[i] = a[i]! >= b[i]! ? 1 : 0; },
+    right: (o, a, y) => { for (let i = 0; i < o.length; i++) o[i] = a[i]! >= y ? 1 : 0; },
+    left: (o, b, x) => { for (let i = 0; i < o.length; i++) o[i] = x >= b[i]! ? 1 : 0; },
+  },
+  lt: {
+    same: (o, a, b) => { for (let i = 0; i < o.length; i++) o[i] = a[i]! < b[i]! ? 1 : 0; },
+    right: (o, a, y) => { for (let i = 0; i < o.length; i++) o[i] = a[i]! < y ? 1 : 0; },
+    left: (o, b, x) => { for (let i = 0; i < o.length; i++) o[i] = x < b[i]! ? 1 : 0; },
+  },
+  le: {
+    same: (o, a, b) => { for (let i = 0; i < o.length; i++) o[i] = a[i]! <= b[i]! ? 1 : 0; },
+    right: (o, a, y) => { for (let i = 0; i < o.length; i++) o[i] = a[i]! <= y ? 1 : 0; },
+    left: (o, b, x) => { for (let i = 0; i < o.length; i++) o[i] = x <= b[i]! ? 1 : 0; },
+  },
+  eq: {
+    same: (o, a, b) => { for (let i = 0; i < o.length; i++) o[i] = a[i]! === b[i]! ? 1 : 0; },
+    right: (o, a, y) => { for (let i = 0; i < o.length; i++) o[i] = a[i]! === y ? 1 : 0; },
+    left: (o, b, x) => { for (let i = 0; i < o.length; i++) o[i] = x === b[i]! ? 1 : 0; },
+  },
+};
+
+/** `binary` with the op's fast loops when the layout allows (else the generic path with `f`). */
+function binaryOp(name: keyof typeof LOOPS, a: Operand, b: Operand, f: BinaryFn): NDArray {
+  const A = asND(a);
+  const B = asND(b);
+  const L = LOOPS[name]!;
+  if (sameShape(A.shape, B.shape)) {
+    const out = new Float32Array(A.numel);
+    L.same(out, A.data, B.data);
+    return new NDArray(out, A.shape);
+  }
+  if (B.numel === 1 && B.rank <= A.rank) {
+    const out = new Float32Array(A.numel);
+    L.right(out, A.data, B.data[0]!);
+    return new NDArray(out, A.shape);
+  }
+  if (A.numel === 1 && A.rank <= B.rank) {
+    const out = new Float32Array(B.numel);
+    L.left(out, B.data, A.data[0]!);
+    return new NDArray(out, B.shape);
+  }
+  return binary(A, B, f);
+}
+
 export function binary(a: Operand, b: Operand, f: BinaryFn): NDArray {
   const A = asND(a);
   const B = asND(b);
@@ -162,17 +246,17 @@ export function mul(a: Operand, b: Operand): NDArray {
     return new NDArray(out, a.shape);
   }
   if (typeof a === 'number' && typeof b !== 'number') return mul(b, a);
-  return binary(a, b, (x, y) => x * y);
+  return binaryOp('mul', a, b, (x, y) => x * y);
 }
-export const div = (a: Operand, b: Operand): NDArray => binary(a, b, (x, y) => x / y);
+export const div = (a: Operand, b: Operand): NDArray => binaryOp('div', a, b, (x, y) => x / y);
 export const pow = (a: Operand, b: Operand): NDArray => binary(a, b, (x, y) => Math.pow(x, y));
-export const maximum = (a: Operand, b: Operand): NDArray => binary(a, b, (x, y) => (x !== x || y !== y ? NaN : Math.max(x, y)));
-export const minimum = (a: Operand, b: Operand): NDArray => binary(a, b, (x, y) => (x !== x || y !== y ? NaN : Math.min(x, y)));
-export const gt = (a: Operand, b: Operand): NDArray => binary(a, b, (x, y) => (x > y ? 1 : 0));
-export const ge = (a: Operand, b: Operand): NDArray => binary(a, b, (x, y) => (x >= y ? 1 : 0));
-export const lt = (a: Operand, b: Operand): NDArray => binary(a, b, (x, y) => (x < y ? 1 : 0));
-export const le = (a: Operand, b: Operand): NDArray => binary(a, b, (x, y) => (x <= y ? 1 : 0));
-export const eq = (a: Operand, b: Operand): NDArray => binary(a, b, (x, y) => (x === y ? 1 : 0));
+export const maximum = (a: Operand, b: Operand): NDArray => binaryOp('maximum', a, b, (x, y) => (x !== x || y !== y ? NaN : Math.max(x, y)));
+export const minimum = (a: Operand, b: Operand): NDArray => binaryOp('minimum', a, b, (x, y) => (x !== x || y !== y ? NaN : Math.min(x, y)));
+export const gt = (a: Operand, b: Operand): NDArray => binaryOp('gt', a, b, (x, y) => (x > y ? 1 : 0));
+export const ge = (a: Operand, b: Operand): NDArray => binaryOp('ge', a, b, (x, y) => (x >= y ? 1 : 0));
+export const lt = (a: Operand, b: Operand): NDArray => binaryOp('lt', a, b, (x, y) => (x < y ? 1 : 0));
+export const le = (a: Operand, b: Operand): NDArray => binaryOp('le', a, b, (x, y) => (x <= y ? 1 : 0));
+export const eq = (a: Operand, b: Operand): NDArray => binaryOp('eq', a, b, (x, y) => (x === y ? 1 : 0));
 
 /** where(cond, a, b): a where cond != 0, else b (all three broadcast together). */
 export function where(cond: Operand, a: Operand, b: Operand): NDArray {
@@ -206,20 +290,27 @@ export function unary(a: Operand, f: (x: number) => number): NDArray {
   for (let i = 0; i < out.length; i++) out[i] = f(d[i]!);
   return new NDArray(out, A.shape);
 }
-export const abs = (a: Operand): NDArray => unary(a, Math.abs);
-export const neg = (a: Operand): NDArray => unary(a, (x) => -x);
-export const sign = (a: Operand): NDArray => unary(a, (x) => (x > 0 ? 1 : x < 0 ? -1 : x === 0 ? 0 : NaN));
-export const sqrt = (a: Operand): NDArray => unary(a, Math.sqrt);
+/** A unary op with its own loop (monomorphic, see LOOPS). */
+function unaryLoop(a: Operand, loop: (o: Float32Array, d: Float32Array) => void): NDArray {
+  const A = asND(a);
+  const out = new Float32Array(A.numel);
+  loop(out, A.data);
+  return new NDArray(out, A.shape);
+}
+export const abs = (a: Operand): NDArray => unaryLoop(a, (o, d) => { for (let i = 0; i < o.length; i++) o[i] = Math.abs(d[i]!); });
+export const neg = (a: Operand): NDArray => unaryLoop(a, (o, d) => { for (let i = 0; i < o.length; i++) o[i] = -d[i]!; });
+export const sign = (a: Operand): NDArray => unaryLoop(a, (o, d) => { for (let i = 0; i < o.length; i++) { const x = d[i]!; o[i] = x > 0 ? 1 : x < 0 ? -1 : x === 0 ? 0 : NaN; } });
+export const sqrt = (a: Operand): NDArray => unaryLoop(a, (o, d) => { for (let i = 0; i < o.length; i++) o[i] = Math.sqrt(d[i]!); });
 export const exp = (a: Operand): NDArray => unary(a, Math.exp);
 export const log = (a: Operand): NDArray => unary(a, Math.log);
 export const sigmoid = (a: Operand): NDArray => unary(a, (x) => 1 / (1 + Math.exp(-x)));
 export const tanh = (a: Operand): NDArray => unary(a, Math.tanh);
-export const relu = (a: Operand): NDArray => unary(a, (x) => (x > 0 ? x : 0));
-export const square = (a: Operand): NDArray => unary(a, (x) => x * x);
+export const relu = (a: Operand): NDArray => unaryLoop(a, (o, d) => { for (let i = 0; i < o.length; i++) { const x = d[i]!; o[i] = x > 0 ? x : 0; } });
+export const square = (a: Operand): NDArray => unaryLoop(a, (o, d) => { for (let i = 0; i < o.length; i++) { const x = d[i]!; o[i] = x * x; } });
 export function clamp(a: Operand, min: number | null, max: number | null): NDArray {
   const lo = min ?? -Infinity;
   const hi = max ?? Infinity;
-  return unary(a, (x) => (x < lo ? lo : x > hi ? hi : x));
+  return unaryLoop(a, (o, d) => { for (let i = 0; i < o.length; i++) { const x = d[i]!; o[i] = x < lo ? lo : x > hi ? hi : x; } });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -272,7 +363,56 @@ function reducePlan(shape: readonly number[], dims: number[], keepdim: boolean):
   return { outShape, keptShape, groups, groupSize: groups === 0 ? 0 : n / groups, map };
 }
 
+/**
+ * The reduced groups as contiguous blocks: 'all' (one group), 'trailing' (group g = elements
+ * [g·size, (g+1)·size)), 'leading' (group g = elements g, g + groups, g + 2·groups, …), or null
+ * (other dims: use the plan's map). The fast paths visit each group's elements in the same order
+ * as the map loop, so the sums are bit-identical.
+ */
+function layoutOf(shape: readonly number[], dims: number[]): 'all' | 'trailing' | 'leading' | null {
+  const r = shape.length;
+  const n = numelOf(shape);
+  const groups = numelOf(shape.map((d, i) => (dims.includes(i) ? 1 : d)));
+  if (groups === 1 || n === 0) return 'all';
+  if (dims.length > 0 && dims.every((d, i) => d === r - dims.length + i)) return 'trailing';
+  if (dims.length > 0 && dims.every((d, i) => d === i)) return 'leading';
+  return null;
+}
+
+/** reducePlan without the per-element map (fast layouts only). */
+function planShape(shape: readonly number[], dims: number[], keepdim: boolean): ReducePlan {
+  const reduced = new Set(dims);
+  const keptShape = shape.map((d, i) => (reduced.has(i) ? 1 : d));
+  const outShape = keepdim ? keptShape : shape.filter((_, i) => !reduced.has(i));
+  const groups = numelOf(keptShape);
+  const n = numelOf(shape);
+  return { outShape, keptShape, groups, groupSize: groups === 0 ? 0 : n / groups, map: new Int32Array(0) };
+}
+
 function reduceSum(A: NDArray, dims: number[], keepdim: boolean, square = false): { sums: Float64Array; plan: ReducePlan } {
+  const layout = layoutOf(A.shape, dims);
+  if (layout !== null) {
+    const plan = planShape(A.shape, dims, keepdim);
+    const sums = new Float64Array(plan.groups);
+    const d = A.data;
+    const G = plan.groups;
+    if (layout === 'all' || layout === 'trailing') {
+      const size = plan.groupSize;
+      for (let g = 0; g < G; g++) {
+        let s = 0;
+        const end = (g + 1) * size;
+        if (square) for (let i = g * size; i < end; i++) s += d[i]! * d[i]!;
+        else for (let i = g * size; i < end; i++) s += d[i]!;
+        sums[g] = s;
+      }
+    } else {
+      for (let i = 0; i < d.length; i += G) {
+        if (square) for (let g = 0; g < G; g++) sums[g] += d[i + g]! * d[i + g]!;
+        else for (let g = 0; g < G; g++) sums[g] += d[i + g]!;
+      }
+    }
+    return { sums, plan };
+  }
   const plan = reducePlan(A.shape, dims, keepdim);
   const sums = new Float64Array(plan.groups);
   const d = A.data;
@@ -296,7 +436,9 @@ export function mean(a: Operand, dim?: number | number[] | null, keepdim = false
 /** Variance with Bessel's correction by default (like torch: correction = 1). */
 export function variance(a: Operand, dim?: number | number[] | null, keepdim = false, correction = 1): NDArray {
   const A = asND(a);
-  const { sums, plan } = reduceSum(A, normDims(dim, A.rank), keepdim);
+  const dims = normDims(dim, A.rank);
+  const { sums } = reduceSum(A, dims, keepdim);
+  const plan = reducePlan(A.shape, dims, keepdim);
   const n = plan.groupSize;
   const m = plan.map;
   const acc = new Float64Array(plan.groups);
@@ -328,10 +470,26 @@ export function norm(a: Operand, p: number | 'fro' = 2, dim?: number | number[] 
 }
 function reduceExtreme(a: Operand, dim: number | number[] | null | undefined, keepdim: boolean, isMax: boolean): NDArray {
   const A = asND(a);
-  const plan = reducePlan(A.shape, normDims(dim, A.rank), keepdim);
+  const dims = normDims(dim, A.rank);
+  const layout = layoutOf(A.shape, dims);
+  const plan = layout === 'all' || layout === 'trailing' ? planShape(A.shape, dims, keepdim) : reducePlan(A.shape, dims, keepdim);
   if (plan.groupSize === 0) throw new Error(`${isMax ? 'amax' : 'amin'} of an empty tensor`);
   const acc = new Float32Array(plan.groups).fill(isMax ? -Infinity : Infinity);
   const d = A.data;
+  if (layout === 'all' || layout === 'trailing') {
+    // contiguous groups, visited in the same order as the map loop below
+    const size = plan.groupSize;
+    for (let g = 0; g < plan.groups; g++) {
+      let v0 = acc[g]!;
+      for (let i = g * size, end = (g + 1) * size; i < end; i++) {
+        const v = d[i]!;
+        if (v !== v) v0 = NaN;
+        else if (isMax ? v > v0 : v < v0) v0 = v;
+      }
+      acc[g] = v0;
+    }
+    return new NDArray(acc, plan.outShape);
+  }
   const m = plan.map;
   for (let i = 0; i < d.length; i++) {
     const g = m[i]!;
