@@ -103,7 +103,7 @@ test('eval.server config: defaults, validation errors name the field; no server 
   assert.throws(() => resolveConfig({ world: w, merge: { stream: true } }, 'my.yml'), /my\.yml: merge\.stream: true writes every candidate as a checkpoint for a server to score; set eval\.server too/);
   assert.throws(() => resolveConfig({ world: w, eval: { server }, merge: { stream: 'yes' } }), /merge\.stream must be true or false/);
   assert.throws(() => resolveConfig({ world: w, eval: { server }, merge: { stream: true, maxMemory: 'lots' } }), /merge\.maxMemory: invalid size 'lots'/);
-  assert.throws(() => resolveConfig({ world: w, eval: { server }, merge: { stream: true, max: 1 } }), /unknown key merge\.max \(known: stream, maxMemory\)/);
+  assert.throws(() => resolveConfig({ world: w, eval: { server }, merge: { stream: true, max: 1 } }), /unknown key merge\.max \(known: stream, maxMemory, timeScale\)/);
 });
 
 test('saveMergedModel: an HF folder the builtin engine loads back exactly (F32) or rounded to BF16; seed config and tokenizer carried', async () => {

@@ -83,6 +83,8 @@ export interface LoopConfig {
 export interface MergeModeConfig {
   stream: boolean;
   maxMemory?: number | string;
+  /** Multiplies the sandbox's per-element time limits of streamed merges (a slow or shared machine); default 1. */
+  timeScale?: number;
 }
 
 /** The `distributed:` block: where the queue is and how jobs are held (see docs/distributed.md). */
@@ -220,7 +222,8 @@ export function resolveConfig(user: unknown, where = 'config'): LoopConfig {
   if (c.merge !== undefined) {
     const m = c.merge as unknown;
     if (!isObj(m)) throw new Error(`${where}: merge must be a mapping { stream, maxMemory? }`);
-    for (const k of Object.keys(m)) if (k !== 'stream' && k !== 'maxMemory') throw new Error(`${where}: unknown key merge.${k} (known: stream, maxMemory)`);
+    for (const k of Object.keys(m)) if (!['stream', 'maxMemory', 'timeScale'].includes(k)) throw new Error(`${where}: unknown key merge.${k} (known: stream, maxMemory, timeScale)`);
+    if (m.timeScale !== undefined && !(typeof m.timeScale === 'number' && m.timeScale > 0 && m.timeScale <= 1000)) throw new Error(`${where}: merge.timeScale must be a number in (0, 1000], got ${JSON.stringify(m.timeScale)}`);
     if (typeof m.stream !== 'boolean') throw new Error(`${where}: merge.stream must be true or false, got ${JSON.stringify(m.stream)}`);
     if (m.maxMemory !== undefined) {
       try {

@@ -6,27 +6,23 @@
  * before any tensor is read, and never trusted: limits apply to every call.
  */
 import { extname } from 'node:path';
-import { Sandbox, validateAlgorithm, makeMergeFunction, transpileIfTypeScript, tensorKind, DEFAULT_LIMITS, type ModelStats, type SandboxLimits } from '../sandbox/index.ts';
+import { Sandbox, validateAlgorithm, makeMergeFunction, transpileIfTypeScript, tensorKind, type ModelStats, type SandboxLimits } from '../sandbox/index.ts';
 import { Checkpoint } from '../io/checkpoint.ts';
 import { readRegularText } from '../io/files.ts';
 import { axpy, dot, sub } from '../tensor/kernels.ts';
 import type { MergeConfig } from './config.ts';
 import type { MergeOptions } from './engine.ts';
 import { layerOf } from './params.ts';
+import { streamLimits } from './stream-world.ts';
 
 export interface CustomAlgorithm {
   custom: NonNullable<MergeOptions['custom']>;
   close(): void;
 }
 
-/** Limits for real merges: the element budget scales with the largest tensor. */
+/** Limits for real merges: the element budget and the time limits scale with the largest tensor (the loop's formula). */
 function limitsFor(maxNumel: number, models: number): Partial<SandboxLimits> {
-  return {
-    maxElements: Math.max(DEFAULT_LIMITS.maxElements, maxNumel * (models + 8) * 4),
-    timeoutMs: Math.max(DEFAULT_LIMITS.timeoutMs, Math.ceil(maxNumel / 2e4)),
-    wallMs: Math.max(DEFAULT_LIMITS.wallMs, Math.ceil(maxNumel / 5e3)),
-    memoryMb: 64,
-  };
+  return streamLimits(maxNumel, models);
 }
 
 /**

@@ -74,6 +74,7 @@ export class StreamWorld {
     private readonly experts: Checkpoint[],
     private readonly selected: Set<string>,
     private readonly maxMemoryBytes: number,
+    private readonly timeScale: number,
   ) {
     this.names = seed.tensorNames().filter((n) => selected.has(n));
     this.maxNumel = Math.max(...this.names.map((n) => numel(seed.info(n).shape)));
@@ -88,7 +89,7 @@ export class StreamWorld {
    * tensor is a float tensor present in every expert with the seed's shape, and the memory bound
    * fits `maxMemoryBytes`.
    */
-  static open(seedDir: string, expertDirs: string[], filter: TensorFilter = 'mlp', opts: { maxMemoryBytes: number }): StreamWorld {
+  static open(seedDir: string, expertDirs: string[], filter: TensorFilter = 'mlp', opts: { maxMemoryBytes: number; timeScale?: number }): StreamWorld {
     if (expertDirs.length === 0) throw new Error('merge world: no experts given');
     const opened: Checkpoint[] = [];
     try {
@@ -113,7 +114,7 @@ export class StreamWorld {
           if (!isFloatDType(x.dtype)) throw new Error(`${expertDirs[i]}: tensor ${n} has dtype ${x.dtype}; only F32, F16 and BF16 tensors can be merged`);
         }
       }
-      const w = new StreamWorld(seedDir, expertDirs, seed, experts, selected, opts.maxMemoryBytes);
+      const w = new StreamWorld(seedDir, expertDirs, seed, experts, selected, opts.maxMemoryBytes, opts.timeScale ?? 1);
       const b = w.memoryBound();
       if (b.bytes > opts.maxMemoryBytes) {
         const parts = Object.entries(b.parts).map(([k, v]) => `${k} ${gib(v)}`).join(', ');
@@ -131,7 +132,7 @@ export class StreamWorld {
 
   /** Sandbox limits for the largest selected tensor (same formula as the in-memory world). */
   limits(): Partial<SandboxLimits> {
-    return streamLimits(this.maxNumel, this.experts.length);
+    return streamLimits(this.maxNumel, this.experts.length, this.timeScale);
   }
 
   /**
@@ -271,16 +272,26 @@ function numel(shape: readonly number[]): number {
   return shape.reduce((a, b) => a * b, 1);
 }
 
+/** Program time allowed per tensor element (ns): 11.7 s for a 58.7M-element Mistral-7B MLP tensor. */
+export const PROGRAM_NS_PER_ELEMENT = 200;
+/** Wall-clock time allowed per element on top of the program's (ns): reading, decoding, encoding, IPC. */
+export const IO_NS_PER_ELEMENT = 400;
+
 /**
- * Sandbox limits for a tensor of `maxNumel` elements and k task vectors: the allocation budget of
- * the in-memory world, and time limits proportional to the tensor (program time: 50 ns per
- * element; wall clock, which also covers reading the tensor from disk: 200 ns per element).
+ * Sandbox limits for merging tensors of up to `maxNumel` elements with k task vectors, one formula
+ * for the in-memory world, the streamed world and `selfdev merge` (custom): the allocation budget
+ * (k + 8)·4 tensors, the program's time PROGRAM_NS_PER_ELEMENT per element, and the wall clock
+ * (the parent kills the sandbox child) that plus IO_NS_PER_ELEMENT per element; never below the
+ * defaults. A program too slow for the tensor fails with `timeout` within these bounds instead of
+ * holding the run. `timeScale` multiplies both time limits (merge.timeScale: a slow or shared machine).
  */
-export function streamLimits(maxNumel: number, k: number): Partial<SandboxLimits> {
+export function streamLimits(maxNumel: number, k: number, timeScale = 1): Partial<SandboxLimits> {
+  if (!(timeScale > 0 && Number.isFinite(timeScale))) throw new Error(`time scale must be a positive number, got ${timeScale}`);
+  const timeoutMs = Math.max(DEFAULT_LIMITS.timeoutMs, Math.ceil((maxNumel * PROGRAM_NS_PER_ELEMENT * timeScale) / 1e6));
   return {
     maxElements: Math.max(DEFAULT_LIMITS.maxElements, maxNumel * (k + 8) * 4),
-    timeoutMs: Math.max(DEFAULT_LIMITS.timeoutMs, Math.ceil(maxNumel / 2e4)),
-    wallMs: Math.max(DEFAULT_LIMITS.wallMs, Math.ceil(maxNumel / 5e3)),
+    timeoutMs,
+    wallMs: Math.max(DEFAULT_LIMITS.wallMs, timeoutMs + Math.ceil((maxNumel * IO_NS_PER_ELEMENT * timeScale) / 1e6)),
     memoryMb: 64,
   };
 }

@@ -3,7 +3,8 @@
  * Checks the result (shape, finiteness) and that no input changed, and classifies failures.
  */
 import ivm from 'isolated-vm';
-import { NDArray, fmtShape } from '../tensor/nd.ts';
+import { NDArray, fmtShape, setArrayPool } from '../tensor/nd.ts';
+import { RunArrayPool } from './array-pool.ts';
 import { hostOp, newOpState, register, type OpState } from './host-ops.ts';
 import { PRELUDE } from './prelude.ts';
 import type { FailureCategory, RunOutcome, RunRequest, SandboxLimits } from './types.ts';
@@ -116,12 +117,16 @@ export type ExecRequest = Exclude<RunRequest, { type: 'merge-file' }>;
  * Runs one request. `copyResult: false` hands back the result tensor's own array instead of a
  * compact copy (the caller only reads it before the next request).
  */
+const pool = new RunArrayPool();
+
 export function execute(req: ExecRequest, opts: { copyResult?: boolean } = {}): RunOutcome {
   const t0 = performance.now();
   const limits: SandboxLimits = req.limits;
   if (typeof req.source !== 'string' || req.source.length > MAX_SOURCE) return fail('syntax', `source must be a string of at most ${MAX_SOURCE} characters`, null, t0);
   const w = take(limits.memoryMb);
   const iso = w.iso;
+  pool.beginRun(); // the previous run's arrays (results included) are reused from here on
+  setArrayPool(pool);
   try {
     try {
       iso.compileScriptSync(req.source, { filename: 'algorithm.js' }).release();
@@ -206,6 +211,7 @@ export function execute(req: ExecRequest, opts: { copyResult?: boolean } = {}): 
     const result = opts.copyResult === false ? out.data : new Float32Array(out.data); // a compact copy (inputs stay untouched)
     return { ok: true, result, ops: state.ops, elements: state.elements, ms: performance.now() - t0 };
   } finally {
+    setArrayPool(null);
     dispose(w);
   }
 }

@@ -17,8 +17,20 @@ const CHUNK = 64 << 20;
 
 /** Reusable byte buffer for reads (grown to the largest tensor seen). */
 let raw = new Uint8Array(0);
+/**
+ * Float32 buffers of the last tensor size (base + task vectors) and the encoded output, reused
+ * from tensor to tensor (a model's MLP tensors share one size): touching fresh memory costs page
+ * faults. The encoded bytes are serialised by process.send before the next request is read.
+ */
+let slots: Float32Array[] = [];
+let encoded = new Uint8Array(0);
 
-function readTensor(ref: TensorRef, n: number, what: string): Float32Array {
+function slot(i: number, n: number): Float32Array {
+  if (slots[0]?.length !== n) slots = [];
+  return (slots[i] ??= new Float32Array(n));
+}
+
+function readTensor(ref: TensorRef, n: number, what: string, into: Float32Array): Float32Array {
   const size = DTYPE_BYTES[ref.dtype];
   if (!size || ref.byteLength !== n * size) throw new Error(`${what}: ${ref.byteLength} bytes of ${ref.dtype} for ${n} elements`);
   if (raw.byteLength < ref.byteLength) raw = new Uint8Array(ref.byteLength);
@@ -34,7 +46,7 @@ function readTensor(ref: TensorRef, n: number, what: string): Float32Array {
   } finally {
     closeSync(fd);
   }
-  return decodeToF32(buf, ref.dtype, new Float32Array(n));
+  return decodeToF32(buf, ref.dtype, into);
 }
 
 /** Number of NaN / ±Inf among float32 values. */
@@ -62,9 +74,9 @@ export function executeFileMerge(req: Extract<RunRequest, { type: 'merge-file' }
   let base: Float32Array;
   const taus: Float32Array[] = [];
   try {
-    base = readTensor(req.base, n, `${req.ctx.name} (base)`);
+    base = readTensor(req.base, n, `${req.ctx.name} (base)`, slot(0, n));
     for (const [i, r] of req.experts.entries()) {
-      const x = readTensor(r, n, `${req.ctx.name} (expert ${i})`);
+      const x = readTensor(r, n, `${req.ctx.name} (expert ${i})`, slot(i + 1, n));
       sub(x, x, base);
       taus.push(x);
     }
@@ -78,7 +90,9 @@ export function executeFileMerge(req: Extract<RunRequest, { type: 'merge-file' }
   const bad = nonFinite(base);
   if (bad.count > 0)
     return { ok: false, category: 'non-finite', message: `seed + merge gives ${bad.count} non-finite values (NaN/Inf) out of ${n} for ${req.ctx.name} (first at flat index ${bad.first})`, ops: r.ops, elements: r.elements, ms: performance.now() - t0 };
-  const bytes = encodeFromF32(base, req.outDtype);
+  const size = DTYPE_BYTES[req.outDtype];
+  if (encoded.byteLength !== n * size) encoded = new Uint8Array(n * size); // exactly: IPC would send a view's whole buffer
+  const bytes = encodeFromF32(base, req.outDtype, encoded);
   // a finite float32 can still overflow a 16-bit float (F16 max 65504)
   if (req.outDtype !== 'F32') {
     const over = overflow16(bytes, req.outDtype === 'BF16' ? 0x7f : 0x7c, req.outDtype === 'BF16' ? 0x80 : 0);
