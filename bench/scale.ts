@@ -26,7 +26,7 @@ import { encodeFromF32 } from '../src/tensor/dtype.ts';
 import { Sandbox, validateAlgorithm, makeFileMergeFunction } from '../src/sandbox/index.ts';
 import { StreamWorld, defaultMaxMergeMemory, streamLimits, PROCESS_OVERHEAD_BYTES } from '../src/merge/stream-world.ts';
 
-const { values } = parseArgs({ options: { 'params-b': { type: 'string', default: '1.5' }, dir: { type: 'string' }, clean: { type: 'boolean', default: false }, 'build-only': { type: 'boolean', default: false }, 'time-scale': { type: 'string', default: '1' }, programs: { type: 'string', default: 'ta,ties' } } });
+const { values } = parseArgs({ options: { 'params-b': { type: 'string', default: '1.5' }, dir: { type: 'string' }, clean: { type: 'boolean', default: false }, 'build-only': { type: 'boolean', default: false }, 'time-scale': { type: 'string', default: '1' }, 'no-cli': { type: 'boolean', default: false }, programs: { type: 'string', default: 'ta,ties' } } });
 const P = Number(values['params-b']) * 1e9;
 if (!(P >= 1e7 && P <= 2e10)) throw new Error(`--params-b must be between 0.01 and 20, got ${values['params-b']}`);
 const ROOT = resolve(import.meta.dirname, '..');
@@ -234,11 +234,12 @@ const builtinCfg = join(outRoot, 'ta-builtin.yml');
 writeFileSync(builtinCfg, `merge_method: task_arithmetic\nbase_model: ${world.seed}\nparameters: { normalize: false }\ninclude_tensors: ['.mlp.']\nmodels:\n${models}\n`);
 const customCfg = join(outRoot, 'ta-custom.yml');
 writeFileSync(customCfg, `merge_method: custom\nalgorithm: ${join(ROOT, 'algorithms', 'task_arithmetic.js')}\nbase_model: ${world.seed}\ninclude_tensors: ['.mlp.']\nmodels:\n${world.experts.map((m) => `  - model: ${m}`).join('\n')}\n`);
-const cliBuiltin = await runCli(builtinCfg, join(outRoot, 'cli-ta-builtin'));
-log(`selfdev merge task_arithmetic: ${cliBuiltin.seconds.toFixed(1)} s (wall ${cliBuiltin.wallSeconds.toFixed(1)} s), peak RSS ${(cliBuiltin.peakRss / GiB).toFixed(2)} GiB`);
+const noCli = values['no-cli'] === true;
+const cliBuiltin = noCli ? { seconds: NaN, wallSeconds: NaN, peakRss: NaN } : await runCli(builtinCfg, join(outRoot, 'cli-ta-builtin'));
+if (!noCli) log(`selfdev merge task_arithmetic: ${cliBuiltin.seconds.toFixed(1)} s (wall ${cliBuiltin.wallSeconds.toFixed(1)} s), peak RSS ${(cliBuiltin.peakRss / GiB).toFixed(2)} GiB`);
 let cliCustom: { seconds: number; wallSeconds: number; peakRss: number } | null = null;
 let cliCustomError: string | null = null;
-try {
+if (!noCli) try {
   cliCustom = await runCli(customCfg, join(outRoot, 'cli-ta-custom'));
   log(`selfdev merge custom TA: ${cliCustom.seconds.toFixed(1)} s (wall ${cliCustom.wallSeconds.toFixed(1)} s), peak RSS ${(cliCustom.peakRss / GiB).toFixed(2)} GiB`);
 } catch (e) {
@@ -252,7 +253,7 @@ const allNames = (() => {
   return n;
 })();
 const vsCustom = results.ta && cliCustom ? compare(results.ta.out, join(outRoot, 'cli-ta-custom'), allNames) : null;
-const vsBuiltin = results.ta ? compare(results.ta.out, join(outRoot, 'cli-ta-builtin'), allNames) : null;
+const vsBuiltin = results.ta && !noCli ? compare(results.ta.out, join(outRoot, 'cli-ta-builtin'), allNames) : null;
 
 // extrapolation to Mistral-7B (32 layers, hidden 4096, MLP 14336: 96 merged tensors of 58.7M, 5.64B merged of 7.24B params)
 const P7 = 7.242e9;
