@@ -9,7 +9,7 @@ import { encodeFromF32 } from '../tensor/dtype.ts';
 import { initBackend, Llama, makeConfig, saveModel, trainBpe } from '../nn/index.ts';
 import { Sandbox, makeMergeFunction, makeFileMergeFunction, AlgorithmRejected } from '../sandbox/index.ts';
 import { MergeWorld } from './world.ts';
-import { StreamWorld } from './stream-world.ts';
+import { StreamWorld, streamLimits } from './stream-world.ts';
 import { parseMergeConfig } from './config.ts';
 import { runMerge } from './engine.ts';
 import { loadCustomAlgorithm } from './custom.ts';
@@ -140,6 +140,32 @@ test('a program failing on a later tensor leaves no folder behind (atomic write)
     const nan = 'function merge(tv, ctx) { return tv[0].mul(1e38).mul(1e38); }';
     await assert.rejects(st.write(out, { kind: 'program', fn: makeFileMergeFunction(nan, sb, { limits: st.limits() }), seed: 1 }), (e: unknown) => e instanceof AlgorithmRejected && e.category === 'non-finite');
     assert.ok(!existsSync(out));
+  } finally {
+    st.close();
+  }
+});
+
+test('limits scale with the tensor (one formula for every merge path); a program too slow fails with timeout and the run goes on', async () => {
+  const n7 = 14336 * 4096; // a Mistral-7B MLP tensor
+  assert.deepEqual(streamLimits(n7, 3), { maxElements: n7 * 44, timeoutMs: 11_745, wallMs: 11_745 + 23_489, memoryMb: 64 });
+  assert.deepEqual(streamLimits(n7, 3, 2), { maxElements: n7 * 44, timeoutMs: 23_489, wallMs: 23_489 + 46_977, memoryMb: 64 });
+  assert.deepEqual(streamLimits(1000, 3), { maxElements: 1 << 26, timeoutMs: 2000, wallMs: 6000, memoryMb: 64 });
+  const st = StreamWorld.open(bSeed, bExperts, 'mlp', { maxMemoryBytes: 8 * GB });
+  try {
+    const out = join(root, 'b-slow');
+    const t0 = performance.now();
+    const spin = 'function merge(tv, ctx) { for (;;) {} }';
+    await assert.rejects(st.write(out, { kind: 'program', fn: makeFileMergeFunction(spin, sb, { limits: st.limits() }), seed: 1 }), (e: unknown) => e instanceof AlgorithmRejected && e.category === 'timeout');
+    assert.ok(performance.now() - t0 < 2000 + 5000, 'stopped at the time limit');
+    assert.ok(!existsSync(out));
+    // the same sandbox merges the next candidate; a program run again after others (recycled buffers) gives the same bytes
+    const a = join(root, 'b-again-1');
+    const b = join(root, 'b-again-2');
+    await st.write(a, { kind: 'program', fn: makeFileMergeFunction(TIES, sb, { limits: st.limits() }), seed: 3 });
+    await st.write(join(root, 'b-between'), { kind: 'program', fn: makeFileMergeFunction(ROWMEAN, sb, { limits: st.limits() }), seed: 3 });
+    await st.write(b, { kind: 'program', fn: makeFileMergeFunction(TIES, sb, { limits: st.limits() }), seed: 3 });
+    const x = bytesOf(a);
+    for (const [n, y] of bytesOf(b)) assert.ok(y.equals(x.get(n)!), n);
   } finally {
     st.close();
   }
