@@ -140,6 +140,10 @@ test('a program failing on a later tensor leaves no folder behind (atomic write)
     const nan = 'function merge(tv, ctx) { return tv[0].mul(1e38).mul(1e38); }';
     await assert.rejects(st.write(out, { kind: 'program', fn: makeFileMergeFunction(nan, sb, { limits: st.limits() }), seed: 1 }), (e: unknown) => e instanceof AlgorithmRejected && e.category === 'non-finite');
     assert.ok(!existsSync(out));
+    // finite in float32, but not in the output dtype (F16 max 65504)
+    const big = 'function merge(tv, ctx) { return torch.full_like(tv[0], 1e5); }';
+    await assert.rejects(st.write(out, { kind: 'program', fn: makeFileMergeFunction(big, sb, { limits: st.limits() }), seed: 1 }, { dtype: 'F16' }), (e: unknown) => e instanceof AlgorithmRejected && e.category === 'non-finite' && /outside the range of F16/.test(e.message));
+    assert.ok(!existsSync(out));
   } finally {
     st.close();
   }

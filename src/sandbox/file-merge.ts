@@ -61,7 +61,7 @@ function nonFinite(x: Float32Array): { count: number; first: number } {
   return { count, first };
 }
 
-/** Infinities among 16-bit floats (exponent bits all set; the values were finite in float32, so no NaN). */
+/** NaN / ±Inf among 16-bit floats (all exponent bits set). */
 function overflow16(bytes: Uint8Array, hiMask: number, loMask: number): number {
   let n = 0;
   for (let i = 1; i < bytes.length; i += 2) if ((bytes[i]! & hiMask) === hiMask && (bytes[i - 1]! & loMask) === loMask) n++;
@@ -87,17 +87,19 @@ export function executeFileMerge(req: Extract<RunRequest, { type: 'merge-file' }
   const r = execute({ type: 'merge', id: req.id, source: req.source, inputs: taus, ctx: req.ctx, limits: req.limits, testHooks: req.testHooks }, { copyResult: false });
   if (!r.ok) return r;
   axpy(base, 1, r.result!);
-  const bad = nonFinite(base);
-  if (bad.count > 0)
-    return { ok: false, category: 'non-finite', message: `seed + merge gives ${bad.count} non-finite values (NaN/Inf) out of ${n} for ${req.ctx.name} (first at flat index ${bad.first})`, ops: r.ops, elements: r.elements, ms: performance.now() - t0 };
+  if (req.outDtype === 'F32') {
+    const bad = nonFinite(base);
+    if (bad.count > 0)
+      return { ok: false, category: 'non-finite', message: `seed + merge gives ${bad.count} non-finite values (NaN/Inf) out of ${n} for ${req.ctx.name} (first at flat index ${bad.first})`, ops: r.ops, elements: r.elements, ms: performance.now() - t0 };
+  }
   const size = DTYPE_BYTES[req.outDtype];
   if (encoded.byteLength !== n * size) encoded = new Uint8Array(n * size); // exactly: IPC would send a view's whole buffer
   const bytes = encodeFromF32(base, req.outDtype, encoded);
-  // a finite float32 can still overflow a 16-bit float (F16 max 65504)
   if (req.outDtype !== 'F32') {
+    // one pass on the encoded bytes: an overflow of the 16-bit format, or of float32 in the sum, shows as an all-ones exponent
     const over = overflow16(bytes, req.outDtype === 'BF16' ? 0x7f : 0x7c, req.outDtype === 'BF16' ? 0x80 : 0);
     if (over > 0)
-      return { ok: false, category: 'non-finite', message: `seed + merge gives ${over} values outside the range of ${req.outDtype} for ${req.ctx.name}`, ops: r.ops, elements: r.elements, ms: performance.now() - t0 };
+      return { ok: false, category: 'non-finite', message: `seed + merge gives ${over} non-finite values (NaN/Inf, or outside the range of ${req.outDtype}) out of ${n} for ${req.ctx.name}`, ops: r.ops, elements: r.elements, ms: performance.now() - t0 };
   }
   return { ok: true, bytes, ops: r.ops, elements: r.elements, ms: (r.ms ?? 0) + readMs };
 }
