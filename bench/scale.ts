@@ -26,7 +26,7 @@ import { encodeFromF32 } from '../src/tensor/dtype.ts';
 import { Sandbox, validateAlgorithm, makeFileMergeFunction } from '../src/sandbox/index.ts';
 import { StreamWorld, defaultMaxMergeMemory, streamLimits, PROCESS_OVERHEAD_BYTES } from '../src/merge/stream-world.ts';
 
-const { values } = parseArgs({ options: { 'params-b': { type: 'string', default: '1.5' }, dir: { type: 'string' }, clean: { type: 'boolean', default: false }, 'build-only': { type: 'boolean', default: false }, 'time-scale': { type: 'string', default: '1' }, 'no-cli': { type: 'boolean', default: false }, programs: { type: 'string', default: 'ta,ties' } } });
+const { values } = parseArgs({ options: { 'params-b': { type: 'string', default: '1.5' }, dir: { type: 'string' }, clean: { type: 'boolean', default: false }, 'build-only': { type: 'boolean', default: false }, 'time-scale': { type: 'string', default: '1' }, 'no-cli': { type: 'boolean', default: false }, tensors: { type: 'string', default: 'mlp' }, programs: { type: 'string', default: 'ta,ties' } } });
 const P = Number(values['params-b']) * 1e9;
 if (!(P >= 1e7 && P <= 2e10)) throw new Error(`--params-b must be between 0.01 and 20, got ${values['params-b']}`);
 const ROOT = resolve(import.meta.dirname, '..');
@@ -196,7 +196,7 @@ const bw = memcpyGBs();
 log(`memcpy ${bw.toFixed(2)} GB/s; load average ${loadavg().map((x) => x.toFixed(1)).join(' ')}`);
 const maxMem = defaultMaxMergeMemory(totalmem());
 const timeScale = Number(values['time-scale']);
-const sw = StreamWorld.open(world.seed, world.experts, 'mlp', { maxMemoryBytes: maxMem, timeScale });
+const sw = StreamWorld.open(world.seed, world.experts, values.tensors!, { maxMemoryBytes: maxMem, timeScale });
 const mergedParams = sw.names.reduce((s, n) => s + sw.shapeOf(n).reduce((a, b) => a * b, 1), 0);
 const bound = sw.memoryBound();
 log(`${sw.names.length} merged tensors (${(mergedParams / 1e6).toFixed(0)}M params, largest ${sw.maxNumel.toLocaleString('en-US')}); bound ${(bound.bytes / GiB).toFixed(2)} GiB`);
@@ -288,6 +288,7 @@ const summary = {
   rss_bound_gib_7b: +(bound7 / GiB).toFixed(2),
   memcpy_gb_per_s: +bw.toFixed(2),
   time_scale: timeScale,
+  tensors: values.tensors,
   load_average_1m: +loadavg()[0]!.toFixed(1),
   cores: (await import('node:os')).cpus().length,
 };

@@ -21,8 +21,8 @@ export interface CustomAlgorithm {
 }
 
 /** Limits for real merges: the element budget and the time limits scale with the largest tensor (the loop's formula). */
-function limitsFor(maxNumel: number, models: number): Partial<SandboxLimits> {
-  return streamLimits(maxNumel, models);
+function limitsFor(maxNumel: number, models: number, timeScale = 1): Partial<SandboxLimits> {
+  return streamLimits(maxNumel, models, timeScale);
 }
 
 /**
@@ -46,7 +46,7 @@ function streamStats(base: Checkpoint, models: Checkpoint[], names: string[]): M
 }
 
 /** Loads, validates and prepares the algorithm of a `merge_method: custom` config. */
-export async function loadCustomAlgorithm(config: MergeConfig, opts: { seed?: number } = {}): Promise<CustomAlgorithm> {
+export async function loadCustomAlgorithm(config: MergeConfig, opts: { seed?: number; timeScale?: number } = {}): Promise<CustomAlgorithm> {
   const file = config.algorithm!;
   const source = readRegularText(file, 'algorithm file', 16 << 20);
   if (!config.base) throw new Error('merge_method: custom needs base_model (task vectors are taken relative to it)');
@@ -68,7 +68,7 @@ export async function loadCustomAlgorithm(config: MergeConfig, opts: { seed?: nu
       base.close();
       models.forEach((m) => m.close());
     }
-    const limits = limitsFor(maxNumel, models.length);
+    const limits = limitsFor(maxNumel, models.length, opts.timeScale);
     const js = transpileIfTypeScript(source, language);
     if (!js.ok) throw new Error(`algorithm ${file}: ${js.message}`);
     const mergeFn = makeMergeFunction(js.source, sandbox, {
