@@ -23,7 +23,7 @@ export function maxMergeMemory(cfg: LoopConfig): number {
 }
 
 export function openStreamWorld(cfg: LoopConfig, seedDir: string, expertDirs: string[]): StreamWorld {
-  return StreamWorld.open(seedDir, expertDirs, cfg.tensorFilter, { maxMemoryBytes: maxMergeMemory(cfg), timeScale: cfg.merge?.timeScale });
+  return StreamWorld.open(seedDir, expertDirs, cfg.tensorFilter, { maxMemoryBytes: maxMergeMemory(cfg), timeScale: cfg.merge?.timeScale, dtype: cfg.eval.server?.dtype });
 }
 
 export class StreamEvaluator {

@@ -73,7 +73,6 @@ export class StreamWorld {
     private readonly seed: Checkpoint,
     private readonly experts: Checkpoint[],
     private readonly selected: Set<string>,
-    private readonly maxMemoryBytes: number,
     private readonly timeScale: number,
   ) {
     this.names = seed.tensorNames().filter((n) => selected.has(n));
@@ -87,9 +86,9 @@ export class StreamWorld {
   /**
    * Opens seed + experts (headers only) and checks, before any tensor data is read: every selected
    * tensor is a float tensor present in every expert with the seed's shape, and the memory bound
-   * fits `maxMemoryBytes`.
+   * (writing in `dtype`, default the stored dtypes) fits `maxMemoryBytes`.
    */
-  static open(seedDir: string, expertDirs: string[], filter: TensorFilter = 'mlp', opts: { maxMemoryBytes: number; timeScale?: number }): StreamWorld {
+  static open(seedDir: string, expertDirs: string[], filter: TensorFilter = 'mlp', opts: { maxMemoryBytes: number; timeScale?: number; dtype?: FloatDType }): StreamWorld {
     if (expertDirs.length === 0) throw new Error('merge world: no experts given');
     const opened: Checkpoint[] = [];
     try {
@@ -114,8 +113,8 @@ export class StreamWorld {
           if (!isFloatDType(x.dtype)) throw new Error(`${expertDirs[i]}: tensor ${n} has dtype ${x.dtype}; only F32, F16 and BF16 tensors can be merged`);
         }
       }
-      const w = new StreamWorld(seedDir, expertDirs, seed, experts, selected, opts.maxMemoryBytes, opts.timeScale ?? 1);
-      const b = w.memoryBound();
+      const w = new StreamWorld(seedDir, expertDirs, seed, experts, selected, opts.timeScale ?? 1);
+      const b = w.memoryBound(opts.dtype);
       if (b.bytes > opts.maxMemoryBytes) {
         const parts = Object.entries(b.parts).map(([k, v]) => `${k} ${gib(v)}`).join(', ');
         throw new Error(
