@@ -8,7 +8,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { liveProcesses } from '../io/testing.ts';
 import { makeMicroWorld } from '../world/testing.ts';
 import { resolveConfig, type LoopConfig } from '../loop/config.ts';
-import { openEvalContext, runJob, WorkerPool, type EvalContext, type EvalJob, type JobResult } from '../loop/pool.ts';
+import { memoryEvaluator, openEvalContext, runJob, WorkerPool, type EvalContext, type EvalJob, type JobResult } from '../loop/pool.ts';
 import { evaluateServed, type ServerProcess } from './served.ts';
 import { BuiltinBackend } from './backends.ts';
 import { evaluate } from './evaluate.ts';
@@ -45,7 +45,7 @@ after(async () => {
 /** Expert 0 alone: answers half of the problems (a non-trivial score). */
 const EXPERT0 = 'function merge(tv, ctx) { return tv[0]; }';
 const mergedWeights = async (code: string) => {
-  const m = await (await inProcess()).ev.mergeProgram(code, 1);
+  const m = await memoryEvaluator(await inProcess()).mergeProgram(code, 1);
   assert.ok('weights' in m, 'merge succeeded');
   return m.weights;
 };
@@ -98,6 +98,14 @@ test('eval.server config: defaults, validation errors name the field; no server 
   assert.equal(resolveConfig({ world: w, workers: 1, eval: { server: { command: 'x', model: 'm', url: 'http://127.0.0.1:8000/v1' } } }).eval.server?.url, 'http://127.0.0.1:8000/v1');
   assert.equal(resolveConfig({ world: w, eval: { server: { command: 'x', model: 'm', url: 'http://localhost:${PORT}' } } }).eval.server?.url, 'http://localhost:${PORT}');
   assert.throws(() => resolveConfig({ world: w, eval: { servr: {} } }), /unknown key eval\.servr/);
+  // merge.stream (the streamed merge world) needs a server; maxMemory is a size
+  const server = { command: 'x', model: 'm' };
+  assert.deepEqual(resolveConfig({ world: w, eval: { server }, merge: { stream: true, maxMemory: '20GiB' } }).merge, { stream: true, maxMemory: '20GiB' });
+  assert.equal(resolveConfig({ world: w }).merge, undefined);
+  assert.throws(() => resolveConfig({ world: w, merge: { stream: true } }, 'my.yml'), /my\.yml: merge\.stream: true writes every candidate as a checkpoint for a server to score; set eval\.server too/);
+  assert.throws(() => resolveConfig({ world: w, eval: { server }, merge: { stream: 'yes' } }), /merge\.stream must be true or false/);
+  assert.throws(() => resolveConfig({ world: w, eval: { server }, merge: { stream: true, maxMemory: 'lots' } }), /merge\.maxMemory: invalid size 'lots'/);
+  assert.throws(() => resolveConfig({ world: w, eval: { server }, merge: { stream: true, max: 1 } }), /unknown key merge\.max \(known: stream, maxMemory, timeScale\)/);
 });
 
 test('saveMergedModel: an HF folder the builtin engine loads back exactly (F32) or rounded to BF16; seed config and tokenizer carried', async () => {
@@ -106,14 +114,14 @@ test('saveMergedModel: an HF folder the builtin engine loads back exactly (F32) 
   const weights = await mergedWeights(EXPERT0);
   const out = mkdtempSync(join(PRIV, 'ckpt-'));
   try {
-    saveMergedModel(join(out, 'f32'), w.seedModel, ctx.world.config, weights);
+    saveMergedModel(join(out, 'f32'), w.seedModel, memoryEvaluator(ctx).world.config, weights);
     const a = loadModel(join(out, 'f32'));
     for (const [n, x] of weights) assert.deepEqual(a.model.getWeights().get(n), x, n);
     a.model.dispose();
     assert.deepEqual(JSON.parse(readFileSync(join(out, 'f32', 'config.json'), 'utf8')), JSON.parse(readFileSync(join(w.seedModel, 'config.json'), 'utf8')));
     for (const f of ['tokenizer.json', 'tokenizer_config.json', 'generation_config.json']) assert.equal(readFileSync(join(out, 'f32', f), 'utf8'), readFileSync(join(w.seedModel, f), 'utf8'), f);
 
-    saveMergedModel(join(out, 'bf16'), w.seedModel, ctx.world.config, weights, 'BF16');
+    saveMergedModel(join(out, 'bf16'), w.seedModel, memoryEvaluator(ctx).world.config, weights, 'BF16');
     assert.equal(JSON.parse(readFileSync(join(out, 'bf16', 'config.json'), 'utf8')).torch_dtype, 'bfloat16');
     const b = loadModel(join(out, 'bf16')).model;
     // bf16 = the top 16 bits of the f32 pattern, rounded to nearest even
@@ -129,7 +137,7 @@ test('saveMergedModel: an HF folder the builtin engine loads back exactly (F32) 
 
     const partial = new Map(weights);
     partial.delete('model.norm.weight');
-    assert.throws(() => saveMergedModel(join(out, 'bad'), w.seedModel, ctx.world.config, partial), /eval\.server: merged weights have no tensor model\.norm\.weight/);
+    assert.throws(() => saveMergedModel(join(out, 'bad'), w.seedModel, memoryEvaluator(ctx).world.config, partial), /eval\.server: merged weights have no tensor model\.norm\.weight/);
     assert.equal(existsSync(join(out, 'bad')), false, 'nothing written on error');
   } finally {
     rmSync(out, { recursive: true, force: true });
@@ -145,13 +153,13 @@ test('a candidate scored through `selfdev serve` gets exactly the in-process gen
   const weights = await mergedWeights(EXPERT0);
   const problems = [...ctx.sets.dev, ...ctx.sets.test];
   const t0 = performance.now();
-  const model = ctx.world.model(weights);
-  const local = await evaluate(BuiltinBackend.fromModel(model, ctx.world.tokenizer, { batchSize: 8 }), problems, { maxTokens: MAX_TOKENS, calculator: true });
+  const model = memoryEvaluator(ctx).world.model(weights);
+  const local = await evaluate(BuiltinBackend.fromModel(model, memoryEvaluator(ctx).world.tokenizer, { batchSize: 8 }), problems, { maxTokens: MAX_TOKENS, calculator: true });
   model.dispose();
   const localMs = performance.now() - t0;
   let pgid = 0;
   const cfg = await config(SERVER);
-  const s = await evaluateServed({ server: cfg.eval.server!, seedDir: (await worldP).seedModel, config: ctx.world.config, weights, problems, maxTokens: MAX_TOKENS, calculator: true, onStart: (p: ServerProcess) => (pgid = p.pgid) });
+  const s = await evaluateServed({ server: cfg.eval.server!, seedDir: (await worldP).seedModel, config: memoryEvaluator(ctx).world.config, weights, problems, maxTokens: MAX_TOKENS, calculator: true, onStart: (p: ServerProcess) => (pgid = p.pgid) });
   const pick = (r: typeof local) => r.records.map((x) => [x.generation, x.finish, x.calculator_calls, x.strict_correct, x.flexible_correct]);
   assert.deepEqual(pick(s.result), pick(local));
   assert.equal(s.result.strict, local.strict);
@@ -171,15 +179,15 @@ test('with calculator calls (segmented requests through the server): the same ge
   // re-sends prompt + text so far. Budget (40 tokens) > answer length, so no forced value meets the budget.
   const ctx = await inProcess();
   const problems = [...ctx.sets.dev, ...ctx.sets.test];
-  const tok = requireEngineTokenizer(ctx.world.tokenizer, (await worldP).seedModel, 'training in this test'); // the tiny world's byte-level layout
-  const m = Llama.fromWeights(ctx.world.config, ctx.world.seed);
+  const tok = requireEngineTokenizer(memoryEvaluator(ctx).world.tokenizer, (await worldP).seedModel, 'training in this test'); // the tiny world's byte-level layout
+  const m = Llama.fromWeights(memoryEvaluator(ctx).world.config, memoryEvaluator(ctx).world.seed);
   const ex = problems.map((p) => encodePair(tok, buildPrompt(p.question), ' ' + p.answer + '\n\n'));
   train(m, tok, ex, { steps: 150, lr: 1e-2, batchSize: ex.length, seqLen: 160, seed: 5, progress: false });
   const weights = m.getWeights();
   const local = await evaluate(BuiltinBackend.fromModel(m, tok, { batchSize: 8 }), problems, { maxTokens: 40, calculator: true });
   m.dispose();
   const cfg = await config(SERVER);
-  const s = await evaluateServed({ server: cfg.eval.server!, seedDir: (await worldP).seedModel, config: ctx.world.config, weights, problems, maxTokens: 40, calculator: true });
+  const s = await evaluateServed({ server: cfg.eval.server!, seedDir: (await worldP).seedModel, config: memoryEvaluator(ctx).world.config, weights, problems, maxTokens: 40, calculator: true });
   const calls = local.records.reduce((a, r) => a + r.calculator_calls, 0);
   assert.ok(calls >= problems.length / 2, `the calculator fired (${calls} values forced)`);
   const pick = (r: typeof local) => r.records.map((x) => [x.generation, x.finish, x.calculator_calls, x.strict_correct, x.flexible_correct]);
@@ -214,6 +222,20 @@ test('ProgramEvaluator.score through the server: workers 1 (runJob) and workers 
   }
   await assertCleanedUp();
 
+  // merge.stream: the same jobs through the streamed world (each candidate written tensor by tensor into the served folder)
+  const stream = await openEvalContext(resolveConfig({ ...cfg, merge: { stream: true, maxMemory: '4GiB' } }), ROOT);
+  try {
+    assert.equal(stream.ev.kind, 'stream');
+    const st: JobResult[] = [];
+    for (const j of jobs) st.push(await runJob(stream, j));
+    assert.deepEqual(scores(st), scores(want));
+    const bad = await runJob(stream, { code: 'function merge(tv, ctx) { if (ctx.shape[0] === 64) throw new Error("boom"); return tv[0]; }', seed: 1, set: 'dev' });
+    assert.ok(!bad.ok && bad.verdict === 'runtime' && /boom/.test(bad.message), JSON.stringify(bad));
+  } finally {
+    stream.close();
+  }
+  await assertCleanedUp();
+
   const pool = new WorkerPool(2, cfg, ROOT);
   try {
     const two = await Promise.all(jobs.map((j) => pool.run(j)));
@@ -231,7 +253,7 @@ test('a server command that exits at once: clear error with the command, exit co
   const command = 'echo "fatal: cannot load weights from $MODEL" >&2; exit 3';
   const t0 = performance.now();
   await assert.rejects(
-    evaluateServed({ server: { command, model: 'merged', readyTimeoutSec: 30 }, seedDir: (await worldP).seedModel, config: ctx.world.config, weights, problems: ctx.sets.subset, maxTokens: MAX_TOKENS, calculator: true, onStart: (p) => (pgid = p.pgid) }),
+    evaluateServed({ server: { command, model: 'merged', readyTimeoutSec: 30 }, seedDir: (await worldP).seedModel, config: memoryEvaluator(ctx).world.config, weights, problems: ctx.sets.subset, maxTokens: MAX_TOKENS, calculator: true, onStart: (p) => (pgid = p.pgid) }),
     (e: Error) => {
       assert.match(e.message, /the server command exited with code 3 before it was ready/);
       assert.ok(e.message.includes(`command: ${command}`), e.message);
@@ -250,7 +272,7 @@ test('a server that never becomes ready times out with a clear error; its proces
   let pgid = 0;
   const t0 = performance.now();
   await assert.rejects(
-    evaluateServed({ server: { command: 'echo loading >&2; sleep 60', model: 'merged', readyTimeoutSec: 1 }, seedDir: (await worldP).seedModel, config: ctx.world.config, weights, problems: ctx.sets.subset, maxTokens: MAX_TOKENS, calculator: true, onStart: (p) => (pgid = p.pgid) }),
+    evaluateServed({ server: { command: 'echo loading >&2; sleep 60', model: 'merged', readyTimeoutSec: 1 }, seedDir: (await worldP).seedModel, config: memoryEvaluator(ctx).world.config, weights, problems: ctx.sets.subset, maxTokens: MAX_TOKENS, calculator: true, onStart: (p) => (pgid = p.pgid) }),
     /the server did not answer GET http:\/\/127\.0\.0\.1:\d+\/v1\/models within 1 s \(last: ECONNREFUSED\) \(command: echo loading >&2; sleep 60;[^)]*\)\nstderr \(last lines\):\nloading/,
   );
   assert.ok(performance.now() - t0 < 10_000, 'stopped soon after the timeout');
@@ -261,7 +283,7 @@ test('a server that serves another model id: clear error listing what it serves'
   const weights = await mergedWeights(EXPERT0);
   const ctx = await inProcess();
   await assert.rejects(
-    evaluateServed({ server: { command: SERVE('other'), model: 'merged', readyTimeoutSec: 60 }, seedDir: (await worldP).seedModel, config: ctx.world.config, weights, problems: ctx.sets.subset, maxTokens: MAX_TOKENS, calculator: true }),
+    evaluateServed({ server: { command: SERVE('other'), model: 'merged', readyTimeoutSec: 60 }, seedDir: (await worldP).seedModel, config: memoryEvaluator(ctx).world.config, weights, problems: ctx.sets.subset, maxTokens: MAX_TOKENS, calculator: true }),
     /the server is up but does not serve model 'merged' \(GET http:\/\/127\.0\.0\.1:\d+\/v1\/models lists: other\)/,
   );
   await assertCleanedUp();
@@ -274,7 +296,7 @@ test('a server that fails with "address already in use" is retried once on a new
   // first start: fails like a server whose port was taken in between; second start: the real server
   const command = `if [ ! -e '${mark}' ]; then : > '${mark}'; echo "Error: listen EADDRINUSE: address already in use 127.0.0.1:$PORT" >&2; exit 1; fi; ${SERVE('merged')}`;
   const ports: number[] = [];
-  const s = await evaluateServed({ server: { command, model: 'merged', readyTimeoutSec: 60 }, seedDir: (await worldP).seedModel, config: ctx.world.config, weights, problems: ctx.sets.subset, maxTokens: MAX_TOKENS, calculator: true, onStart: (p) => ports.push(p.port) });
+  const s = await evaluateServed({ server: { command, model: 'merged', readyTimeoutSec: 60 }, seedDir: (await worldP).seedModel, config: memoryEvaluator(ctx).world.config, weights, problems: ctx.sets.subset, maxTokens: MAX_TOKENS, calculator: true, onStart: (p) => ports.push(p.port) });
   assert.equal(s.starts, 2);
   assert.equal(ports.length, 2);
   assert.equal(s.result.n, ctx.sets.subset.length);

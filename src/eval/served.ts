@@ -304,13 +304,45 @@ export async function evaluateServed(o: ServedEvalOptions): Promise<ServedEvalRe
   const t0 = performance.now();
   const servedDir = mkdtempSync(join(tmpdir(), 'selfdev-served-'));
   const modelDir = join(servedDir, 'model');
+  try {
+    saveMergedModel(modelDir, o.seedDir, o.config, o.weights, o.server.dtype);
+    const writeMs = performance.now() - t0;
+    const r = await scoreServedFolder({ ...o, servedDir, modelDir });
+    return { ...r, timings: { ...r.timings, writeMs } };
+  } finally {
+    rmSync(servedDir, { recursive: true, force: true });
+  }
+}
+
+/** A fresh `$TMPDIR/selfdev-served-XXXX` folder; the model goes to its `model/` (see scoreServedFolder). */
+export function makeServedDir(): { servedDir: string; modelDir: string } {
+  const servedDir = mkdtempSync(join(tmpdir(), 'selfdev-served-'));
+  return { servedDir, modelDir: join(servedDir, 'model') };
+}
+
+export interface ServedFolderOptions {
+  server: EvalServerConfig;
+  /** The temp folder holding `modelDir` (removed by the orphan watchdog if this process dies). */
+  servedDir: string;
+  /** The complete model folder the server loads ($MODEL). */
+  modelDir: string;
+  problems: readonly EvalProblem[];
+  maxTokens: number;
+  calculator: boolean;
+  /** lm-eval task and few-shot examples (default gsm8k, zero-shot). */
+  task?: TaskName;
+  shots?: ShotSpec;
+  onStart?: (s: ServerProcess) => void;
+}
+
+/** Start the server on an already written model folder, score `problems`, stop it (writeMs is 0; the caller removes `servedDir`). */
+export async function scoreServedFolder(o: ServedFolderOptions): Promise<ServedEvalResult> {
+  const { servedDir, modelDir } = o;
   let proc: ServerProcess | null = null;
   const timings = { writeMs: 0, startMs: 0, evalMs: 0, stopMs: 0 };
   let starts = 0;
   try {
-    saveMergedModel(modelDir, o.seedDir, o.config, o.weights, o.server.dtype);
     const t1 = performance.now();
-    timings.writeMs = t1 - t0;
     let url = '';
     for (let attempt = 0; ; attempt++) {
       const port = await freePort();
@@ -341,7 +373,6 @@ export async function evaluateServed(o: ServedEvalOptions): Promise<ServedEvalRe
       const t3 = performance.now();
       await proc.stop();
       proc = null;
-      rmSync(servedDir, { recursive: true, force: true });
       timings.stopMs = performance.now() - t3;
       return { result, timings, starts };
     } finally {
@@ -349,6 +380,5 @@ export async function evaluateServed(o: ServedEvalOptions): Promise<ServedEvalRe
     }
   } finally {
     if (proc) await proc.stop();
-    rmSync(servedDir, { recursive: true, force: true });
   }
 }

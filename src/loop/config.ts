@@ -3,6 +3,7 @@ import { checkConfigTypes } from './config-check.ts';
 import { evalKeyProtocol, evalProtocolOf, resolveEvalProtocol, type EvalProtocolKeys } from './eval-protocol.ts';
 import type { EvalProtocol } from '../eval/protocol.ts';
 import type { EvalServerConfig } from '../eval/served.ts';
+import { parseSize } from '../io/checkpoint.ts';
 
 export type FactoryConfig =
   | { kind: 'corpus' }
@@ -95,6 +96,20 @@ export interface LoopConfig {
    * processes anywhere (src/distributed); `workers` is then unused. Unset: local evaluation.
    */
   distributed?: DistributedConfig;
+  /**
+   * Set with `stream: true`: the loop's merge world streams seed and experts from their safetensors
+   * files (src/merge/stream-world.ts; any model size, for eval.server scoring) instead of loading
+   * them in memory; `maxMemory` (bytes, or a size such as 20GiB; default 3/4 of the RAM) is what
+   * one candidate's merge may use, checked against the world's bound when it opens.
+   */
+  merge?: MergeModeConfig;
+}
+
+export interface MergeModeConfig {
+  stream: boolean;
+  maxMemory?: number | string;
+  /** Multiplies the sandbox's per-element time limits of streamed merges (a slow or shared machine); default 1. */
+  timeScale?: number;
 }
 
 /** The `distributed:` block: where the queue is and how jobs are held (see docs/distributed.md). */
@@ -203,7 +218,7 @@ export function resolveConfig(user: unknown, where = 'config', opts: { stored?: 
     if (u === undefined) return def;
     if (isObj(def) && path !== 'factory') {
       if (!isObj(u)) throw new Error(`${where}: ${path} must be a mapping`);
-      for (const k of Object.keys(u)) if (!(k in def) && !(path === 'dpo' && (k === 'maxLen' || k === 'command')) && !(path === 'eval' && (k === 'server' || k === 'train')) && !(path === '' && k === 'distributed')) throw new Error(`${where}: unknown key ${path ? path + '.' : ''}${k}`);
+      for (const k of Object.keys(u)) if (!(k in def) && !(path === 'dpo' && (k === 'maxLen' || k === 'command')) && !(path === 'eval' && (k === 'server' || k === 'train')) && !(path === '' && (k === 'distributed' || k === 'merge'))) throw new Error(`${where}: unknown key ${path ? path + '.' : ''}${k}`);
       const out: Record<string, unknown> = { ...def };
       for (const k of Object.keys(u)) out[k] = merge(def[k], u[k], path ? `${path}.${k}` : k);
       return out;
@@ -238,6 +253,23 @@ export function resolveConfig(user: unknown, where = 'config', opts: { stored?: 
   if (c.distributed === null) delete c.distributed;
   if (c.distributed !== undefined) c.distributed = resolveDistributed(c.distributed, where);
   if (c.eval.server === null) delete c.eval.server;
+  if (c.merge === null) delete c.merge;
+  if (c.merge !== undefined) {
+    const m = c.merge as unknown;
+    if (!isObj(m)) throw new Error(`${where}: merge must be a mapping { stream, maxMemory? }`);
+    for (const k of Object.keys(m)) if (!['stream', 'maxMemory', 'timeScale'].includes(k)) throw new Error(`${where}: unknown key merge.${k} (known: stream, maxMemory, timeScale)`);
+    if (m.timeScale !== undefined && !(typeof m.timeScale === 'number' && m.timeScale > 0 && m.timeScale <= 1000)) throw new Error(`${where}: merge.timeScale must be a number in (0, 1000], got ${JSON.stringify(m.timeScale)}`);
+    if (typeof m.stream !== 'boolean') throw new Error(`${where}: merge.stream must be true or false, got ${JSON.stringify(m.stream)}`);
+    if (m.maxMemory !== undefined) {
+      try {
+        parseSize(m.maxMemory as string | number);
+      } catch (e) {
+        throw new Error(`${where}: merge.maxMemory: ${(e as Error).message}`);
+      }
+    }
+    if (m.stream && !c.eval.server) throw new Error(`${where}: merge.stream: true writes every candidate as a checkpoint for a server to score; set eval.server too`);
+    if (m.stream && c.recursive) throw new Error(`${where}: merge.stream: true with recursive: true is not supported (recursive mode turns merges into the builtin factory, an in-memory model)`);
+  }
   if (c.eval.server !== undefined) {
     if (!isObj(c.eval.server)) throw new Error(`${where}: eval.server must be a mapping with command and model`);
     const s: Record<string, unknown> = { ...c.eval.server };

@@ -28,7 +28,7 @@ import { EvolutionSampler, evolutionPool, skipTraining } from './arms.ts';
 import { factoryMaxTokens, openLoopFactory } from './factory-open.ts';
 import { conversationalPair, samplesInChat } from './pairs-format.ts';
 import { DEFAULT_CONFIG, resolveConfig, resolveDistributed, runEvalRecord, temperatureAt, trainsFactory, type LoopConfig } from './config.ts';
-import { LocalRunner, WorkerPool, loadProblems, openEvalContext, type EvalContext, type EvalSet, type JobRunner, type Scores } from './pool.ts';
+import { LocalRunner, WorkerPool, loadProblems, memoryEvaluator, openEvalContext, type EvalContext, type EvalSet, type JobRunner, type Scores } from './pool.ts';
 import { checkRecursiveWorld, ensureMergedFactory } from './recursive.ts';
 import { bestBySelection, bestByTest } from './selection.ts';
 import { factoryDraw, mutationDraw, sampleNovel } from './sampling.ts';
@@ -303,7 +303,7 @@ export async function runLoop(config: unknown, runDir: string, opts: LoopOptions
         try {
           await ensureMergedFactory({
             cfg, root, runDir, t, iterationId: it.id, store, seedOf,
-            evaluator: async () => (localCtx ?? (own.ctx ??= await openEvalContext(cfg, root))).ev,
+            evaluator: async () => memoryEvaluator(localCtx ?? (own.ctx ??= await openEvalContext(cfg, root))),
           });
         } finally {
           own.ctx?.close();

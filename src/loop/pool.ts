@@ -20,6 +20,9 @@ import { MergeWorld } from '../merge/world.ts';
 import type { LoopConfig } from './config.ts';
 import { ForkPool } from './fork-pool.ts';
 import { loadShotSpec } from './eval-protocol.ts';
+import type { JobResult, Scores } from './job-types.ts';
+import { StreamEvaluator, openStreamWorld } from './stream-eval.ts';
+import type { StreamWorld } from '../merge/stream-world.ts';
 
 /** Which problems a job is scored on: the first eval.devSubset dev problems, all dev, the selection split (world.select), or test. */
 export type EvalSet = 'subset' | 'dev' | 'select' | 'test';
@@ -33,19 +36,11 @@ export type EvalJob =
   | { code: string; seed: number; set: EvalSet; experts?: 'in-domain' | 'ood' }
   | { baseline: 'seed' | { lambda: number }; set: EvalSet; experts?: 'in-domain' | 'ood' };
 
-export interface Scores {
-  strict: number;
-  flexible: number;
-  families: Record<string, number>;
-}
-
-/** `worker`: the queue worker (HOST:PID) that produced it (distributed evaluation only). */
-export type JobResult =
-  | { ok: true; scores: Scores; sandboxMs: number; mergeMs: number; evalMs: number; worker?: string }
-  | { ok: false; verdict: string; message: string; sandboxMs: number; worker?: string };
+export type { Scores, JobResult } from './job-types.ts';
 
 /** The evaluator: cascade → in-memory merge → greedy dev scoring. */
 export class ProgramEvaluator {
+  readonly kind = 'memory';
   constructor(
     readonly world: MergeWorld,
     readonly sandbox: Sandbox,
@@ -105,10 +100,11 @@ export function loadProblems(path: string): EvalProblem[] {
 
 /** Everything one evaluating process holds: the in-domain world, a sandbox and the problem sets (the OOD world on first use). */
 export interface EvalContext {
-  world: MergeWorld;
+  world: MergeWorld | StreamWorld;
   sandbox: Sandbox;
-  ev: ProgramEvaluator;
-  ood(): ProgramEvaluator;
+  /** ProgramEvaluator (in-memory world) or StreamEvaluator (merge.stream: true). */
+  ev: ProgramEvaluator | StreamEvaluator;
+  ood(): ProgramEvaluator | StreamEvaluator;
   sets: Record<EvalSet, EvalProblem[]>;
   close(): void;
 }
@@ -117,33 +113,49 @@ export async function openEvalContext(cfg: LoopConfig, root: string): Promise<Ev
   const p = (x: string) => resolve(root, x);
   const sandbox = new Sandbox();
   sandbox.start().catch(() => undefined); // boot the sandbox child while the world loads (a failure shows on first use)
-  let dev: EvalProblem[], test: EvalProblem[], select: EvalProblem[], world: MergeWorld, shots: ShotSpec | undefined;
+  const stream = cfg.merge?.stream === true;
+  const openWorld = (experts: string[]) => (stream ? openStreamWorld(cfg, p(cfg.world.seedModel), experts.map(p)) : MergeWorld.load(p(cfg.world.seedModel), experts.map(p), cfg.tensorFilter));
+  let dev: EvalProblem[], test: EvalProblem[], select: EvalProblem[], world: MergeWorld | StreamWorld, shots: ShotSpec | undefined;
   try {
     shots = loadShotSpec(cfg.eval, root); // a missing shot pool fails before the world loads
-    await initBackend();
+    if (!stream) await initBackend();
     dev = loadProblems(p(cfg.world.dev));
     test = loadProblems(p(cfg.world.test));
     select = loadProblems(p(cfg.world.select));
-    world = MergeWorld.load(p(cfg.world.seedModel), cfg.world.experts.map(p), cfg.tensorFilter);
+    world = openWorld(cfg.world.experts);
   } catch (e) {
     sandbox.close();
     throw e;
   }
+  const spec = shots;
+  const evaluator = (w: MergeWorld | StreamWorld) =>
+    w instanceof MergeWorld ? new ProgramEvaluator(w, sandbox, cfg, p(cfg.world.seedModel), spec) : new StreamEvaluator(w, sandbox, cfg, p(cfg.world.seedModel), spec);
   const subset = dev.slice(0, Math.min(cfg.eval.devSubset, dev.length));
-  let ood: ProgramEvaluator | null = null;
+  let ood: ProgramEvaluator | StreamEvaluator | null = null;
   return {
-    world, sandbox, ev: new ProgramEvaluator(world, sandbox, cfg, p(cfg.world.seedModel), shots), sets: { subset, dev, select, test }, close: () => sandbox.close(),
+    world, sandbox, ev: evaluator(world), sets: { subset, dev, select, test },
+    close: () => {
+      sandbox.close();
+      for (const e of [world, ood?.world]) if (e && !(e instanceof MergeWorld)) e.close();
+    },
     ood: () => {
       if (cfg.world.oodExperts.length === 0) throw new Error('an out-of-domain job, but world.oodExperts is empty');
-      return (ood ??= new ProgramEvaluator(MergeWorld.load(p(cfg.world.seedModel), cfg.world.oodExperts.map(p), cfg.tensorFilter), sandbox, cfg, p(cfg.world.seedModel), shots));
+      return (ood ??= evaluator(openWorld(cfg.world.oodExperts)));
     },
   };
+}
+
+/** The in-memory evaluator of a context (recursive mode merges in memory; merge.stream is refused with it). */
+export function memoryEvaluator(ctx: EvalContext): ProgramEvaluator {
+  if (!(ctx.ev instanceof ProgramEvaluator)) throw new Error('recursive mode needs the in-memory merge world (merge.stream: false)');
+  return ctx.ev;
 }
 
 /** One job: merge with the program (or build the baseline's weights), then score on the job's problem set. */
 export async function runJob(ctx: EvalContext, job: EvalJob): Promise<JobResult> {
   const ev = job.experts === 'ood' ? ctx.ood() : ctx.ev;
   const problems = ctx.sets[job.set];
+  if (ev instanceof StreamEvaluator) return ev.run('baseline' in job ? { baseline: job.baseline } : { code: job.code, seed: job.seed }, problems);
   if ('baseline' in job) {
     const t0 = performance.now();
     const weights = job.baseline === 'seed' ? ev.world.seed : ev.world.taskArithmetic(job.baseline.lambda);

@@ -12,7 +12,7 @@ import { buildPrompt, loadPromptFiles } from '../factory/index.ts';
 import { BuiltinFactory } from '../factory/builtin.ts';
 import { deriveSeed, runLoop } from './controller.ts';
 import { resolveConfig, temperatureAt } from './config.ts';
-import { openEvalContext } from './pool.ts';
+import { memoryEvaluator, openEvalContext } from './pool.ts';
 import { loopPromptAndPrograms, teachPrograms } from './testing.ts';
 
 const ROOT = process.cwd();
@@ -124,7 +124,7 @@ test('recursive mode: the best merge of iteration 1 is written as an HF folder, 
       const merged = weightsOf(mergedDir);
       const ctx = await openEvalContext(cfg, ROOT);
       try {
-        const m = await ctx.ev.mergeProgram(store.programByHash(best.hash)!.code, deriveSeed(cfg.seed, `program:${best.hash}`));
+        const m = await memoryEvaluator(ctx).mergeProgram(store.programByHash(best.hash)!.code, deriveSeed(cfg.seed, `program:${best.hash}`));
         assert.ok('weights' in m);
         assert.equal(merged.size, m.weights.size);
         for (const [n, w] of m.weights) assert.deepEqual(merged.get(n), w, `tensor ${n} of the merged folder`);

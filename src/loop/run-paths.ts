@@ -11,6 +11,7 @@ import { readRegularText } from '../io/files.ts';
 import { CheckpointError } from '../io/errors.ts';
 import { checkTokenizerFile, readLlamaFolder, type LlamaSpec } from '../io/model-config.ts';
 import { parseGsm8kJsonl } from '../eval/gsm8k.ts';
+import { openStreamWorld } from './stream-eval.ts';
 
 /** What kind of entry `path` is: 'file', 'dir', 'other' or null (absent). */
 function kindAt(path: string): 'file' | 'dir' | 'other' | null {
@@ -56,13 +57,16 @@ export async function checkRunPaths(c: LoopConfig, root: string, where: string):
       return fail(`${field}: ${e instanceof CheckpointError ? e.message : (e as Error).message}`);
     }
   };
-  const seed = model(c.world.seedModel, 'world.seedModel');
-  const sameArch = (s: LlamaSpec, field: string, dir: string) => {
-    const diff = ARCH_FIELDS.find((k) => s[k] !== seed[k]);
-    if (diff) fail(`${field}: ${JSON.stringify(dir)} has ${diff} ${s[diff]}, the seed model has ${seed[diff]} (experts must share the seed's architecture)`);
-  };
-  c.world.experts.forEach((e, i) => sameArch(model(e, `world.experts[${i}]`), `world.experts[${i}]`, e));
-  c.world.oodExperts.forEach((e, i) => sameArch(model(e, `world.oodExperts[${i}]`), `world.oodExperts[${i}]`, e));
+  if (c.merge?.stream) checkStreamWorld(c, p, fail);
+  else {
+    const seed = model(c.world.seedModel, 'world.seedModel');
+    const sameArch = (s: LlamaSpec, field: string, dir: string) => {
+      const diff = ARCH_FIELDS.find((k) => s[k] !== seed[k]);
+      if (diff) fail(`${field}: ${JSON.stringify(dir)} has ${diff} ${s[diff]}, the seed model has ${seed[diff]} (experts must share the seed's architecture)`);
+    };
+    c.world.experts.forEach((e, i) => sameArch(model(e, `world.experts[${i}]`), `world.experts[${i}]`, e));
+    c.world.oodExperts.forEach((e, i) => sameArch(model(e, `world.oodExperts[${i}]`), `world.oodExperts[${i}]`, e));
+  }
   for (const k of ['dev', 'test', 'select'] as const) {
     const f = c.world[k];
     const kind = kindAt(p(f));
@@ -95,6 +99,29 @@ export async function checkRunPaths(c: LoopConfig, root: string, where: string):
     }
   } else if (f.kind === 'llamacpp') {
     if (kindAt(p(f.path)) !== 'file') fail(`factory.path: ${JSON.stringify(f.path)} is not a file (${p(f.path)})`);
+  }
+}
+
+/**
+ * merge.stream: the model folders as the streamed merge world reads them, whatever the architecture
+ * (headers, config.json, tensors; no engine, no GPU): every folder exists and holds readable
+ * safetensors, every selected tensor of the seed is in every expert with its shape, and one
+ * candidate's memory bound fits merge.maxMemory.
+ */
+function checkStreamWorld(c: LoopConfig, p: (x: string) => string, fail: (msg: string) => never): void {
+  const dirs: Array<[string, string]> = [[c.world.seedModel, 'world.seedModel'], ...c.world.experts.map((e, i): [string, string] => [e, `world.experts[${i}]`]), ...c.world.oodExperts.map((e, i): [string, string] => [e, `world.oodExperts[${i}]`])];
+  for (const [d, field] of dirs) {
+    const k = kindAt(p(d));
+    if (k === null) fail(`${field}: model folder ${JSON.stringify(d)} not found (${p(d)})`);
+    if (k !== 'dir') fail(`${field}: ${JSON.stringify(d)} is not a folder`);
+  }
+  for (const [experts, field] of [[c.world.experts, 'world.experts'], [c.world.oodExperts, 'world.oodExperts']] as const) {
+    if (experts.length === 0) continue;
+    try {
+      openStreamWorld(c, p(c.world.seedModel), experts.map(p)).close();
+    } catch (e) {
+      fail(`${field}: ${(e as Error).message}`);
+    }
   }
 }
 

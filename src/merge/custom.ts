@@ -6,27 +6,23 @@
  * before any tensor is read, and never trusted: limits apply to every call.
  */
 import { extname } from 'node:path';
-import { Sandbox, validateAlgorithm, makeMergeFunction, transpileIfTypeScript, tensorKind, DEFAULT_LIMITS, type ModelStats, type SandboxLimits } from '../sandbox/index.ts';
+import { Sandbox, validateAlgorithm, makeMergeFunction, transpileIfTypeScript, tensorKind, type ModelStats, type SandboxLimits } from '../sandbox/index.ts';
 import { Checkpoint } from '../io/checkpoint.ts';
 import { readRegularText } from '../io/files.ts';
 import { axpy, dot, sub } from '../tensor/kernels.ts';
 import type { MergeConfig } from './config.ts';
 import type { MergeOptions } from './engine.ts';
 import { layerOf } from './params.ts';
+import { streamLimits } from './stream-world.ts';
 
 export interface CustomAlgorithm {
   custom: NonNullable<MergeOptions['custom']>;
   close(): void;
 }
 
-/** Limits for real merges: the element budget scales with the largest tensor. */
-function limitsFor(maxNumel: number, models: number): Partial<SandboxLimits> {
-  return {
-    maxElements: Math.max(DEFAULT_LIMITS.maxElements, maxNumel * (models + 8) * 4),
-    timeoutMs: Math.max(DEFAULT_LIMITS.timeoutMs, Math.ceil(maxNumel / 2e4)),
-    wallMs: Math.max(DEFAULT_LIMITS.wallMs, Math.ceil(maxNumel / 5e3)),
-    memoryMb: 64,
-  };
+/** Limits for real merges: the element budget and the time limits scale with the largest tensor (the loop's formula). */
+function limitsFor(maxNumel: number, models: number, timeScale = 1): Partial<SandboxLimits> {
+  return streamLimits(maxNumel, models, timeScale);
 }
 
 /**
@@ -50,7 +46,7 @@ function streamStats(base: Checkpoint, models: Checkpoint[], names: string[]): M
 }
 
 /** Loads, validates and prepares the algorithm of a `merge_method: custom` config. */
-export async function loadCustomAlgorithm(config: MergeConfig, opts: { seed?: number } = {}): Promise<CustomAlgorithm> {
+export async function loadCustomAlgorithm(config: MergeConfig, opts: { seed?: number; timeScale?: number } = {}): Promise<CustomAlgorithm> {
   const file = config.algorithm!;
   const source = readRegularText(file, 'algorithm file', 16 << 20);
   if (!config.base) throw new Error('merge_method: custom needs base_model (task vectors are taken relative to it)');
@@ -72,7 +68,7 @@ export async function loadCustomAlgorithm(config: MergeConfig, opts: { seed?: nu
       base.close();
       models.forEach((m) => m.close());
     }
-    const limits = limitsFor(maxNumel, models.length);
+    const limits = limitsFor(maxNumel, models.length, opts.timeScale);
     const js = transpileIfTypeScript(source, language);
     if (!js.ok) throw new Error(`algorithm ${file}: ${js.message}`);
     const mergeFn = makeMergeFunction(js.source, sandbox, {

@@ -6,8 +6,9 @@
 import { loadModel, Llama, paramShapes } from '../nn/index.ts';
 import type { LlamaConfig } from '../nn/index.ts';
 import type { TextTokenizer } from '../nn/hf-tokenizer.ts';
-import { computeStats, tensorLayer, DEFAULT_LIMITS, type MergeFunction, type ModelStats, type SandboxLimits } from '../sandbox/index.ts';
+import { computeStats, tensorLayer, type MergeFunction, type ModelStats, type SandboxLimits } from '../sandbox/index.ts';
 import { tensorSelector, type TensorFilter } from './tensor-filter.ts';
+import { streamLimits } from './stream-world.ts';
 
 export class MergeWorld {
   private statsCache: ModelStats | null = null;
@@ -65,16 +66,9 @@ export class MergeWorld {
     return [...sh];
   }
 
-  /** Sandbox limits large enough for the biggest selected tensor. */
+  /** Sandbox limits large enough for the biggest selected tensor (the streamed world's formula). */
   limits(): Partial<SandboxLimits> {
-    const maxNumel = Math.max(...this.names.map((n) => this.seed.get(n)!.length));
-    const k = this.expertDirs.length;
-    return {
-      maxElements: Math.max(DEFAULT_LIMITS.maxElements, maxNumel * (k + 8) * 4),
-      timeoutMs: Math.max(DEFAULT_LIMITS.timeoutMs, Math.ceil(maxNumel / 2e4)),
-      wallMs: Math.max(DEFAULT_LIMITS.wallMs, Math.ceil(maxNumel / 5e3)),
-      memoryMb: 64,
-    };
+    return streamLimits(Math.max(...this.names.map((n) => this.seed.get(n)!.length)), this.expertDirs.length);
   }
 
   /** Merged weights: seed + f(task vectors) on selected tensors (shared seed arrays elsewhere). */

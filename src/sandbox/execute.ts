@@ -3,7 +3,8 @@
  * Checks the result (shape, finiteness) and that no input changed, and classifies failures.
  */
 import ivm from 'isolated-vm';
-import { NDArray, fmtShape } from '../tensor/nd.ts';
+import { NDArray, fmtShape, setArrayPool } from '../tensor/nd.ts';
+import { RunArrayPool } from './array-pool.ts';
 import { hostOp, newOpState, register, type OpState } from './host-ops.ts';
 import { PRELUDE } from './prelude.ts';
 import type { FailureCategory, RunOutcome, RunRequest, SandboxLimits } from './types.ts';
@@ -109,12 +110,23 @@ function dispose(w: Warm | null): void {
   }
 }
 
-export function execute(req: RunRequest): RunOutcome {
+/** What execute() runs (merge-file requests are read from disk first, by file-merge.ts). */
+export type ExecRequest = Exclude<RunRequest, { type: 'merge-file' }>;
+
+/**
+ * Runs one request. `copyResult: false` hands back the result tensor's own array instead of a
+ * compact copy (the caller only reads it before the next request).
+ */
+const pool = new RunArrayPool();
+
+export function execute(req: ExecRequest, opts: { copyResult?: boolean } = {}): RunOutcome {
   const t0 = performance.now();
   const limits: SandboxLimits = req.limits;
   if (typeof req.source !== 'string' || req.source.length > MAX_SOURCE) return fail('syntax', `source must be a string of at most ${MAX_SOURCE} characters`, null, t0);
   const w = take(limits.memoryMb);
   const iso = w.iso;
+  pool.beginRun(); // the previous run's arrays (results included) are reused from here on
+  setArrayPool(pool);
   try {
     try {
       iso.compileScriptSync(req.source, { filename: 'algorithm.js' }).release();
@@ -196,9 +208,10 @@ export function execute(req: RunRequest): RunOutcome {
       }
     if (bad > 0)
       return fail('non-finite', `merge returned ${bad} non-finite values (NaN/Inf) out of ${out.numel} for ${req.ctx.name} (first at flat index ${firstBad}); guard divisions and logs with an epsilon`, state, t0);
-    const result = new Float32Array(out.data); // a compact copy (inputs stay untouched)
+    const result = opts.copyResult === false ? out.data : new Float32Array(out.data); // a compact copy (inputs stay untouched)
     return { ok: true, result, ops: state.ops, elements: state.elements, ms: performance.now() - t0 };
   } finally {
+    setArrayPool(null);
     dispose(w);
   }
 }

@@ -1,4 +1,4 @@
 /** Public surface of the merge-algorithm sandbox (see docs/algorithm-contract.md). */
 export { Sandbox, type SandboxOptions } from './sandbox.ts';
-export { validateAlgorithm, makeMergeFunction, computeStats, smokeCases, transpileIfTypeScript, AlgorithmRejected, type Verdict, type ValidateOptions, type TensorCase, type MergeFunction } from './validate.ts';
-export { DEFAULT_LIMITS, FAILURE_CATEGORIES, tensorKind, tensorLayer, type FailureCategory, type MergeContext, type ModelStats, type TensorStats, type RunOutcome, type SandboxLimits, type TensorKind } from './types.ts';
+export { validateAlgorithm, makeMergeFunction, makeFileMergeFunction, computeStats, smokeCases, transpileIfTypeScript, AlgorithmRejected, type Verdict, type ValidateOptions, type TensorCase, type MergeFunction, type FileMergeFunction } from './validate.ts';
+export { DEFAULT_LIMITS, FAILURE_CATEGORIES, tensorKind, tensorLayer, type FailureCategory, type MergeContext, type ModelStats, type TensorStats, type RunOutcome, type SandboxLimits, type TensorKind, type TensorRef } from './types.ts';

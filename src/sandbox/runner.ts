@@ -4,6 +4,7 @@
  * the parent reports `crash` and forks a new one.
  */
 import { execute, prewarm } from './execute.ts';
+import { executeFileMerge } from './file-merge.ts';
 import type { RunRequest, RunResponse } from './types.ts';
 
 if (!process.send) throw new Error('sandbox runner must be started with child_process.fork');
@@ -11,7 +12,7 @@ if (!process.send) throw new Error('sandbox runner must be started with child_pr
 process.on('message', (req: RunRequest) => {
   let res: RunResponse;
   try {
-    res = { id: req.id, ...execute(req) };
+    res = { id: req.id, ...(req.type === 'merge-file' ? executeFileMerge(req) : execute(req)) };
   } catch (e) {
     res = { id: req.id, ok: false, category: 'crash', message: `sandbox runner error: ${e instanceof Error ? e.message : String(e)}` };
   }

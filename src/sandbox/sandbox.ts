@@ -5,7 +5,7 @@
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { DEFAULT_LIMITS, type MergeContext, type ModelStats, type RunOutcome, type RunRequest, type RunResponse, type SandboxLimits } from './types.ts';
+import { DEFAULT_LIMITS, type TensorRef, type MergeContext, type ModelStats, type RunOutcome, type RunRequest, type RunResponse, type SandboxLimits } from './types.ts';
 
 /** tsx's loader as an absolute URL, so the child starts whatever the current directory is. */
 const TSX_LOADER = import.meta.resolve('tsx');
@@ -55,6 +55,14 @@ export class Sandbox {
     // compact copies: a view's whole underlying buffer would otherwise be serialised
     const compact = inputs.map((x) => (x.byteOffset === 0 && x.byteLength === x.buffer.byteLength ? x : new Float32Array(x)));
     return this.enqueue({ type: 'merge', id: 0, source, inputs: compact, ctx, limits: this.lim(limits), testHooks: this.testHooks });
+  }
+
+  /**
+   * Streamed merge of one tensor: the child reads `base` and `experts` from their files, runs
+   * merge(expert − base, ctx) and answers with base + result encoded as `outDtype` (`bytes`).
+   */
+  runFile(source: string, base: TensorRef, experts: TensorRef[], outDtype: TensorRef['dtype'], ctx: MergeContext, limits?: Partial<SandboxLimits>): Promise<RunOutcome> {
+    return this.enqueue({ type: 'merge-file', id: 0, source, base, experts, outDtype, ctx, limits: this.lim(limits), testHooks: this.testHooks });
   }
 
   /** Run the optional prepare(stats) entry point; `stateJson` holds its JSON result. */

@@ -57,6 +57,8 @@ export const DEFAULT_LIMITS: SandboxLimits = {
 export interface RunOutcome {
   ok: boolean;
   result?: Float32Array;
+  /** merge-file: the merged tensor (base + program result), encoded in the requested dtype */
+  bytes?: Uint8Array;
   /** prepare(): the JSON text of the returned state */
   stateJson?: string;
   category?: FailureCategory;
@@ -79,11 +81,21 @@ export interface TensorStats {
 }
 export type ModelStats = Record<string, TensorStats>;
 
+/** Where one tensor's bytes lie in a safetensors file (absolute offset), and their dtype. */
+export interface TensorRef {
+  path: string;
+  offset: number;
+  byteLength: number;
+  dtype: 'F32' | 'F16' | 'BF16';
+}
+
 /** Messages parent -> child. */
 export type RunRequest =
   | { type: 'check'; id: number; source: string; limits: SandboxLimits }
   | { type: 'merge'; id: number; source: string; inputs: Float32Array[]; ctx: MergeContext; limits: SandboxLimits; testHooks?: boolean }
-  | { type: 'prepare'; id: number; source: string; stats: ModelStats; numModels: number; seed: number; limits: SandboxLimits; testHooks?: boolean };
+  | { type: 'prepare'; id: number; source: string; stats: ModelStats; numModels: number; seed: number; limits: SandboxLimits; testHooks?: boolean }
+  /** Streamed merge of one tensor: the child reads base and experts from their files, forms the task vectors, runs the program, adds the result to the base and answers with the encoded bytes. */
+  | { type: 'merge-file'; id: number; source: string; base: TensorRef; experts: TensorRef[]; outDtype: 'F32' | 'F16' | 'BF16'; ctx: MergeContext; limits: SandboxLimits; testHooks?: boolean };
 
 export interface RunResponse extends RunOutcome {
   id: number;

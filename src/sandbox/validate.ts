@@ -8,7 +8,7 @@ import { createRequire } from 'node:module';
 import { cosineSimilarity, NDArray } from '../tensor/nd.ts';
 import { uniformAt } from '../tensor/kernels.ts';
 import type { Sandbox } from './sandbox.ts';
-import { tensorKind, tensorLayer, type FailureCategory, type MergeContext, type ModelStats, type RunOutcome, type SandboxLimits, type TensorKind } from './types.ts';
+import { tensorKind, tensorLayer, type FailureCategory, type MergeContext, type ModelStats, type RunOutcome, type SandboxLimits, type TensorKind, type TensorRef } from './types.ts';
 
 export interface Verdict {
   ok: boolean;
@@ -219,8 +219,20 @@ export type MergeFunction = (taskVectors: Float32Array[], ctx: Omit<MergeContext
  * Failures throw AlgorithmRejected (with the category).
  */
 export function makeMergeFunction(source: string, sandbox: Pick<Sandbox, 'run' | 'prepare'>, opts: { stats?: ModelStats; seed?: number; limits?: Partial<SandboxLimits> } = {}): MergeFunction {
+  const getState = stateOnce(source, sandbox, opts);
+  return async (taskVectors, ctx) => {
+    const st = await getState(taskVectors.length);
+    const full: MergeContext = { ...ctx, kind: ctx.kind ?? tensorKind(ctx.name), numModels: taskVectors.length, shape: [...ctx.shape], ...(st === undefined ? {} : { state: st }) };
+    const r = await sandbox.run(source, taskVectors, full, opts.limits);
+    if (!r.ok) throw new AlgorithmRejected(r.category ?? 'runtime', `${r.message} [tensor ${ctx.name}]`);
+    return r.result!;
+  };
+}
+
+/** The program's prepare(stats) state, computed once on first use (undefined without stats or prepare). */
+function stateOnce(source: string, sandbox: Pick<Sandbox, 'prepare'>, opts: { stats?: ModelStats; seed?: number; limits?: Partial<SandboxLimits> }): (numModels: number) => Promise<unknown> {
   let state: Promise<unknown> | null = null;
-  const getState = (numModels: number): Promise<unknown> => {
+  return (numModels) => {
     if (!opts.stats) return Promise.resolve(undefined);
     state ??= sandbox.prepare(source, opts.stats, numModels, (opts.seed ?? 0) >>> 0, opts.limits).then((r) => {
       if (r.ok) return JSON.parse(r.stateJson ?? 'null') as unknown;
@@ -229,11 +241,27 @@ export function makeMergeFunction(source: string, sandbox: Pick<Sandbox, 'run' |
     });
     return state;
   };
-  return async (taskVectors, ctx) => {
-    const st = await getState(taskVectors.length);
-    const full: MergeContext = { ...ctx, kind: ctx.kind ?? tensorKind(ctx.name), numModels: taskVectors.length, shape: [...ctx.shape], ...(st === undefined ? {} : { state: st }) };
-    const r = await sandbox.run(source, taskVectors, full, opts.limits);
+}
+
+/** Per tensor of a streamed merge: the tensor's place in the base and expert files, and the output dtype. */
+export type FileMergeFunction = (
+  base: TensorRef,
+  experts: TensorRef[],
+  outDtype: TensorRef['dtype'],
+  ctx: Omit<MergeContext, 'state' | 'numModels' | 'kind'> & { kind?: TensorKind },
+) => Promise<Uint8Array>;
+
+/**
+ * makeMergeFunction for streamed merges (Sandbox.runFile): the tensors are read by the sandbox
+ * child from disk; what comes back is base + merge(task vectors), encoded as `outDtype`.
+ */
+export function makeFileMergeFunction(source: string, sandbox: Pick<Sandbox, 'runFile' | 'prepare'>, opts: { stats?: ModelStats; seed?: number; limits?: Partial<SandboxLimits> } = {}): FileMergeFunction {
+  const getState = stateOnce(source, sandbox, opts);
+  return async (base, experts, outDtype, ctx) => {
+    const st = await getState(experts.length);
+    const full: MergeContext = { ...ctx, kind: ctx.kind ?? tensorKind(ctx.name), numModels: experts.length, shape: [...ctx.shape], ...(st === undefined ? {} : { state: st }) };
+    const r = await sandbox.runFile(source, base, experts, outDtype, full, opts.limits);
     if (!r.ok) throw new AlgorithmRejected(r.category ?? 'runtime', `${r.message} [tensor ${ctx.name}]`);
-    return r.result!;
+    return r.bytes!;
   };
 }

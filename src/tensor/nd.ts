@@ -25,6 +25,41 @@ export class NDArray {
 
 export type Operand = NDArray | number;
 
+/**
+ * Where op outputs come from: plain `new Float32Array(n)`, or (setArrayPool) a pool of zeroed,
+ * already-touched buffers. The sandbox child recycles one run's intermediates into the next run,
+ * because touching fresh memory (page faults) can cost more than the op itself on large tensors.
+ * Outputs are zeroed either way, so results do not depend on the pool.
+ */
+export interface ArrayPool {
+  f32(n: number): Float32Array;
+  f64(n: number): Float64Array;
+}
+let arrayPool: ArrayPool | null = null;
+/** Arrays below this length are always allocated fresh (cheap). */
+const POOL_MIN = 1 << 16;
+export function setArrayPool(p: ArrayPool | null): void {
+  arrayPool = p;
+}
+function f32(n: number): Float32Array {
+  return arrayPool && n >= POOL_MIN ? arrayPool.f32(n) : new Float32Array(n);
+}
+function f64(n: number): Float64Array {
+  return arrayPool && n >= POOL_MIN ? arrayPool.f64(n) : new Float64Array(n);
+}
+function copyOf(x: Float32Array): Float32Array {
+  const o = f32(x.length);
+  o.set(x);
+  return o;
+}
+/** Float32 copy of float64 values (optionally mapped), rounded like Float32Array.from. */
+function toF32(x: Float64Array, fn?: (v: number) => number): Float32Array {
+  const o = f32(x.length);
+  if (fn) for (let i = 0; i < x.length; i++) o[i] = fn(x[i]!);
+  else for (let i = 0; i < x.length; i++) o[i] = x[i]!;
+  return o;
+}
+
 export function numelOf(shape: readonly number[]): number {
   let n = 1;
   for (const d of shape) n *= d;
@@ -101,11 +136,95 @@ function sameShape(a: readonly number[], b: readonly number[]): boolean {
 
 export type BinaryFn = (x: number, y: number) => number;
 
+/**
+ * Per-op loops for the three common layouts (same shape, scalar right, scalar left): each loop is
+ * its own function, so V8 compiles it monomorphic with the arithmetic inlined, at memory speed on
+ * large tensors, where the generic path below calls a closure per element. Same arithmetic as the
+ * ops' closures (results bit-identical).
+ */
+type Loop = (o: Float32Array, a: Float32Array, b: Float32Array) => void;
+type SLoop = (o: Float32Array, a: Float32Array, y: number) => void;
+interface OpLoops {
+  same: Loop;
+  right: SLoop;
+  left: SLoop;
+}
+const LOOPS: Record<string, OpLoops> = {
+  mul: {
+    same: (o, a, b) => { for (let i = 0; i < o.length; i++) o[i] = a[i]! * b[i]!; },
+    right: (o, a, y) => { for (let i = 0; i < o.length; i++) o[i] = a[i]! * y; },
+    left: (o, b, x) => { for (let i = 0; i < o.length; i++) o[i] = x * b[i]!; },
+  },
+  div: {
+    same: (o, a, b) => { for (let i = 0; i < o.length; i++) o[i] = a[i]! / b[i]!; },
+    right: (o, a, y) => { for (let i = 0; i < o.length; i++) o[i] = a[i]! / y; },
+    left: (o, b, x) => { for (let i = 0; i < o.length; i++) o[i] = x / b[i]!; },
+  },
+  maximum: {
+    same: (o, a, b) => { for (let i = 0; i < o.length; i++) { const x = a[i]!, y = b[i]!; o[i] = x !== x || y !== y ? NaN : Math.max(x, y); } },
+    right: (o, a, y) => { for (let i = 0; i < o.length; i++) { const x = a[i]!; o[i] = x !== x || y !== y ? NaN : Math.max(x, y); } },
+    left: (o, b, x) => { for (let i = 0; i < o.length; i++) { const y = b[i]!; o[i] = x !== x || y !== y ? NaN : Math.max(x, y); } },
+  },
+  minimum: {
+    same: (o, a, b) => { for (let i = 0; i < o.length; i++) { const x = a[i]!, y = b[i]!; o[i] = x !== x || y !== y ? NaN : Math.min(x, y); } },
+    right: (o, a, y) => { for (let i = 0; i < o.length; i++) { const x = a[i]!; o[i] = x !== x || y !== y ? NaN : Math.min(x, y); } },
+    left: (o, b, x) => { for (let i = 0; i < o.length; i++) { const y = b[i]!; o[i] = x !== x || y !== y ? NaN : Math.min(x, y); } },
+  },
+  gt: {
+    same: (o, a, b) => { for (let i = 0; i < o.length; i++) o[i] = a[i]! > b[i]! ? 1 : 0; },
+    right: (o, a, y) => { for (let i = 0; i < o.length; i++) o[i] = a[i]! > y ? 1 : 0; },
+    left: (o, b, x) => { for (let i = 0; i < o.length; i++) o[i] = x > b[i]! ? 1 : 0; },
+  },
+  ge: {
+    same: (o, a, b) => { for (let i = 0; i < o.length; i++) o[i] = a[i]! >= b[i]! ? 1 : 0; },
+    right: (o, a, y) => { for (let i = 0; i < o.length; i++) o[i] = a[i]! >= y ? 1 : 0; },
+    left: (o, b, x) => { for (let i = 0; i < o.length; i++) o[i] = x >= b[i]! ? 1 : 0; },
+  },
+  lt: {
+    same: (o, a, b) => { for (let i = 0; i < o.length; i++) o[i] = a[i]! < b[i]! ? 1 : 0; },
+    right: (o, a, y) => { for (let i = 0; i < o.length; i++) o[i] = a[i]! < y ? 1 : 0; },
+    left: (o, b, x) => { for (let i = 0; i < o.length; i++) o[i] = x < b[i]! ? 1 : 0; },
+  },
+  le: {
+    same: (o, a, b) => { for (let i = 0; i < o.length; i++) o[i] = a[i]! <= b[i]! ? 1 : 0; },
+    right: (o, a, y) => { for (let i = 0; i < o.length; i++) o[i] = a[i]! <= y ? 1 : 0; },
+    left: (o, b, x) => { for (let i = 0; i < o.length; i++) o[i] = x <= b[i]! ? 1 : 0; },
+  },
+  eq: {
+    same: (o, a, b) => { for (let i = 0; i < o.length; i++) o[i] = a[i]! === b[i]! ? 1 : 0; },
+    right: (o, a, y) => { for (let i = 0; i < o.length; i++) o[i] = a[i]! === y ? 1 : 0; },
+    left: (o, b, x) => { for (let i = 0; i < o.length; i++) o[i] = x === b[i]! ? 1 : 0; },
+  },
+};
+
+/** `binary` with the op's fast loops when the layout allows (else the generic path with `f`). */
+function binaryOp(name: keyof typeof LOOPS, a: Operand, b: Operand, f: BinaryFn): NDArray {
+  const A = asND(a);
+  const B = asND(b);
+  const L = LOOPS[name]!;
+  if (sameShape(A.shape, B.shape)) {
+    const out = f32(A.numel);
+    L.same(out, A.data, B.data);
+    return new NDArray(out, A.shape);
+  }
+  if (B.numel === 1 && B.rank <= A.rank) {
+    const out = f32(A.numel);
+    L.right(out, A.data, B.data[0]!);
+    return new NDArray(out, A.shape);
+  }
+  if (A.numel === 1 && A.rank <= B.rank) {
+    const out = f32(B.numel);
+    L.left(out, B.data, A.data[0]!);
+    return new NDArray(out, B.shape);
+  }
+  return binary(A, B, f);
+}
+
 export function binary(a: Operand, b: Operand, f: BinaryFn): NDArray {
   const A = asND(a);
   const B = asND(b);
   const shape = broadcastShapes(A.shape, B.shape);
-  const out = new Float32Array(numelOf(shape));
+  const out = f32(numelOf(shape));
   const ad = A.data;
   const bd = B.data;
   if (sameShape(A.shape, B.shape)) {
@@ -141,7 +260,7 @@ export function binary(a: Operand, b: Operand, f: BinaryFn): NDArray {
 
 export function add(a: Operand, b: Operand, alpha = 1): NDArray {
   if (typeof a !== 'number' && typeof b !== 'number' && sameShape(a.shape, b.shape)) {
-    const out = new Float32Array(a.data);
+    const out = copyOf(a.data);
     axpy(out, alpha, b.data);
     return new NDArray(out, a.shape);
   }
@@ -149,7 +268,7 @@ export function add(a: Operand, b: Operand, alpha = 1): NDArray {
 }
 export function sub(a: Operand, b: Operand, alpha = 1): NDArray {
   if (alpha === 1 && typeof a !== 'number' && typeof b !== 'number' && sameShape(a.shape, b.shape)) {
-    const out = new Float32Array(a.numel);
+    const out = f32(a.numel);
     ksub(out, a.data, b.data);
     return new NDArray(out, a.shape);
   }
@@ -157,22 +276,22 @@ export function sub(a: Operand, b: Operand, alpha = 1): NDArray {
 }
 export function mul(a: Operand, b: Operand): NDArray {
   if (typeof b === 'number' && typeof a !== 'number') {
-    const out = new Float32Array(a.data);
+    const out = copyOf(a.data);
     kscale(out, b);
     return new NDArray(out, a.shape);
   }
   if (typeof a === 'number' && typeof b !== 'number') return mul(b, a);
-  return binary(a, b, (x, y) => x * y);
+  return binaryOp('mul', a, b, (x, y) => x * y);
 }
-export const div = (a: Operand, b: Operand): NDArray => binary(a, b, (x, y) => x / y);
+export const div = (a: Operand, b: Operand): NDArray => binaryOp('div', a, b, (x, y) => x / y);
 export const pow = (a: Operand, b: Operand): NDArray => binary(a, b, (x, y) => Math.pow(x, y));
-export const maximum = (a: Operand, b: Operand): NDArray => binary(a, b, (x, y) => (x !== x || y !== y ? NaN : Math.max(x, y)));
-export const minimum = (a: Operand, b: Operand): NDArray => binary(a, b, (x, y) => (x !== x || y !== y ? NaN : Math.min(x, y)));
-export const gt = (a: Operand, b: Operand): NDArray => binary(a, b, (x, y) => (x > y ? 1 : 0));
-export const ge = (a: Operand, b: Operand): NDArray => binary(a, b, (x, y) => (x >= y ? 1 : 0));
-export const lt = (a: Operand, b: Operand): NDArray => binary(a, b, (x, y) => (x < y ? 1 : 0));
-export const le = (a: Operand, b: Operand): NDArray => binary(a, b, (x, y) => (x <= y ? 1 : 0));
-export const eq = (a: Operand, b: Operand): NDArray => binary(a, b, (x, y) => (x === y ? 1 : 0));
+export const maximum = (a: Operand, b: Operand): NDArray => binaryOp('maximum', a, b, (x, y) => (x !== x || y !== y ? NaN : Math.max(x, y)));
+export const minimum = (a: Operand, b: Operand): NDArray => binaryOp('minimum', a, b, (x, y) => (x !== x || y !== y ? NaN : Math.min(x, y)));
+export const gt = (a: Operand, b: Operand): NDArray => binaryOp('gt', a, b, (x, y) => (x > y ? 1 : 0));
+export const ge = (a: Operand, b: Operand): NDArray => binaryOp('ge', a, b, (x, y) => (x >= y ? 1 : 0));
+export const lt = (a: Operand, b: Operand): NDArray => binaryOp('lt', a, b, (x, y) => (x < y ? 1 : 0));
+export const le = (a: Operand, b: Operand): NDArray => binaryOp('le', a, b, (x, y) => (x <= y ? 1 : 0));
+export const eq = (a: Operand, b: Operand): NDArray => binaryOp('eq', a, b, (x, y) => (x === y ? 1 : 0));
 
 /** where(cond, a, b): a where cond != 0, else b (all three broadcast together). */
 export function where(cond: Operand, a: Operand, b: Operand): NDArray {
@@ -181,7 +300,7 @@ export function where(cond: Operand, a: Operand, b: Operand): NDArray {
   const B = asND(b);
   const shape = broadcastShapes(broadcastShapes(C.shape, A.shape), B.shape);
   const n = numelOf(shape);
-  const out = new Float32Array(n);
+  const out = f32(n);
   const cd = C.data;
   const ad = A.data;
   const bd = B.data;
@@ -201,25 +320,32 @@ export function where(cond: Operand, a: Operand, b: Operand): NDArray {
 
 export function unary(a: Operand, f: (x: number) => number): NDArray {
   const A = asND(a);
-  const out = new Float32Array(A.numel);
+  const out = f32(A.numel);
   const d = A.data;
   for (let i = 0; i < out.length; i++) out[i] = f(d[i]!);
   return new NDArray(out, A.shape);
 }
-export const abs = (a: Operand): NDArray => unary(a, Math.abs);
-export const neg = (a: Operand): NDArray => unary(a, (x) => -x);
-export const sign = (a: Operand): NDArray => unary(a, (x) => (x > 0 ? 1 : x < 0 ? -1 : x === 0 ? 0 : NaN));
-export const sqrt = (a: Operand): NDArray => unary(a, Math.sqrt);
+/** A unary op with its own loop (monomorphic, see LOOPS). */
+function unaryLoop(a: Operand, loop: (o: Float32Array, d: Float32Array) => void): NDArray {
+  const A = asND(a);
+  const out = f32(A.numel);
+  loop(out, A.data);
+  return new NDArray(out, A.shape);
+}
+export const abs = (a: Operand): NDArray => unaryLoop(a, (o, d) => { for (let i = 0; i < o.length; i++) o[i] = Math.abs(d[i]!); });
+export const neg = (a: Operand): NDArray => unaryLoop(a, (o, d) => { for (let i = 0; i < o.length; i++) o[i] = -d[i]!; });
+export const sign = (a: Operand): NDArray => unaryLoop(a, (o, d) => { for (let i = 0; i < o.length; i++) { const x = d[i]!; o[i] = x > 0 ? 1 : x < 0 ? -1 : x === 0 ? 0 : NaN; } });
+export const sqrt = (a: Operand): NDArray => unaryLoop(a, (o, d) => { for (let i = 0; i < o.length; i++) o[i] = Math.sqrt(d[i]!); });
 export const exp = (a: Operand): NDArray => unary(a, Math.exp);
 export const log = (a: Operand): NDArray => unary(a, Math.log);
 export const sigmoid = (a: Operand): NDArray => unary(a, (x) => 1 / (1 + Math.exp(-x)));
 export const tanh = (a: Operand): NDArray => unary(a, Math.tanh);
-export const relu = (a: Operand): NDArray => unary(a, (x) => (x > 0 ? x : 0));
-export const square = (a: Operand): NDArray => unary(a, (x) => x * x);
+export const relu = (a: Operand): NDArray => unaryLoop(a, (o, d) => { for (let i = 0; i < o.length; i++) { const x = d[i]!; o[i] = x > 0 ? x : 0; } });
+export const square = (a: Operand): NDArray => unaryLoop(a, (o, d) => { for (let i = 0; i < o.length; i++) { const x = d[i]!; o[i] = x * x; } });
 export function clamp(a: Operand, min: number | null, max: number | null): NDArray {
   const lo = min ?? -Infinity;
   const hi = max ?? Infinity;
-  return unary(a, (x) => (x < lo ? lo : x > hi ? hi : x));
+  return unaryLoop(a, (o, d) => { for (let i = 0; i < o.length; i++) { const x = d[i]!; o[i] = x < lo ? lo : x > hi ? hi : x; } });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -272,7 +398,56 @@ function reducePlan(shape: readonly number[], dims: number[], keepdim: boolean):
   return { outShape, keptShape, groups, groupSize: groups === 0 ? 0 : n / groups, map };
 }
 
+/**
+ * The reduced groups as contiguous blocks: 'all' (one group), 'trailing' (group g = elements
+ * [g·size, (g+1)·size)), 'leading' (group g = elements g, g + groups, g + 2·groups, …), or null
+ * (other dims: use the plan's map). The fast paths visit each group's elements in the same order
+ * as the map loop, so the sums are bit-identical.
+ */
+function layoutOf(shape: readonly number[], dims: number[]): 'all' | 'trailing' | 'leading' | null {
+  const r = shape.length;
+  const n = numelOf(shape);
+  const groups = numelOf(shape.map((d, i) => (dims.includes(i) ? 1 : d)));
+  if (groups === 1 || n === 0) return 'all';
+  if (dims.length > 0 && dims.every((d, i) => d === r - dims.length + i)) return 'trailing';
+  if (dims.length > 0 && dims.every((d, i) => d === i)) return 'leading';
+  return null;
+}
+
+/** reducePlan without the per-element map (fast layouts only). */
+function planShape(shape: readonly number[], dims: number[], keepdim: boolean): ReducePlan {
+  const reduced = new Set(dims);
+  const keptShape = shape.map((d, i) => (reduced.has(i) ? 1 : d));
+  const outShape = keepdim ? keptShape : shape.filter((_, i) => !reduced.has(i));
+  const groups = numelOf(keptShape);
+  const n = numelOf(shape);
+  return { outShape, keptShape, groups, groupSize: groups === 0 ? 0 : n / groups, map: new Int32Array(0) };
+}
+
 function reduceSum(A: NDArray, dims: number[], keepdim: boolean, square = false): { sums: Float64Array; plan: ReducePlan } {
+  const layout = layoutOf(A.shape, dims);
+  if (layout !== null) {
+    const plan = planShape(A.shape, dims, keepdim);
+    const sums = f64(plan.groups);
+    const d = A.data;
+    const G = plan.groups;
+    if (layout === 'all' || layout === 'trailing') {
+      const size = plan.groupSize;
+      for (let g = 0; g < G; g++) {
+        let s = 0;
+        const end = (g + 1) * size;
+        if (square) for (let i = g * size; i < end; i++) s += d[i]! * d[i]!;
+        else for (let i = g * size; i < end; i++) s += d[i]!;
+        sums[g] = s;
+      }
+    } else {
+      for (let i = 0; i < d.length; i += G) {
+        if (square) for (let g = 0; g < G; g++) sums[g] += d[i + g]! * d[i + g]!;
+        else for (let g = 0; g < G; g++) sums[g] += d[i + g]!;
+      }
+    }
+    return { sums, plan };
+  }
   const plan = reducePlan(A.shape, dims, keepdim);
   const sums = new Float64Array(plan.groups);
   const d = A.data;
@@ -285,18 +460,20 @@ function reduceSum(A: NDArray, dims: number[], keepdim: boolean, square = false)
 export function sum(a: Operand, dim?: number | number[] | null, keepdim = false): NDArray {
   const A = asND(a);
   const { sums, plan } = reduceSum(A, normDims(dim, A.rank), keepdim);
-  return new NDArray(Float32Array.from(sums), plan.outShape);
+  return new NDArray(toF32(sums), plan.outShape);
 }
 export function mean(a: Operand, dim?: number | number[] | null, keepdim = false): NDArray {
   const A = asND(a);
   const { sums, plan } = reduceSum(A, normDims(dim, A.rank), keepdim);
   const n = plan.groupSize;
-  return new NDArray(Float32Array.from(sums, (s) => s / n), plan.outShape);
+  return new NDArray(toF32(sums, (s) => s / n), plan.outShape);
 }
 /** Variance with Bessel's correction by default (like torch: correction = 1). */
 export function variance(a: Operand, dim?: number | number[] | null, keepdim = false, correction = 1): NDArray {
   const A = asND(a);
-  const { sums, plan } = reduceSum(A, normDims(dim, A.rank), keepdim);
+  const dims = normDims(dim, A.rank);
+  const { sums } = reduceSum(A, dims, keepdim);
+  const plan = reducePlan(A.shape, dims, keepdim);
   const n = plan.groupSize;
   const m = plan.map;
   const acc = new Float64Array(plan.groups);
@@ -306,7 +483,7 @@ export function variance(a: Operand, dim?: number | number[] | null, keepdim = f
     const dv = d[i]! - sums[g]! / n;
     acc[g] += dv * dv;
   }
-  return new NDArray(Float32Array.from(acc, (s) => s / Math.max(0, n - correction)), plan.outShape);
+  return new NDArray(toF32(acc, (s) => s / Math.max(0, n - correction)), plan.outShape);
 }
 export function std(a: Operand, dim?: number | number[] | null, keepdim = false, correction = 1): NDArray {
   return unary(variance(a, dim, keepdim, correction), Math.sqrt);
@@ -317,21 +494,37 @@ export function norm(a: Operand, p: number | 'fro' = 2, dim?: number | number[] 
   const dims = normDims(dim, A.rank);
   if (p === 'fro' || p === 2) {
     const { sums, plan } = reduceSum(A, dims, keepdim, true);
-    return new NDArray(Float32Array.from(sums, Math.sqrt), plan.outShape);
+    return new NDArray(toF32(sums, Math.sqrt), plan.outShape);
   }
   if (p === 1) {
     const { sums, plan } = reduceSum(abs(A), dims, keepdim);
-    return new NDArray(Float32Array.from(sums), plan.outShape);
+    return new NDArray(toF32(sums), plan.outShape);
   }
   if (p === Infinity) return amax(abs(A), dims, keepdim);
   throw new Error(`norm: p must be 1, 2, 'fro' or Infinity, got ${String(p)}`);
 }
 function reduceExtreme(a: Operand, dim: number | number[] | null | undefined, keepdim: boolean, isMax: boolean): NDArray {
   const A = asND(a);
-  const plan = reducePlan(A.shape, normDims(dim, A.rank), keepdim);
+  const dims = normDims(dim, A.rank);
+  const layout = layoutOf(A.shape, dims);
+  const plan = layout === 'all' || layout === 'trailing' ? planShape(A.shape, dims, keepdim) : reducePlan(A.shape, dims, keepdim);
   if (plan.groupSize === 0) throw new Error(`${isMax ? 'amax' : 'amin'} of an empty tensor`);
-  const acc = new Float32Array(plan.groups).fill(isMax ? -Infinity : Infinity);
+  const acc = f32(plan.groups).fill(isMax ? -Infinity : Infinity);
   const d = A.data;
+  if (layout === 'all' || layout === 'trailing') {
+    // contiguous groups, visited in the same order as the map loop below
+    const size = plan.groupSize;
+    for (let g = 0; g < plan.groups; g++) {
+      let v0 = acc[g]!;
+      for (let i = g * size, end = (g + 1) * size; i < end; i++) {
+        const v = d[i]!;
+        if (v !== v) v0 = NaN;
+        else if (isMax ? v > v0 : v < v0) v0 = v;
+      }
+      acc[g] = v0;
+    }
+    return new NDArray(acc, plan.outShape);
+  }
   const m = plan.map;
   for (let i = 0; i < d.length; i++) {
     const g = m[i]!;
@@ -351,14 +544,14 @@ export function quantile(a: Operand, q: number, dim?: number | number[] | null, 
   const plan = reducePlan(A.shape, normDims(dim, A.rank), keepdim);
   const n = plan.groupSize;
   if (n === 0) throw new Error('quantile of an empty tensor');
-  const buckets = Array.from({ length: plan.groups }, () => new Float32Array(n));
+  const buckets = Array.from({ length: plan.groups }, () => new Float32Array(n)); // sorted scratch, not an output
   const fill = new Int32Array(plan.groups);
   const d = A.data;
   for (let i = 0; i < d.length; i++) {
     const g = plan.map[i]!;
     buckets[g]![fill[g]!++] = d[i]!;
   }
-  const out = new Float32Array(plan.groups);
+  const out = f32(plan.groups);
   for (let g = 0; g < plan.groups; g++) {
     const b = buckets[g]!.sort();
     if (b.some((v) => v !== v)) {
@@ -380,7 +573,7 @@ export function quantile(a: Operand, q: number, dim?: number | number[] | null, 
 export function topkMask(a: Operand, frac: number): NDArray {
   const A = asND(a);
   const n = A.numel;
-  const out = new Float32Array(n);
+  const out = f32(n);
   if (!(frac >= 0)) throw new Error(`topk_mask: fraction must be in [0, 1], got ${frac}`);
   const k = Math.min(n, Math.floor(frac * n));
   if (k >= n) return new NDArray(out.fill(1), A.shape);
@@ -425,7 +618,7 @@ export function cosineSimilarity(a: NDArray, b: NDArray, dim: number | null = nu
 export function broadcastTo(a: NDArray, shape: readonly number[]): NDArray {
   const s = broadcastShapes(a.shape, shape);
   if (!sameShape(s, shape)) throw new Error(`cannot expand ${fmtShape(a.shape)} to ${fmtShape(shape)}`);
-  const out = new Float32Array(numelOf(s));
+  const out = f32(numelOf(s));
   const d = a.data;
   broadcastMap(s, [a.shape], (o, offs) => {
     out[o] = d[offs[0]!]!;
@@ -443,7 +636,7 @@ export function stack(list: readonly NDArray[], dim = 0): NDArray {
   if (!Number.isInteger(d) || d < 0 || d >= r) throw new Error(`stack: dim ${dim} out of range for result rank ${r}`);
   const outer = numelOf(s0.slice(0, d));
   const inner = numelOf(s0.slice(d));
-  const out = new Float32Array(outer * list.length * inner);
+  const out = f32(outer * list.length * inner);
   for (let o = 0; o < outer; o++)
     for (let k = 0; k < list.length; k++) out.set(list[k]!.data.subarray(o * inner, (o + 1) * inner), (o * list.length + k) * inner);
   return new NDArray(out, [...s0.slice(0, d), list.length, ...s0.slice(d)]);
@@ -462,7 +655,7 @@ export function cat(list: readonly NDArray[], dim = 0): NDArray {
   const outer = numelOf(s0.slice(0, d));
   const inners = list.map((t) => numelOf(t.shape.slice(d)));
   const tot = inners.reduce((x, y) => x + y, 0);
-  const out = new Float32Array(outer * tot);
+  const out = f32(outer * tot);
   let off = 0;
   for (let o = 0; o < outer; o++)
     for (let k = 0; k < list.length; k++) {
@@ -486,15 +679,15 @@ export function reshape(a: NDArray, shape: readonly number[]): NDArray {
     s[s.indexOf(-1)] = a.numel / known;
   }
   if (numelOf(s) !== a.numel) throw new Error(`reshape: cannot reshape ${fmtShape(a.shape)} (${a.numel} elements) into ${fmtShape(shape)}`);
-  return new NDArray(new Float32Array(a.data), s);
+  return new NDArray(copyOf(a.data), s);
 }
 
 /** Transpose of a 2-D tensor (1-D and 0-D are returned as copies). */
 export function transpose2d(a: NDArray): NDArray {
-  if (a.rank < 2) return new NDArray(new Float32Array(a.data), a.shape);
+  if (a.rank < 2) return new NDArray(copyOf(a.data), a.shape);
   if (a.rank !== 2) throw new Error(`t(): expects a tensor of rank <= 2, got ${fmtShape(a.shape)}`);
   const [r, c] = a.shape as [number, number];
-  const out = new Float32Array(r * c);
+  const out = f32(r * c);
   for (let i = 0; i < r; i++) for (let j = 0; j < c; j++) out[j * r + i] = a.data[i * c + j]!;
   return new NDArray(out, [c, r]);
 }
@@ -506,7 +699,7 @@ export function matmul(a: NDArray, b: NDArray): NDArray {
   if (A.rank !== 2 || B.rank !== 2 || A.shape[1] !== B.shape[0]) throw new Error(`matmul: shapes ${fmtShape(a.shape)} and ${fmtShape(b.shape)} are not compatible`);
   const [m, k] = A.shape as [number, number];
   const n = B.shape[1]!;
-  const out = new Float32Array(m * n);
+  const out = f32(m * n);
   for (let i = 0; i < m; i++)
     for (let p = 0; p < k; p++) {
       const av = A.data[i * k + p]!;
@@ -518,19 +711,19 @@ export function matmul(a: NDArray, b: NDArray): NDArray {
 }
 
 export function full(shape: readonly number[], v: number): NDArray {
-  return new NDArray(new Float32Array(numelOf(shape)).fill(v), shape);
+  return new NDArray(f32(numelOf(shape)).fill(v), shape);
 }
 
 /** Uniform [0, 1) from a counter-based generator: identical for the same seed. */
 export function rand(shape: readonly number[], seed: number): NDArray {
-  const out = new Float32Array(numelOf(shape));
+  const out = f32(numelOf(shape));
   for (let i = 0; i < out.length; i++) out[i] = uniformAt(seed, i);
   return new NDArray(out, shape);
 }
 
 /** Standard normal (Box–Muller over two counter-based streams). */
 export function randn(shape: readonly number[], seed: number): NDArray {
-  const out = new Float32Array(numelOf(shape));
+  const out = f32(numelOf(shape));
   for (let i = 0; i < out.length; i++) {
     const u1 = 1 - uniformAt(seed, 2 * i);
     const u2 = uniformAt(seed, 2 * i + 1);
@@ -543,11 +736,11 @@ export function randn(shape: readonly number[], seed: number): NDArray {
 export function bernoulli(p: Operand, shape: readonly number[] | null, seed: number): NDArray {
   if (typeof p === 'number') {
     if (!shape) throw new Error('bernoulli: a numeric probability needs a shape');
-    const out = new Float32Array(numelOf(shape));
+    const out = f32(numelOf(shape));
     for (let i = 0; i < out.length; i++) out[i] = uniformAt(seed, i) < p ? 1 : 0;
     return new NDArray(out, shape);
   }
-  const out = new Float32Array(p.numel);
+  const out = f32(p.numel);
   for (let i = 0; i < out.length; i++) out[i] = uniformAt(seed, i) < p.data[i]! ? 1 : 0;
   return new NDArray(out, p.shape);
 }
