@@ -104,11 +104,11 @@ export class StoreBase {
 
   getRun(): RunRecord | undefined {
     const r = this.db.prepare('SELECT * FROM runs WHERE id = 1').get() as
-      | { name: string; config_json: string; seed: number; eval_key: string; eval_protocol_json: string | null; status: RunStatus; selfdev_version: string; created_at: string; updated_at: string; finished_at: string | null }
+      | { name: string; config_json: string; seed: number; eval_key: string; eval_protocol_json?: string | null; status: RunStatus; selfdev_version: string; created_at: string; updated_at: string; finished_at: string | null }
       | undefined;
     if (!r) return undefined;
     return {
-      name: r.name, config: JSON.parse(r.config_json), seed: r.seed, evalKey: r.eval_key, evalProtocol: r.eval_protocol_json === null ? null : JSON.parse(r.eval_protocol_json), status: r.status,
+      name: r.name, config: JSON.parse(r.config_json), seed: r.seed, evalKey: r.eval_key, evalProtocol: r.eval_protocol_json == null ? null : JSON.parse(r.eval_protocol_json) /* absent in a store older than schema 5 opened read-only */, status: r.status,
       selfdevVersion: r.selfdev_version, createdAt: r.created_at, updatedAt: r.updated_at, finishedAt: r.finished_at,
     };
   }

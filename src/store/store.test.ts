@@ -439,6 +439,13 @@ test('migration 5: the run records its scoring protocol; a run from before it re
   raw.prepare("INSERT INTO eval_configs (eval_key, config_json, created_at) VALUES ('k', '{}', 'x')").run();
   raw.prepare("INSERT INTO runs (id, name, config_json, seed, eval_key, status, selfdev_version, created_at, updated_at) VALUES (1, 'old', '{}', 0, 'k', 'done', '0', 'x', 'x')").run();
   raw.close();
+  const ro = RunStore.open(dir, { readonly: true }); // a report or an experiment summary of an old run: no migration
+  try {
+    assert.equal(ro.run().name, 'old');
+    assert.equal(ro.run().evalProtocol, null, 'an old store opened read-only reads back null');
+  } finally {
+    ro.close();
+  }
   const s = RunStore.open(dir);
   try {
     assert.equal(s.schemaVersion(), SCHEMA_VERSION);
