@@ -33,6 +33,8 @@ function standIns(root: string, o: { expertIntermediate?: number } = {}): void {
     const lines = Array.from({ length: 3 }, (_, i) => JSON.stringify({ question: `What is ${off + i} + 1?`, answer: `${off + i} + 1 = ${off + i + 1}\n#### ${off + i + 1}` }));
     writeFileSync(join(root, cfg.world[k]), lines.join('\n') + '\n');
   }
+  const train = Array.from({ length: 6 }, (_, i) => JSON.stringify({ question: `What is ${i} + 2?`, answer: `${i} + 2 = ${i + 2}\n#### ${i + 2}` }));
+  writeFileSync(join(root, cfg.eval.train!), train.join('\n') + '\n');
   symlinkSync(join(ROOT, 'algorithms'), join(root, 'algorithms'));
 }
 
