@@ -262,7 +262,7 @@ test('experiment on the queue (arms dpo,random × 2 repeats): each run under its
       try {
         const cfg = resolveConfig(st.getRun()!.config);
         const spec = evalSpecOf(cfg, root);
-        return new Map(st.samples(st.iteration(1)!.id).filter((x) => st.evaluationFor(x.hash)?.verdict !== 'extract').map((x) => [x.hash, jobIdOf(makeMessage(spec, { code: st.programByHash(x.hash)!.code, seed: deriveSeed(cfg.seed, `program:${x.hash}`), set: 'subset' }, root, undefined, `${arm}/r${k}`))]));
+        return new Map(st.samples(st.iteration(1, arm)!.id).filter((x) => st.evaluationFor(x.hash)?.verdict !== 'extract').map((x) => [x.hash, jobIdOf(makeMessage(spec, { code: st.programByHash(x.hash)!.code, seed: deriveSeed(cfg.seed, `program:${x.hash}`), set: 'subset' }, root, undefined, `${arm}/r${k}`))]));
       } finally {
         st.close();
       }

@@ -47,7 +47,7 @@ function ping(port: number): Promise<boolean> {
       sock.destroy();
       resolve(ok);
     };
-    sock.setTimeout(1000, () => done(false));
+    sock.setTimeout(5000, () => done(false));
     sock.on('error', () => done(false));
     sock.on('connect', () => sock.write('PING\r\n'));
     sock.on('data', (d) => {
@@ -234,7 +234,9 @@ export function distributedFixture(name: string, o: { aof?: boolean } = {}) {
   process.on('exit', () => tmp.cleanup());
   const root = join(tmp.path, 'root');
   const worldP = microRoot(root, { nExperts: 2, nOod: 1, nDev: 4, nTest: 4, trainSteps: 60 });
-  const redisP = startRedis(join(tmp.path, 'redis'), o);
+  // Redis after the world: the world's training runs in this process and can hold its event loop past
+  // the readiness pings' timeouts on busy cores
+  const redisP = worldP.then(() => startRedis(join(tmp.path, 'redis'), o));
   const config = async () => ({
     name, seed: 3, iterations: 1, samplesPerIteration: 8, tensorFilter: 'all',
     eval: { devSubset: 2, maxTokens: 10, batchSize: 8, promoteTopFraction: 0.5 }, topKTest: 4, pWin: 0.2, pLose: 0.4,
