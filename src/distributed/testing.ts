@@ -95,7 +95,10 @@ export async function startRedis(dir: string, o: { aof?: boolean } = {}): Promis
       if (c.exitCode !== null) throw new Error(`redis-server exited at start (code ${c.exitCode}): ${out}`);
       if (await ping(port)) return;
       // generous: the fixture trains its micro world in this process meanwhile, which can hold this loop for many seconds on busy cores
-      if (Date.now() - t0 > 60_000) throw new Error(`redis-server on port ${port} did not answer within 60 s: ${out}`);
+      if (Date.now() - t0 > 60_000) {
+        c.kill('SIGKILL'); // a server left running would keep the test process alive
+        throw new Error(`redis-server on port ${port} did not answer within 60 s: ${out}`);
+      }
       await new Promise((r) => setTimeout(r, 50));
     }
   };
