@@ -32,7 +32,9 @@ DIR/summary.json and DIR/report.html compare the arms: test accuracy of each run
 dev-tuned Task Arithmetic; the best-by-dev program's test accuracy and the paper's best-by-test among
 the top-k (labelled); the dev-vs-test rank correlation per run; median dev per iteration.
 Rerunning the same command continues unfinished runs and skips finished ones (no --resume needed;
-the stored DIR/experiment.json config is used).
+the stored DIR/experiment.json config is used; a config given again must equal it except for workers
+and distributed, which, like --queue, only say how the runs are evaluated). With --queue (or a
+distributed block) every run's jobs go through the queue, each run under its own job ids.
 
 Options:
   --out DIR     run folder (required)
@@ -41,7 +43,7 @@ Options:
                 names) and exit; nothing is created (a run also checks all this before it starts)
   --json        print the final result as one JSON object
   --queue URL   evaluate the candidates on \`selfdev worker\` processes through a BullMQ queue on Redis
-                (redis://HOST:PORT/DB; sets distributed.url; see docs/distributed.md)
+                (redis://HOST:PORT/DB; sets distributed.url; see docs/distributed.md); also for experiments
   --arms LIST   experiment arms, comma-separated: dpo, random, evolution (default dpo)
   --repeats R   experiment repeats with different seeds (default 1)
 
@@ -111,10 +113,7 @@ export const command: Command = {
       const problem = queueUrlProblem(values.queue);
       if (problem) throw new UsageError(`--queue ${problem}`);
     }
-    if (values.arms !== undefined || values.repeats !== undefined) {
-      if (values.queue !== undefined) throw new UsageError('--queue is not supported with --arms/--repeats yet; set distributed.url in the config');
-      return runExperimentCli(positionals[0], out, values);
-    }
+    if (values.arms !== undefined || values.repeats !== undefined) return runExperimentCli(positionals[0], out, values);
     const exists = await holdsRun(out);
     if (exists && !values.resume) throw new UsageError(`${values.out} already holds a run; pass --resume to continue it (or choose another --out)`);
     if (!exists && values.resume && positionals.length === 0) throw new UsageError(`${values.out} holds no run to resume; give a CONFIG.yml to start one`);
@@ -215,7 +214,7 @@ async function holdsRun(out: string): Promise<boolean> {
 }
 
 /** `selfdev run --arms … --repeats …`: every (arm, repeat) as its own run, then the comparison. */
-async function runExperimentCli(configFile: string | undefined, out: string, values: { out?: string; json?: boolean; arms?: string; repeats?: string }): Promise<number> {
+async function runExperimentCli(configFile: string | undefined, out: string, values: { out?: string; json?: boolean; arms?: string; repeats?: string; queue?: string }): Promise<number> {
   const { parseArms, runExperiment } = await import('../loop/experiment.ts');
   let arms: Arm[];
   try {
@@ -243,9 +242,11 @@ async function runExperimentCli(configFile: string | undefined, out: string, val
   process.once('SIGINT', onSig);
   let summary;
   try {
-    summary = await runExperiment(undefined, out, {
+    // the config given now (checked against the stored one above) decides how the runs are evaluated (workers, distributed)
+    summary = await runExperiment(config, out, {
       arms,
       repeats,
+      queue: values.queue,
       signal: ac.signal,
       onEvent: (e) => {
         if (e.type === 'run') {

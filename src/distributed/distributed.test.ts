@@ -10,10 +10,12 @@ import { fileURLToPath } from 'node:url';
 import { copyFileSync, cpSync, readFileSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { runLoop } from '../loop/controller.ts';
-import { resolveConfig } from '../loop/config.ts';
+import { deriveSeed, runLoop } from '../loop/controller.ts';
+import { resolveConfig, type Arm } from '../loop/config.ts';
+import { runExperiment } from '../loop/experiment.ts';
 import { runSnapshot } from '../loop/testing.ts';
 import { RunStore } from '../store/store.ts';
+import { evalSpecOf, jobIdOf, makeMessage } from './message.ts';
 import { QueueRunner } from './queue-runner.ts';
 import { distributedFixture, dupes, openQueue, queueCounts, startWorker, startedJobs, stopWorkers, type WorkerHandle } from './testing.ts';
 
@@ -219,6 +221,63 @@ test('--exit-when-idle: a worker with nothing to do exits 0 by itself, also when
   const r = await w.exited;
   assert.equal(r.code, 0, w.lines.join('\n'));
   assert.ok(w.lines.some((l) => /idle before any controller came; exiting/.test(l)), w.lines.join('\n'));
+});
+
+test('experiment on the queue (arms dpo,random × 2 repeats): each run under its own job ids although the arms sample the same programs; interrupted and resumed; the same runs and summary as a local experiment', { timeout: 1_200_000 }, async () => {
+  const url = await db(7);
+  const base = { ...(await config()), name: 'exp', samplesPerIteration: 4, topKTest: 2 };
+  const arms: Arm[] = ['dpo', 'random'];
+  const localDir = join(fx.tmp, 'exp-local');
+  const t0 = performance.now();
+  await runExperiment({ ...base, workers: 2 }, localDir, { arms, repeats: 2, root });
+  const tLocal = performance.now() - t0;
+  const ws = [startWorker(url, root), startWorker(url, root)];
+  const dir = join(fx.tmp, 'exp-queue');
+  try {
+    // interrupted in its second run, once that run has recorded 2 evaluations
+    const ac = new AbortController();
+    let seen = 0;
+    await assert.rejects(
+      runExperiment(base, dir, { arms, repeats: 2, root, queue: url, signal: ac.signal, onEvent: (e) => {
+        if (e.type === 'loop' && e.arm === 'random' && e.event.type === 'evaluated' && ++seen === 2) ac.abort();
+      } }),
+      /aborted/,
+    );
+    // resumed with the same config plus a distributed block (not a config change; --queue overrides its url)
+    const states: string[] = [];
+    const summary = await runExperiment({ ...base, distributed: { url: 'redis://127.0.0.1:1/0', attempts: 3 } }, dir, { arms, repeats: 2, root, queue: url, onEvent: (e) => {
+      if (e.type === 'run') states.push(`${e.arm}/r${e.repeat} ${e.state}`);
+    } });
+    assert.deepEqual(states, ['dpo/r0 skip', 'random/r0 resume', 'dpo/r1 start', 'random/r1 start']);
+    for (const arm of arms) for (const k of [0, 1]) assert.deepEqual(runSnapshot(join(dir, arm, `r${k}`)), runSnapshot(join(localDir, arm, `r${k}`)), `${arm}/r${k} as in the local experiment`);
+    assert.deepEqual(summary, JSON.parse(readFileSync(join(localDir, 'summary.json'), 'utf8')));
+
+    // every job ran once, on the queue; each run's screening jobs carry its namespace
+    const started = [...startedJobs(ws[0]!.lines), ...startedJobs(ws[1]!.lines)];
+    assert.deepEqual(dupes(started), [], 'no job ran twice (the interrupted run read its finished jobs back)');
+    const c = await queueCounts(url);
+    assert.deepEqual([c.completed, c.failed], [started.length, 0]);
+    const screening = (arm: Arm, k: number) => {
+      const st = RunStore.open(join(dir, arm, `r${k}`), { readonly: true });
+      try {
+        const cfg = resolveConfig(st.getRun()!.config);
+        const spec = evalSpecOf(cfg, root);
+        return new Map(st.samples(st.iteration(1, arm)!.id).filter((x) => st.evaluationFor(x.hash)?.verdict !== 'extract').map((x) => [x.hash, jobIdOf(makeMessage(spec, { code: st.programByHash(x.hash)!.code, seed: deriveSeed(cfg.seed, `program:${x.hash}`), set: 'subset' }, root, undefined, `${arm}/r${k}`))]));
+      } finally {
+        st.close();
+      }
+    };
+    const runs = arms.flatMap((arm) => [0, 1].map((k) => screening(arm, k)));
+    for (const r of runs) for (const id of r.values()) assert.ok(started.includes(id), `screening job ${id} ran on the queue`);
+    const [dpo0, , random0] = [runs[0]!, runs[1]!, runs[2]!];
+    const shared = [...dpo0.keys()].filter((h) => random0.has(h));
+    assert.ok(shared.length >= 2, `the two arms of repeat 0 sampled the same programs (${shared.length} shared): the case where ids could collide`);
+    for (const h of shared) assert.notEqual(dpo0.get(h), random0.get(h), `program ${h}: one job per arm`);
+    assert.equal(new Set(runs.flatMap((r) => [...r.values()])).size, runs.reduce((n, r) => n + r.size, 0), 'no two runs share a screening job');
+    process.stdout.write(`# experiment: local (workers: 2) ${(tLocal / 1000).toFixed(1)} s; on the queue ${((performance.now() - t0 - tLocal) / 1000).toFixed(1)} s, ${started.length} jobs, ${shared.length} programs shared by dpo/r0 and random/r0\n`);
+  } finally {
+    await stopWorkers(ws);
+  }
 });
 
 test.after(async () => {

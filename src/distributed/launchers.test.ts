@@ -33,9 +33,10 @@ test('examples/slurm/workers.sbatch: valid bash, an array of tasks with --mem se
   }));
   assert.match(sbatch.get('--mem') ?? '', /^\d+[KMGT]?$/, '--mem is set (SLURM otherwise gives a task the whole node or refuses it)');
   assert.match(sbatch.get('--array') ?? '', /^\d+-\d+$/);
-  const exec = text.split('\n').find((l) => l.startsWith('exec node bin/selfdev.mjs worker '));
+  const prefix = 'exec node "$SELFDEV_HOME/bin/selfdev.mjs" worker ';
+  const exec = text.split('\n').find((l) => l.startsWith(prefix));
   assert.ok(exec, 'the script execs the worker (so scancel\'s SIGTERM reaches it)');
-  const args = expand(exec.slice('exec node bin/selfdev.mjs worker '.length), { SELFDEV_QUEUE: 'redis://:pw@head:6379/0', SELFDEV_ROOT: '/shared/selfdev' }).split(/\s+/);
+  const args = expand(exec.slice(prefix.length), { SELFDEV_QUEUE: 'redis://:pw@head:6379/0', SELFDEV_ROOT: '/shared/selfdev' }).split(/\s+/);
   const o = parseWorkerArgs(args);
   assert.deepEqual(o, { url: 'redis://:pw@head:6379/0', root: '/shared/selfdev', concurrency: 1, exitWhenIdleSec: 300 });
 });

@@ -65,8 +65,13 @@ test('job ids: the same evaluation always gets the same id; any change of progra
     makeMessage(evalSpecOf(resolveConfig({ ...cfg, eval: { ...cfg.eval, maxTokens: 9 } }), root), job, root),
     makeMessage(spec, { baseline: 'seed', set: 'subset' }, root),
     makeMessage(spec, { baseline: { lambda: 0.5 }, set: 'subset' }, root),
+    // the runs of an experiment: the same job in two arms, or in two repeats, never shares an id
+    makeMessage(spec, job, root, undefined, 'dpo/r0'),
+    makeMessage(spec, job, root, undefined, 'random/r0'),
+    makeMessage(spec, job, root, undefined, 'dpo/r1'),
   ].map(jobIdOf);
-  assert.equal(new Set([id, ...others]).size, 8, 'all ids differ');
+  assert.equal(new Set([id, ...others]).size, 11, 'all ids differ');
+  assert.equal(jobIdOf(makeMessage(spec, job, root, undefined, 'dpo/r0')), others[7], 'a namespaced id is deterministic too');
   // a changed expert file changes the id of the jobs that read it
   const before = jobIdOf(makeMessage(spec, job, root, new FingerprintCache()));
   const e0 = join(root, spec.world.experts[0]!, 'model.safetensors');
@@ -108,6 +113,12 @@ test('parseJobMessage accepts a real message and refuses malformed ones with the
   ];
   for (const [data, re] of cases) assert.throws(() => parseJobMessage(data, undefined), (e: Error) => e instanceof MalformedJob && re.test(e.message), `${re}`);
   assert.throws(() => parseJobMessage(edit((c) => (c.job.seed = 8)), id), /the job id ev[0-9a-f]+ does not match its content/);
+  // a namespaced message: accepted with its own id; the namespace cannot be moved to another run's id
+  const n = makeMessage(spec, { code: 'function merge(tv, ctx) { return tv[0]; }', seed: 7, set: 'dev' }, root, undefined, 'random/r1');
+  assert.deepEqual(parseJobMessage(JSON.parse(JSON.stringify(n)), jobIdOf(n)), n);
+  assert.throws(() => parseJobMessage(JSON.parse(JSON.stringify(n)), id), /does not match its content/);
+  assert.throws(() => parseJobMessage({ ...n, ns: 5 }, undefined), /ns must be a non-empty string/);
+  assert.throws(() => parseJobMessage({ ...n, ns: '' }, undefined), /ns must be a non-empty string/);
   const base = makeMessage(spec, { baseline: { lambda: 0.5 }, set: 'test' }, root);
   assert.throws(() => parseJobMessage({ ...base, job: { ...base.job, baseline: { lambda: 'x' } } }, undefined), /job\.baseline must be "seed" or \{ lambda: NUMBER \}/);
 });

@@ -38,7 +38,12 @@ export interface JobMessage {
   job: EvalJob;
   /** Fingerprints of the files this job reads (seed, its expert set, its problem file). */
   fingerprints: Fingerprints;
+  /** The run's namespace (experiments: "ARM/rK"): part of the id, so the runs of an experiment never share a job; absent for a single run. */
+  ns?: string;
 }
+
+/** Longest accepted namespace. */
+const MAX_NS_CHARS = 200;
 
 /** A job message that must not be executed; the reason says why. */
 export class MalformedJob extends Error {
@@ -89,17 +94,17 @@ export function jobIdOf(m: JobMessage): string {
   const what = 'baseline' in j ? { baseline: j.baseline } : { program: sha256(j.code), seed: j.seed };
   const files = jobFiles(m.spec, j);
   const evalKey = { tensorFilter: m.spec.tensorFilter, eval: m.spec.eval, models: files.models, problems: files.problems };
-  return 'ev' + sha256(canonicalJson({ v: m.v, what, set: j.set, experts: j.experts ?? 'in-domain', evalKey, fingerprints: m.fingerprints })).slice(0, 40);
+  return 'ev' + sha256(canonicalJson({ v: m.v, what, set: j.set, experts: j.experts ?? 'in-domain', evalKey, fingerprints: m.fingerprints, ...(m.ns !== undefined ? { ns: m.ns } : {}) })).slice(0, 40);
 }
 
-/** The message for one job of a run: its spec, and fingerprints of the files it reads under `root`. */
-export function makeMessage(spec: EvalSpec, job: EvalJob, root: string, fp: FingerprintCache = new FingerprintCache()): JobMessage {
+/** The message for one job of a run: its spec, and fingerprints of the files it reads under `root`; `ns` the run's namespace. */
+export function makeMessage(spec: EvalSpec, job: EvalJob, root: string, fp: FingerprintCache = new FingerprintCache(), ns?: string): JobMessage {
   const files = jobFiles(spec, job);
   const fingerprints: Fingerprints = {};
   for (const m of files.models) fingerprints[m] = fp.model(resolve(root, m));
   fingerprints[files.problems] = fp.file(resolve(root, files.problems));
   if (files.shots !== undefined) fingerprints[files.shots] = fp.file(resolve(root, files.shots));
-  return { v: MESSAGE_VERSION, spec, job: { ...job, experts: job.experts ?? 'in-domain' }, fingerprints };
+  return { v: MESSAGE_VERSION, spec, job: { ...job, experts: job.experts ?? 'in-domain' }, fingerprints, ...(ns !== undefined ? { ns } : {}) };
 }
 
 // ------------------------------------------------------------------------------ fingerprints
@@ -204,7 +209,8 @@ function checkKeys(o: Record<string, unknown>, known: string[], what: string): v
  */
 export function parseJobMessage(data: unknown, id: string | undefined): JobMessage {
   if (!isObj(data)) throw new MalformedJob(`the message is not a JSON object (${data === null ? 'null' : typeof data})`);
-  checkKeys(data, ['v', 'spec', 'job', 'fingerprints'], 'the message');
+  checkKeys(data, ['v', 'spec', 'job', 'fingerprints', 'ns'], 'the message');
+  if ('ns' in data && (typeof data.ns !== 'string' || !data.ns || data.ns.length > MAX_NS_CHARS)) throw new MalformedJob(`ns must be a non-empty string of at most ${MAX_NS_CHARS} characters, got ${JSON.stringify(data.ns)?.slice(0, 80)}`);
   if (data.v !== MESSAGE_VERSION) throw new MalformedJob(`message version ${JSON.stringify(data.v)}, this worker reads version ${MESSAGE_VERSION} (update selfdev on one side)`);
   const { spec, job, fingerprints } = data;
   if (!isObj(spec) || !isObj(spec.world) || !isObj(spec.eval)) throw new MalformedJob('spec must be an object with world and eval');

@@ -28,6 +28,8 @@ export interface QueueRunnerOptions {
   maxInFlight: number;
   lockDurationMs: number;
   attempts: number;
+  /** The run's namespace, part of every job id (experiments: "ARM/rK", so two runs never share a job); none for a single run. */
+  namespace?: string;
   /** How often the state of every awaited job is read (default 1000 ms). */
   pollMs?: number;
   /** Where warnings go (default stderr). */
@@ -131,12 +133,12 @@ export class QueueRunner implements JobRunner {
 
   /** The job id this runner gives `job` (tests). */
   idOf(job: EvalJob): string {
-    return jobIdOf(makeMessage(this.spec, job, this.o.root, this.fp));
+    return jobIdOf(makeMessage(this.spec, job, this.o.root, this.fp, this.o.namespace));
   }
 
   async run(job: EvalJob): Promise<JobResult> {
     if (this.closed) throw new Error('queue runner is closed');
-    const msg = makeMessage(this.spec, job, this.o.root, this.fp);
+    const msg = makeMessage(this.spec, job, this.o.root, this.fp, this.o.namespace);
     const id = jobIdOf(msg);
     const awaited = this.waiters.get(id);
     const p = new Promise<JobResult>((resolve, reject) => {

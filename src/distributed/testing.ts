@@ -47,7 +47,7 @@ function ping(port: number): Promise<boolean> {
       sock.destroy();
       resolve(ok);
     };
-    sock.setTimeout(1000, () => done(false));
+    sock.setTimeout(5000, () => done(false));
     sock.on('error', () => done(false));
     sock.on('connect', () => sock.write('PING\r\n'));
     sock.on('data', (d) => {
@@ -94,7 +94,11 @@ export async function startRedis(dir: string, o: { aof?: boolean } = {}): Promis
     for (;;) {
       if (c.exitCode !== null) throw new Error(`redis-server exited at start (code ${c.exitCode}): ${out}`);
       if (await ping(port)) return;
-      if (Date.now() - t0 > 10_000) throw new Error(`redis-server on port ${port} did not answer within 10 s: ${out}`);
+      // generous: the fixture trains its micro world in this process meanwhile, which can hold this loop for many seconds on busy cores
+      if (Date.now() - t0 > 60_000) {
+        c.kill('SIGKILL'); // a server left running would keep the test process alive
+        throw new Error(`redis-server on port ${port} did not answer within 60 s: ${out}`);
+      }
       await new Promise((r) => setTimeout(r, 50));
     }
   };
@@ -233,7 +237,9 @@ export function distributedFixture(name: string, o: { aof?: boolean } = {}) {
   process.on('exit', () => tmp.cleanup());
   const root = join(tmp.path, 'root');
   const worldP = microRoot(root, { nExperts: 2, nOod: 1, nDev: 4, nTest: 4, trainSteps: 60 });
-  const redisP = startRedis(join(tmp.path, 'redis'), o);
+  // Redis after the world: the world's training runs in this process and can hold its event loop past
+  // the readiness pings' timeouts on busy cores
+  const redisP = worldP.then(() => startRedis(join(tmp.path, 'redis'), o));
   const config = async () => ({
     name, seed: 3, iterations: 1, samplesPerIteration: 8, tensorFilter: 'all',
     eval: { devSubset: 2, maxTokens: 10, batchSize: 8, promoteTopFraction: 0.5 }, topKTest: 4, pWin: 0.2, pLose: 0.4,

@@ -112,16 +112,27 @@ export async function runQueueWorker(o: QueueWorkerOptions): Promise<number> {
         throw e;
       }
       let result: JobResult;
-      try {
-        result = await pool.run(m.job);
-      } catch (e) {
-        // the evaluation children could not load (the pool refuses every job from then on): the next job starts a new pool
-        if (/evaluation worker (could not start|did not load|exited while loading)/.test((e as Error).message)) {
-          const key = canonicalJson(m.spec);
-          if (pools.get(key) === pool) pools.delete(key);
-          await pool.close();
+      for (let tries = 1; ; tries++) {
+        try {
+          result = await pool.run(m.job);
+          break;
+        } catch (e) {
+          const msg = (e as Error).message;
+          // the evaluation children could not load (the pool refuses every job from then on): the next job starts a new pool
+          if (/evaluation worker (could not start|did not load|exited while loading)/.test(msg)) {
+            const key = canonicalJson(m.spec);
+            if (pools.get(key) === pool) pools.delete(key);
+            await pool.close();
+          }
+          // a scheduler's SIGTERM to every process of the job reached a child in the first moments of its
+          // start, before it could ignore it (hold-signals.mjs): not the job's fault, so once more on a fresh child
+          if (tries === 1 && /exited while loading \(exit code null, signal SIG(TERM|INT)\)/.test(msg)) {
+            log(`worker ${name}: job ${job.id}: the evaluation child was stopped by ${/SIG(TERM|INT)/.exec(msg)![0]} while starting; starting another`);
+            pool = await poolFor(m);
+            continue;
+          }
+          throw e;
         }
-        throw e;
       }
       log(`worker ${name}: job ${job.id} done ${result.ok ? 'ok' : result.verdict} ${(performance.now() - t0).toFixed(0)} ms`);
       return { result, worker: name };

@@ -27,8 +27,9 @@ import { writeReport } from '../report/report.ts';
 import { EvolutionSampler, evolutionPool, skipTraining } from './arms.ts';
 import { factoryMaxTokens, openLoopFactory } from './factory-open.ts';
 import { conversationalPair, samplesInChat } from './pairs-format.ts';
-import { DEFAULT_CONFIG, resolveConfig, resolveDistributed, runEvalRecord, temperatureAt, trainsFactory, type LoopConfig } from './config.ts';
-import { LocalRunner, WorkerPool, loadProblems, memoryEvaluator, openEvalContext, type EvalContext, type EvalSet, type JobRunner, type Scores } from './pool.ts';
+import { DEFAULT_CONFIG, resolveConfig, runEvalRecord, temperatureAt, trainsFactory, type LoopConfig } from './config.ts';
+import { loadProblems, memoryEvaluator, openEvalContext, type EvalContext, type EvalSet, type JobRunner, type Scores } from './pool.ts';
+import { openJobRunner, type RunnerOptions } from './runner.ts';
 import { checkRecursiveWorld, ensureMergedFactory } from './recursive.ts';
 import { bestBySelection, bestByTest } from './selection.ts';
 import { factoryDraw, mutationDraw, sampleNovel } from './sampling.ts';
@@ -48,17 +49,12 @@ export type LoopEvent =
   /** best: the run's best program (by the selection split); bestByTestTopK: the paper's best test score among the top topKTest by dev (selects on test; reported, never chosen). */
   | { type: 'done'; best: LeaderboardRow | null; bestByTestTopK: LeaderboardRow | null };
 
-export interface LoopOptions {
+/** `workers`, `queue`, `distributed`, `queueNamespace`, `runner` (tests): how this invocation evaluates (runner.ts). */
+export interface LoopOptions extends RunnerOptions {
   signal?: AbortSignal;
   onEvent?: (e: LoopEvent) => void;
   /** Repository root (for docs/algorithm-contract.md and relative world paths); default cwd. */
   root?: string;
-  /** Overrides the config's `workers` (e.g. when resuming on another machine). */
-  workers?: number;
-  /** A queue URL (redis://HOST:PORT/DB): evaluate on the queue's `selfdev worker`s; overrides the config's distributed.url (the block's other settings, or their defaults, apply). */
-  queue?: string;
-  /** Tests: run every evaluation job on this runner instead of the world (no world or worker is loaded; closed with the run). */
-  runner?: JobRunner;
 }
 
 export interface LoopResult {
@@ -159,29 +155,10 @@ export async function runLoop(config: unknown, runDir: string, opts: LoopOptions
     await initBackend();
     const dev = loadProblems(p(cfg.world.dev));
     const subsetIsFull = Math.min(cfg.eval.devSubset, dev.length) === dev.length;
-    const workers = opts.workers ?? cfg.workers;
-    if (!Number.isInteger(workers) || workers < 1) throw new Error(`workers must be a positive integer, got ${String(workers)}`);
     // every evaluation (candidates, promotion, test, baselines, transfer): in this process (workers = 1, world + sandbox
-    // loaded here), or drained by worker processes started once per run (this process then loads no world)
-    let runner: JobRunner;
-    let localCtx: EvalContext | null = null; // workers = 1: the runner's context (recursive mode merges with it too)
-    const dist = opts.queue ? resolveDistributed({ ...cfg.distributed, url: opts.queue }, '--queue') : cfg.distributed;
-    if (opts.runner) {
-      runner = opts.runner;
-    } else if (dist) {
-      // evaluation on `selfdev worker` processes through a BullMQ queue (src/distributed; loaded only here)
-      const { QueueRunner } = await import('../distributed/queue-runner.ts');
-      runner = await QueueRunner.open({ cfg, root, url: dist.url, maxInFlight: dist.maxInFlight, lockDurationMs: dist.lockDurationMs, attempts: dist.attempts, onStatus: (s) => emit({ type: 'queue', ...s }) });
-    } else if (workers > 1) {
-      const pool = new WorkerPool(workers, cfg, root);
-      if (run.status !== 'done') pool.start(); // load while the factory samples (a finished run starts them only if a job comes)
-      runner = pool;
-    } else {
-      const ctx = await openEvalContext(cfg, root);
-      localCtx = ctx;
-      disposers.push(() => ctx.close());
-      runner = new LocalRunner(ctx);
-    }
+    // loaded here), drained by worker processes started once per run (this process then loads no world), or on a queue
+    const { runner, localCtx } = await openJobRunner(cfg, root, opts, run.status === 'done', (s) => emit({ type: 'queue', ...s }));
+    if (localCtx) disposers.push(() => localCtx.close()); // workers = 1: recursive mode merges with this context too
     disposers.push(() => runner.close());
     const drain = <T>(items: T[], fn: (x: T) => Promise<void>) => drainJobs(items, runner.concurrency, fn, check, opts.signal);
     const files = loadPromptFiles(root, p(cfg.world.example));

@@ -8,7 +8,7 @@ import { stringify } from 'yaml';
 import { makeTempDir } from '../io/testing.ts';
 import { RunStore } from '../store/store.ts';
 import { bootstrapCI, mean } from '../report/stats.ts';
-import { experimentConfig, parseArms, repeatSeed, runExperiment } from './experiment.ts';
+import { experimentConfig, experimentExecution, parseArms, repeatSeed, runExperiment } from './experiment.ts';
 import type { ExperimentSummary } from '../report/summary.ts';
 import { makeMicroWorld } from './testing.ts';
 import { deriveSeed } from './controller.ts';
@@ -30,6 +30,20 @@ test('arms and experiment config: specific errors', () => {
     assert.equal(experimentConfig({ seed: 1, world }, tmp.path).seed, 1);
     assert.throws(() => experimentConfig({ seed: 2, world }, tmp.path), /different config/);
     assert.equal(experimentConfig({ seed: 1, workers: 1, world }, tmp.path).workers, 2, 'workers may differ between invocations; the stored config is used');
+    // the distributed block (like --queue) says how the runs are evaluated, not what they compute: ignored by the check
+    const dist = { url: 'redis://127.0.0.1:6390/3', attempts: 3 };
+    assert.equal(experimentConfig({ seed: 1, world, distributed: dist }, tmp.path).distributed, undefined, 'accepted; the stored config is returned');
+    assert.equal(experimentConfig({ seed: 1, workers: 4, world, distributed: { url: 'redis://127.0.0.1:6391/0' } }, tmp.path).seed, 1);
+    // … but a real change beside it is still refused
+    assert.throws(() => experimentConfig({ seed: 1, world, distributed: dist, iterations: 5 }, tmp.path), /different config/);
+    assert.throws(() => experimentConfig({ seed: 1, world, distributed: dist, eval: { maxTokens: 7 } }, tmp.path), /different config/);
+    assert.throws(() => experimentConfig({ seed: 1, world, distributed: { url: 'http://x' } }, tmp.path), /distributed\.url must start with redis:\/\//, 'a bad block is still an error');
+    // how this invocation evaluates: the config given now, else the stored one; --queue sets the url
+    const stored = experimentConfig(undefined, tmp.path);
+    assert.deepEqual(experimentExecution(undefined, stored), { workers: 2, distributed: null });
+    assert.deepEqual(experimentExecution(undefined, stored, 'redis://127.0.0.1:6390/1'), { workers: 2, distributed: { url: 'redis://127.0.0.1:6390/1', maxInFlight: 16, lockDurationMs: 30_000, attempts: 2 } });
+    assert.deepEqual(experimentExecution({ seed: 1, workers: 1, world, distributed: dist }, stored), { workers: 1, distributed: { url: dist.url, maxInFlight: 16, lockDurationMs: 30_000, attempts: 3 } });
+    assert.deepEqual(experimentExecution({ seed: 1, world, distributed: dist }, stored, 'redis://127.0.0.1:6390/2').distributed, { url: 'redis://127.0.0.1:6390/2', maxInFlight: 16, lockDurationMs: 30_000, attempts: 3 }, '--queue overrides the url only');
     const r = cli(['--out', join(tmp.path, 'x'), '--arms', 'dpo', '--repeats', '0']);
     assert.equal(r.status, 2);
     assert.match(r.stderr, /--repeats must be a positive integer, got '0'/);

@@ -16,7 +16,7 @@ import { bootstrapCI, mean, median } from '../report/stats.ts';
 import { writeExperimentReport } from '../report/experiment.ts';
 import type { ArmSummary, Estimate, ExperimentSummary, RunSummary, Scored } from '../report/summary.ts';
 import { deriveSeed, runLoop, type LoopEvent } from './controller.ts';
-import { ARMS, resolveConfig, type Arm, type LoopConfig } from './config.ts';
+import { ARMS, resolveConfig, resolveDistributed, type Arm, type DistributedConfig, type LoopConfig } from './config.ts';
 import { bestBySelection, bestByTest, rankCorrelations, type RankCorrelation } from './selection.ts';
 
 export type ExperimentEvent =
@@ -27,6 +27,8 @@ export interface ExperimentOptions {
   arms: Arm[];
   repeats: number;
   root?: string;
+  /** A queue URL (`--queue`): every run's jobs through it (sets the url of the distributed block in effect). */
+  queue?: string;
   signal?: AbortSignal;
   onEvent?: (e: ExperimentEvent) => void;
 }
@@ -47,6 +49,22 @@ function canonical(x: unknown): string {
   return JSON.stringify(x, (_k, v: unknown) => (v && typeof v === 'object' && !Array.isArray(v) ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => (a < b ? -1 : 1))) : v));
 }
 
+/** The part of a config that decides results: all but `workers` and `distributed` (how the jobs run). */
+function computed(cfg: LoopConfig): Omit<LoopConfig, 'workers' | 'distributed'> {
+  const { workers: _w, distributed: _d, ...rest } = cfg;
+  return rest;
+}
+
+/**
+ * How this invocation evaluates the runs: `workers` and `distributed` of the config given now (else
+ * of the stored one), `queue` as the distributed url. Resumed runs use it too (not their stored one).
+ */
+export function experimentExecution(config: unknown, stored: LoopConfig, queue?: string): { workers: number; distributed: DistributedConfig | null } {
+  const from = config === undefined || config === null ? stored : resolveConfig(config);
+  const distributed = queue ? resolveDistributed({ ...from.distributed, url: queue }, '--queue') : (from.distributed ?? null);
+  return { workers: from.workers, distributed };
+}
+
 /**
  * Loads or creates DIR/experiment.json. A config given for an existing experiment must resolve to
  * the stored one (a different config in the same folder would mix two experiments).
@@ -62,8 +80,8 @@ export function experimentConfig(config: unknown, outDir: string): LoopConfig {
     }
     if (config !== undefined && config !== null) {
       const given = resolveConfig(config);
-      // `workers` is how the runs are executed, not what they compute: it may differ between invocations
-      if (canonical({ ...given, workers: 0 }) !== canonical({ ...stored, workers: 0 })) throw new Error(`${outDir} holds an experiment with a different config; use another --out or omit the config to continue it`);
+      // `workers` and `distributed` are how the runs are evaluated, not what they compute: they may differ between invocations
+      if (canonical(computed(given)) !== canonical(computed(stored))) throw new Error(`${outDir} holds an experiment with a different config; use another --out or omit the config to continue it`);
     }
     return stored;
   }
@@ -90,6 +108,7 @@ export async function runExperiment(config: unknown, outDir: string, opts: Exper
   if (opts.arms.length === 0) throw new Error('experiment: no arms');
   const out = resolve(outDir);
   const base = experimentConfig(config, out);
+  const exec = experimentExecution(config, base, opts.queue);
   for (let k = 0; k < opts.repeats; k++) {
     for (const arm of opts.arms) {
       if (opts.signal?.aborted) throw new Error('aborted');
@@ -101,7 +120,8 @@ export async function runExperiment(config: unknown, outDir: string, opts: Exper
       }
       opts.onEvent?.({ type: 'run', arm, repeat: k, runDir: dir, state: status === null ? 'start' : 'resume' });
       const cfg: LoopConfig = { ...base, arm, seed: repeatSeed(base.seed, k), name: `${base.name} ${arm} r${k}` };
-      await runLoop(status === null ? cfg : undefined, dir, { root: opts.root, signal: opts.signal, onEvent: (event) => opts.onEvent?.({ type: 'loop', arm, repeat: k, event }) });
+      // on a queue, the run's jobs carry its own namespace: the arms of a repeat (which often sample the same programs) never share a job
+      await runLoop(status === null ? cfg : undefined, dir, { root: opts.root, signal: opts.signal, ...exec, queueNamespace: `${arm}/r${k}`, onEvent: (event) => opts.onEvent?.({ type: 'loop', arm, repeat: k, event }) });
     }
   }
   const summary = summarizeExperiment(out, base, opts.arms, opts.repeats);

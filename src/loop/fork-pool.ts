@@ -13,6 +13,8 @@ import { fork, type ChildProcess } from 'node:child_process';
 
 /** tsx's loader as an absolute URL, so a worker starts whatever the current directory is. */
 const TSX_LOADER = import.meta.resolve('tsx');
+/** Loaded before the TypeScript loader: under `selfdev worker`, ignore SIGTERM/SIGINT from the start (hold-signals.mjs). */
+const HOLD_SIGNALS = import.meta.resolve('./hold-signals.mjs');
 const BOOT_TIMEOUT_MS = 120_000;
 
 /** Parent → worker. */
@@ -125,7 +127,7 @@ export class ForkPool<I, J, R> {
   private spawn(): void {
     this.spawns++;
     const name = this.o.name;
-    const child = fork(this.o.worker, [], { execArgv: ['--import', TSX_LOADER], serialization: 'advanced', stdio: ['ignore', 'ignore', 'pipe', 'ipc'] });
+    const child = fork(this.o.worker, [], { execArgv: ['--import', HOLD_SIGNALS, '--import', TSX_LOADER], serialization: 'advanced', stdio: ['ignore', 'ignore', 'pipe', 'ipc'] });
     const slot: Slot<J, R> = { child, ready: false, task: null, stderrTail: '' };
     this.slots.add(slot);
     child.stderr?.on('data', (d: Buffer) => {

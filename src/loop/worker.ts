@@ -8,8 +8,7 @@ import { setThreads } from '../tensor/kernels.ts';
 import { serveJobs } from './fork-pool.ts';
 import { openEvalContext, runJob, type EvalContext, type EvalJob, type JobResult, type WorkerInit } from './pool.ts';
 
-// under `selfdev worker` (src/distributed/worker.ts) the parent decides when to stop: a scheduler's
-// SIGTERM to the whole process group must not kill a job mid-way (this process exits when the parent does)
-if (process.env.SELFDEV_WORKER_CHILD === '1') for (const sig of ['SIGTERM', 'SIGINT'] as const) process.on(sig, () => undefined);
+// under `selfdev worker` (src/distributed/worker.ts) this process ignores SIGTERM/SIGINT from its first
+// moment (hold-signals.mjs, preloaded by fork-pool.ts): the parent decides when to stop
 setThreads(1); // native merge kernels: one thread per worker (the tfjs wasm backend is single-threaded already)
 serveJobs<WorkerInit, EvalContext, EvalJob, JobResult>('loop worker', (i) => openEvalContext(i.cfg, i.root), runJob);
