@@ -70,7 +70,8 @@ test('factory: a wrong URL (nothing listening, or a wrong path), a wrong model a
 test('eval.server: a wrong URL, a wrong model and a 400 stop the run at the first scoring, nothing scored', async () => {
   const serve = `${JSON.stringify(process.execPath)} bin/selfdev.mjs serve "$MODEL" --port "$PORT" --name merged --quiet`;
   const base = { ...builtinLoopConfig(world, factoryDir), workers: 1, samplesPerIteration: 3, factory: { kind: 'corpus' } };
-  const evalCfg = (server: Record<string, unknown>, extra: Record<string, unknown> = {}) => ({ ...base, eval: { devSubset: 4, maxTokens: 10, batchSize: 8, ...extra, server: { command: serve, model: 'merged', readyTimeoutSec: 60, ...server } } });
+  // zero-shot (the micro world has no GSM8k train split for lm-eval's 5 shots)
+  const evalCfg = (server: Record<string, unknown>, extra: Record<string, unknown> = {}) => ({ ...base, eval: { devSubset: 4, maxTokens: 10, batchSize: 8, shots: 0, ...extra, server: { command: serve, model: 'merged', readyTimeoutSec: 60, ...server } } });
   const cases: [string, Record<string, unknown>, RegExp][] = [
     ['a wrong path', evalCfg({ url: 'http://127.0.0.1:$PORT/v2' }), /eval\.server: GET http:\/\/127\.0\.0\.1:\d+\/v2(\/v1)?\/models → HTTP 404: .*unknown route.*; check eval\.server\.url/],
     ['a wrong model', evalCfg({ model: 'merged-7b' }), /eval\.server: the server is up but does not serve model 'merged-7b' \(GET .* lists: merged\); set eval\.server\.model/],
