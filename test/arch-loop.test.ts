@@ -45,7 +45,7 @@ for (const arch of ARCHS) {
     const command = `cp "$MODEL/config.json" "${seen}/config-$$.json" && cp "$MODEL/tokenizer.json" "${seen}/tokenizer-$$.json" && exec node ${JSON.stringify(join(ROOT, 'bin/selfdev.mjs'))} serve "$MODEL" --port "$PORT" --name merged --quiet`;
     const cfg = {
       name: arch, seed: 1, iterations: 1, samplesPerIteration: 3, tensorFilter: 'mlp', workers: 1,
-      eval: { devSubset: 2, maxTokens: 6, batchSize: 4, server: { command, model: 'merged', readyTimeoutSec: 60 } },
+      eval: { devSubset: 2, maxTokens: 6, batchSize: 4, shots: 0 /* no shot pool in this tiny world */, server: { command, model: 'merged', readyTimeoutSec: 60 } },
       topKTest: 1, selectTopK: 1, baselines: { lambdas: [0.5] },
       world: { seedModel: seed, experts, oodExperts: [], dev: join(dir, 'bench/dev.jsonl'), test: join(dir, 'bench/test.jsonl'), select: join(dir, 'bench/select.jsonl'), algorithms: join(ROOT, 'algorithms'), example: join(ROOT, 'algorithms/task_arithmetic.js') },
     };

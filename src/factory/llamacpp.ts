@@ -13,6 +13,7 @@ import { checkSampleArgs } from './types.ts';
 import type { AlgorithmFactory, Candidate, FactoryPrompt, SampleOptions } from './types.ts';
 
 type NodeLlamaCpp = typeof import('node-llama-cpp');
+type Token = import('node-llama-cpp').Token;
 type Llama = Awaited<ReturnType<NodeLlamaCpp['getLlama']>>;
 type LlamaModel = Awaited<ReturnType<Llama['loadModel']>>;
 type LlamaContext = Awaited<ReturnType<LlamaModel['createContext']>>;
@@ -120,7 +121,7 @@ export class LlamaCppFactory implements AlgorithmFactory {
 
   private async one(completion: LlamaCompletion, prompt: FactoryPrompt, input: number[], maxTokens: number, opts: SampleOptions, i: number): Promise<Candidate> {
     const t0 = performance.now();
-    let tokens = 0;
+    const ids: Token[] = [];
     try {
       const res = await completion.generateCompletionWithMeta(input as never, {
         maxTokens,
@@ -135,15 +136,19 @@ export class LlamaCppFactory implements AlgorithmFactory {
         trimWhitespaceSuffix: false,
         disableContextShift: true,
         onToken: (t) => {
-          tokens += t.length;
+          ids.push(...t);
         },
       });
-      const raw = prompt.prefix + res.response;
+      // node-llama-cpp checks maxTokens only after a token that completes a UTF-8 character, so a
+      // partial character at the limit gets one token more: keep the first maxTokens tokens' text
+      const text = ids.length > maxTokens ? this.model.detokenize(ids.slice(0, maxTokens)) : res.response;
+      const tokens = Math.min(ids.length, maxTokens);
+      const raw = prompt.prefix + text;
       const ex = extractProgram(raw);
       const ms = performance.now() - t0;
       return ex.code !== null ? { code: ex.code, raw, tokens, ms } : { code: null, raw, error: ex.reason, tokens, ms };
     } catch (e) {
-      return { code: null, raw: '', error: `llama.cpp generation failed: ${(e as Error).message}`, tokens, ms: performance.now() - t0 };
+      return { code: null, raw: '', error: `llama.cpp generation failed: ${(e as Error).message}`, tokens: Math.min(ids.length, maxTokens), ms: performance.now() - t0 };
     }
   }
 
