@@ -265,12 +265,9 @@ export class ServerProcess {
 
 // ------------------------------------------------------------------------------ evaluation
 
-export interface ServedEvalOptions {
+/** How a model is scored through a server: what every served scoring takes. */
+export interface ServedScoring {
   server: EvalServerConfig;
-  /** Folder of the seed model (config.json and tokenizer files are copied from it). */
-  seedDir: string;
-  config: LlamaConfig;
-  weights: Map<string, Float32Array>;
   problems: readonly EvalProblem[];
   maxTokens: number;
   calculator: boolean;
@@ -279,6 +276,13 @@ export interface ServedEvalOptions {
   shots?: ShotSpec;
   /** Called when a server process is started (tests). */
   onStart?: (s: ServerProcess) => void;
+}
+
+export interface ServedEvalOptions extends ServedScoring {
+  /** Folder of the seed model (config.json and tokenizer files are copied from it). */
+  seedDir: string;
+  config: LlamaConfig;
+  weights: Map<string, Float32Array>;
 }
 
 export interface ServedEvalResult {
@@ -320,19 +324,11 @@ export function makeServedDir(): { servedDir: string; modelDir: string } {
   return { servedDir, modelDir: join(servedDir, 'model') };
 }
 
-export interface ServedFolderOptions {
-  server: EvalServerConfig;
+export interface ServedFolderOptions extends ServedScoring {
   /** The temp folder holding `modelDir` (removed by the orphan watchdog if this process dies). */
   servedDir: string;
   /** The complete model folder the server loads ($MODEL). */
   modelDir: string;
-  problems: readonly EvalProblem[];
-  maxTokens: number;
-  calculator: boolean;
-  /** lm-eval task and few-shot examples (default gsm8k, zero-shot). */
-  task?: TaskName;
-  shots?: ShotSpec;
-  onStart?: (s: ServerProcess) => void;
 }
 
 /** Start the server on an already written model folder, score `problems`, stop it (writeMs is 0; the caller removes `servedDir`). */
