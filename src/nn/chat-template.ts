@@ -17,7 +17,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Template } from '@huggingface/jinja';
 import type { TextTokenizer } from './hf-tokenizer.ts';
-import { specialTokenText } from './hf-tokenizer.ts';
+import { readJson, specialTokenText } from './hf-tokenizer.ts';
 
 export interface ChatMessage {
   role: string;
@@ -31,16 +31,6 @@ export interface RenderOptions {
   extra?: Record<string, unknown>;
 }
 
-function readJsonObject(path: string): Record<string, unknown> {
-  let j: unknown;
-  try {
-    j = JSON.parse(readFileSync(path, 'utf8'));
-  } catch (e) {
-    throw new Error(`${path}: not valid JSON (${(e as Error).message})`);
-  }
-  if (typeof j !== 'object' || j === null || Array.isArray(j)) throw new Error(`${path}: must be a JSON object`);
-  return j as Record<string, unknown>;
-}
 
 /** The template text from a `chat_template` value: a string, or a list of {name, template} ("default" used). */
 function templateText(v: unknown, where: string): string {
@@ -74,16 +64,16 @@ export class ChatTemplate {
   /** The template of model folder `dir`, or null when it has none. */
   static fromDir(dir: string): ChatTemplate | null {
     const cfgPath = join(dir, 'tokenizer_config.json');
-    const cfg = existsSync(cfgPath) ? readJsonObject(cfgPath) : {};
+    const cfg = readJson(cfgPath) ?? {};
     const mapPath = join(dir, 'special_tokens_map.json');
-    const map = existsSync(mapPath) ? readJsonObject(mapPath) : {};
+    const map = readJson(mapPath) ?? {};
     const special = (k: string): string | null => specialTokenText(k in cfg ? cfg[k] : map[k]);
     const tokens = { bos_token: special('bos_token'), eos_token: special('eos_token'), pad_token: special('pad_token'), unk_token: special('unk_token') };
     const jinja = join(dir, 'chat_template.jinja');
     if (existsSync(jinja)) return new ChatTemplate(readFileSync(jinja, 'utf8'), tokens, jinja);
     const json = join(dir, 'chat_template.json');
     if (existsSync(json)) {
-      const j = readJsonObject(json);
+      const j = readJson(json)!;
       if (j.chat_template === undefined) throw new Error(`${json}: no chat_template key`);
       return new ChatTemplate(templateText(j.chat_template, json), tokens, json);
     }

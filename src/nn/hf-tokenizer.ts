@@ -114,7 +114,8 @@ class SyncEncoder {
   }
 }
 
-function readJson(path: string): Record<string, unknown> | null {
+/** A JSON object file, or null when it does not exist (an error names the file when it is not a JSON object). */
+export function readJson(path: string): Record<string, unknown> | null {
   if (!existsSync(path)) return null;
   let j: unknown;
   try {
