@@ -25,42 +25,20 @@ export function hfConfigJson(cfg: LlamaConfig, dtype: FloatDType = 'F32'): Recor
   if (cfg.model_type === 'mistral' || cfg.model_type === 'qwen2') return hfConfigJsonOther(cfg, dtype);
   if (cfg.qkv_bias !== cfg.o_bias) throw new Error('llama config: attention_bias gives q, k, v and o biases together');
   if (cfg.sliding_window !== null) throw new Error('llama config: LlamaForCausalLM has no sliding window');
-  return {
+  return sortedKeys({
+    ...sharedConfigFields(cfg, dtype),
     architectures: ['LlamaForCausalLM'],
     attention_bias: cfg.qkv_bias,
-    attention_dropout: 0.0,
-    bos_token_id: cfg.bos_token_id,
-    eos_token_id: cfg.eos_token_id,
-    head_dim: cfg.head_dim,
-    hidden_act: 'silu',
-    hidden_size: cfg.hidden_size,
-    initializer_range: 0.02,
-    intermediate_size: cfg.intermediate_size,
-    max_position_embeddings: cfg.max_position_embeddings,
     mlp_bias: false,
     model_type: 'llama',
-    num_attention_heads: cfg.num_attention_heads,
-    num_hidden_layers: cfg.num_hidden_layers,
-    num_key_value_heads: cfg.num_key_value_heads,
-    pad_token_id: cfg.pad_token_id,
     pretraining_tp: 1,
-    rms_norm_eps: cfg.rms_norm_eps,
     rope_scaling: cfg.rope_scaling ? { ...cfg.rope_scaling } : null,
-    rope_theta: cfg.rope_theta,
-    tie_word_embeddings: cfg.tie_word_embeddings,
-    torch_dtype: torchDTypeName(dtype),
-    transformers_version: TRANSFORMERS_VERSION,
-    use_cache: true,
-    vocab_size: cfg.vocab_size,
-  };
+  });
 }
 
-/** MistralConfig / Qwen2Config as transformers writes them (keys sorted, as save_pretrained does). */
-function hfConfigJsonOther(cfg: LlamaConfig, dtype: FloatDType): Record<string, unknown> {
-  if (cfg.rope_scaling) throw new Error(`${cfg.model_type} config: rope_scaling "llama3" belongs to LlamaForCausalLM`);
-  const qwen = cfg.model_type === 'qwen2';
-  const base: Record<string, unknown> = {
-    architectures: [qwen ? 'Qwen2ForCausalLM' : 'MistralForCausalLM'],
+/** The config.json fields LlamaConfig, MistralConfig and Qwen2Config write alike. */
+function sharedConfigFields(cfg: LlamaConfig, dtype: FloatDType): Record<string, unknown> {
+  return {
     attention_dropout: 0.0,
     bos_token_id: cfg.bos_token_id,
     eos_token_id: cfg.eos_token_id,
@@ -77,12 +55,27 @@ function hfConfigJsonOther(cfg: LlamaConfig, dtype: FloatDType): Record<string, 
     pad_token_id: cfg.pad_token_id,
     rms_norm_eps: cfg.rms_norm_eps,
     rope_theta: cfg.rope_theta,
-    sliding_window: cfg.sliding_window,
     tie_word_embeddings: cfg.tie_word_embeddings,
     torch_dtype: torchDTypeName(dtype),
     transformers_version: TRANSFORMERS_VERSION,
     use_cache: true,
     vocab_size: cfg.vocab_size,
+  };
+}
+
+/** Keys in sorted order, as save_pretrained writes them. */
+function sortedKeys(o: Record<string, unknown>): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(o).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+}
+
+/** MistralConfig / Qwen2Config as transformers writes them. */
+function hfConfigJsonOther(cfg: LlamaConfig, dtype: FloatDType): Record<string, unknown> {
+  if (cfg.rope_scaling) throw new Error(`${cfg.model_type} config: rope_scaling "llama3" belongs to LlamaForCausalLM`);
+  const qwen = cfg.model_type === 'qwen2';
+  const base: Record<string, unknown> = {
+    ...sharedConfigFields(cfg, dtype),
+    architectures: [qwen ? 'Qwen2ForCausalLM' : 'MistralForCausalLM'],
+    sliding_window: cfg.sliding_window,
   };
   if (qwen) {
     base.max_window_layers = cfg.sliding_window === null ? cfg.num_hidden_layers : cfg.sliding_window_from;
@@ -90,7 +83,7 @@ function hfConfigJsonOther(cfg: LlamaConfig, dtype: FloatDType): Record<string, 
     base.use_sliding_window = cfg.sliding_window !== null;
     if (cfg.sliding_window === null) base.sliding_window = null;
   } else if (cfg.sliding_window_from !== 0) throw new Error('mistral config: the sliding window applies to every layer');
-  return Object.fromEntries(Object.entries(base).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+  return sortedKeys(base);
 }
 
 /**
