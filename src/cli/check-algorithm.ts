@@ -35,7 +35,7 @@ rejected.
   --synthetic       real stage on the synthetic small Llama even if a world exists
   --json            print one JSON object instead of text
   --seed N          seed of the synthetic tensors and of ctx.rng (default 1234)
-  --timeout-ms MS   time limit per merge call (default 2000, or more for big world tensors)
+  --timeout-ms MS   CPU-time limit per merge call (default 2000, or more for big world tensors)
   --memory-mb MB    isolate heap limit (default 32, or more for big world tensors)`;
 
 /** Task vectors shaped like a small Llama: a shared direction plus per-expert noise. */

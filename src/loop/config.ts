@@ -108,7 +108,7 @@ export interface LoopConfig {
 export interface MergeModeConfig {
   stream: boolean;
   maxMemory?: number | string;
-  /** Multiplies the sandbox's per-element time limits of streamed merges (a slow or shared machine); default 1. */
+  /** Multiplies the sandbox's per-element CPU-time limits of streamed merges (a slow machine; load from other processes does not need it); default 1. */
   timeScale?: number;
 }
 

@@ -273,16 +273,18 @@ function numel(shape: readonly number[]): number {
 
 /** Program time allowed per tensor element (ns): 11.7 s for a 58.7M-element Mistral-7B MLP tensor. */
 export const PROGRAM_NS_PER_ELEMENT = 200;
-/** Wall-clock time allowed per element on top of the program's (ns): reading, decoding, encoding, IPC. */
+/** CPU time of the sandbox child allowed per element on top of the program's (ns): reading, decoding, encoding, IPC. */
 export const IO_NS_PER_ELEMENT = 400;
 
 /**
  * Sandbox limits for merging tensors of up to `maxNumel` elements with k task vectors, one formula
  * for the in-memory world, the streamed world and `selfdev merge` (custom): the allocation budget
- * (k + 8)·4 tensors, the program's time PROGRAM_NS_PER_ELEMENT per element, and the wall clock
- * (the parent kills the sandbox child) that plus IO_NS_PER_ELEMENT per element; never below the
- * defaults. A program too slow for the tensor fails with `timeout` within these bounds instead of
- * holding the run. `timeScale` multiplies both time limits (merge.timeScale: a slow or shared machine).
+ * (k + 8)·4 tensors, the program's CPU time PROGRAM_NS_PER_ELEMENT per element, and the child's
+ * CPU time per request (the parent kills the sandbox child) that plus IO_NS_PER_ELEMENT per element;
+ * never below the defaults. A program too slow for the tensor fails with `timeout` within these
+ * bounds instead of holding the run. `timeScale` multiplies both time limits (merge.timeScale: a
+ * slow machine; both are CPU time, so load from other processes does not change a verdict, see
+ * src/sandbox/cpu-time.ts).
  */
 export function streamLimits(maxNumel: number, k: number, timeScale = 1): Partial<SandboxLimits> {
   if (!(timeScale > 0 && Number.isFinite(timeScale))) throw new Error(`time scale must be a positive number, got ${timeScale}`);

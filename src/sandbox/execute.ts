@@ -5,9 +5,10 @@
 import ivm from 'isolated-vm';
 import { NDArray, fmtShape, setArrayPool } from '../tensor/nd.ts';
 import { RunArrayPool } from './array-pool.ts';
+import { CpuBudget, firstWallMs, nextWallMs } from './cpu-time.ts';
 import { hostOp, newOpState, register, type OpState } from './host-ops.ts';
 import { PRELUDE } from './prelude.ts';
-import type { FailureCategory, RunOutcome, RunRequest, SandboxLimits } from './types.ts';
+import { DEFAULT_LIMITS, type FailureCategory, type RunOutcome, type RunRequest, type SandboxLimits } from './types.ts';
 
 const MAX_SOURCE = 200_000;
 
@@ -21,7 +22,7 @@ function checksum(a: Float32Array): number {
 function classifyThrown(e: unknown, st: OpState | null): { category: FailureCategory; message: string } {
   if (st?.fatal) return { category: st.fatal.category, message: st.fatal.message };
   const msg = e instanceof Error ? e.message : String(e);
-  if (/timed out/i.test(msg)) return { category: 'timeout', message: 'the program ran longer than its time limit (infinite loop, or too much work)' };
+  if (/timed out/i.test(msg)) return { category: 'timeout', message: `the program used more than its CPU-time limit of ${st?.limits.timeoutMs ?? '?'} ms (infinite loop, or too much work)` };
   if (/memory limit|allocation failed|Invalid string length|Invalid array length|out of memory/i.test(msg))
     return { category: 'memory', message: `the program ran out of memory (${msg}); do not build large JS arrays or strings` };
   return { category: 'runtime', message: msg };
@@ -39,8 +40,9 @@ function parseProto(s: unknown): { kind: string; message?: string; id?: number; 
 }
 
 function fail(category: FailureCategory, message: string, st: OpState | null, t0: number): RunOutcome {
-  if (st?.fatal && category !== 'syntax') return { ok: false, category: st.fatal.category, message: st.fatal.message, ops: st.ops, elements: st.elements, ms: performance.now() - t0 };
-  return { ok: false, category, message: message.length > 1000 ? message.slice(0, 1000) + '...' : message, ops: st?.ops, elements: st?.elements, ms: performance.now() - t0 };
+  const cpuMs = st?.cpu.usedMs();
+  if (st?.fatal && category !== 'syntax') return { ok: false, category: st.fatal.category, message: st.fatal.message, ops: st.ops, elements: st.elements, ms: performance.now() - t0, cpuMs };
+  return { ok: false, category, message: message.length > 1000 ? message.slice(0, 1000) + '...' : message, ops: st?.ops, elements: st?.elements, ms: performance.now() - t0, cpuMs };
 }
 
 interface Warm {
@@ -113,16 +115,55 @@ function dispose(w: Warm | null): void {
 /** What execute() runs (merge-file requests are read from disk first, by file-merge.ts). */
 export type ExecRequest = Exclude<RunRequest, { type: 'merge-file' }>;
 
-/**
- * Runs one request. `copyResult: false` hands back the result tensor's own array instead of a
- * compact copy (the caller only reads it before the next request).
- */
+export interface ExecuteOptions {
+  /** false: hand back the result tensor's own array instead of a compact copy (the caller only reads it before the next request) */
+  copyResult?: boolean;
+  /** called before each retry of a run starved of CPU by machine load (attempt = the coming one, from 2) */
+  onRetry?: (attempt: number, wallMs: number) => void;
+}
+
 const pool = new RunArrayPool();
 
-export function execute(req: ExecRequest, opts: { copyResult?: boolean } = {}): RunOutcome {
+/** An attempt that hit its wall timeout having used less CPU than its limit: not a verdict. */
+interface Starved {
+  starved: true;
+  cpuMs: number;
+}
+
+/**
+ * Runs one request. The time limit is CPU time (see cpu-time.ts): an attempt starved of CPU by
+ * other load is re-run from scratch, in a fresh isolate, with a larger wall timeout.
+ */
+export function execute(req: ExecRequest, opts: ExecuteOptions = {}): RunOutcome {
   const t0 = performance.now();
   const limits: SandboxLimits = req.limits;
   if (typeof req.source !== 'string' || req.source.length > MAX_SOURCE) return fail('syntax', `source must be a string of at most ${MAX_SOURCE} characters`, null, t0);
+  const inputSums: number[] = [];
+  if (req.type === 'merge')
+    for (const x of req.inputs) {
+      if (x.length !== req.ctx.shape.reduce((a, b) => a * b, 1)) return fail('crash', `host error: input of ${x.length} elements for shape ${fmtShape(req.ctx.shape)}`, null, t0);
+      inputSums.push(checksum(x));
+    }
+  const factor = limits.backstopFactor ?? DEFAULT_LIMITS.backstopFactor;
+  let wallMs = firstWallMs(limits.timeoutMs);
+  for (let attempt = 1; ; attempt++) {
+    const r = attemptOnce(req, opts, wallMs, inputSums, t0);
+    if (!('starved' in r)) return { ...r, attempts: attempt };
+    const next = nextWallMs(wallMs, r.cpuMs, limits.timeoutMs, factor);
+    if (next === null)
+      return {
+        ...fail('timeout', `the program did not finish within the wall-clock backstop of ${wallMs} ms (${factor}× its CPU-time limit of ${limits.timeoutMs} ms) and had used only ${Math.round(r.cpuMs)} ms of CPU: the machine is too loaded (${attempt} attempts)`, null, t0),
+        cpuMs: r.cpuMs,
+        attempts: attempt,
+      };
+    wallMs = next;
+    opts.onRetry?.(attempt + 1, wallMs);
+  }
+}
+
+/** One run of the request in a fresh isolate with wall timeout `wallMs` (from the program's start). */
+function attemptOnce(req: ExecRequest, opts: ExecuteOptions, wallMs: number, inputSums: number[], t0: number): RunOutcome | Starved {
+  const limits: SandboxLimits = req.limits;
   const w = take(limits.memoryMb);
   const iso = w.iso;
   pool.beginRun(); // the previous run's arrays (results included) are reused from here on
@@ -139,26 +180,29 @@ export function execute(req: ExecRequest, opts: { copyResult?: boolean } = {}): 
 
     const seed = req.type === 'merge' ? req.ctx.seed : req.seed;
     const state = newOpState(seed, limits, req.testHooks === true);
-    state.deadline = t0 + limits.timeoutMs;
-    const inputSums: number[] = [];
     const ids: number[] = [];
-    if (req.type === 'merge') {
-      for (const x of req.inputs) {
-        if (x.length !== req.ctx.shape.reduce((a, b) => a * b, 1)) return fail('crash', `host error: input of ${x.length} elements for shape ${fmtShape(req.ctx.shape)}`, null, t0);
-        ids.push(register(state, new NDArray(x, req.ctx.shape)));
-        inputSums.push(checksum(x));
-      }
-    }
+    if (req.type === 'merge') for (const x of req.inputs) ids.push(register(state, new NDArray(x, req.ctx.shape)));
     w.holder.st = state;
     const { load, call } = w;
-    const remaining = (): number => Math.max(1, Math.round(limits.timeoutMs - (performance.now() - t0)));
+    // the program's CPU budget and its attempt's wall timeout start here
+    state.cpu = new CpuBudget(limits.timeoutMs);
+    const tA = performance.now();
+    const remaining = (): number => Math.max(1, Math.round(wallMs - (performance.now() - tA)));
+    const thrown = (e: unknown): RunOutcome | Starved => {
+      const c = classifyThrown(e, state);
+      if (c.category === 'timeout' && !state.fatal) {
+        // isolated-vm's wall timeout: a verdict only if the program really used its CPU limit
+        const cpuMs = state.cpu.usedMs();
+        if (cpuMs < limits.timeoutMs) return { starved: true, cpuMs };
+      }
+      return fail(c.category, c.message, state, t0);
+    };
 
     let r: unknown;
     try {
       r = load.applySync(undefined, [req.source], { timeout: remaining() });
     } catch (e) {
-      const c = classifyThrown(e, state);
-      return fail(c.category, c.message, state, t0);
+      return thrown(e);
     }
     let p = parseProto(r);
     if (!p) return fail('runtime', 'the program tampered with the sandbox runtime (bad load response)', state, t0);
@@ -171,9 +215,9 @@ export function execute(req: ExecRequest, opts: { copyResult?: boolean } = {}): 
     try {
       r = call.applySync(undefined, [JSON.stringify(payload)], { timeout: remaining() });
     } catch (e) {
-      const c = classifyThrown(e, state);
-      return fail(c.category, c.message, state, t0);
+      return thrown(e);
     }
+    const cpuMs = state.cpu.usedMs();
     p = parseProto(r);
     if (!p) return fail('runtime', 'the program tampered with the sandbox runtime (bad call response)', state, t0);
     const entry = req.type === 'merge' ? 'merge' : 'prepare';
@@ -192,7 +236,7 @@ export function execute(req: ExecRequest, opts: { copyResult?: boolean } = {}): 
     if (req.type === 'prepare') {
       if (p.kind !== 'json' || typeof p.json !== 'string') return fail('runtime', 'the program tampered with the sandbox runtime', state, t0);
       if (p.json.length > 1_000_000) return fail('bad-return', `prepare returned ${p.json.length} characters of JSON; keep the state under 1 MB`, state, t0);
-      return { ok: true, stateJson: p.json, ops: state.ops, elements: state.elements, ms: performance.now() - t0 };
+      return { ok: true, stateJson: p.json, ops: state.ops, elements: state.elements, ms: performance.now() - t0, cpuMs };
     }
     const out = p.kind === 'tensor' && typeof p.id === 'number' ? state.tensors.get(p.id) : undefined;
     if (!out) return fail('runtime', 'the program tampered with the sandbox runtime (unknown result handle)', state, t0);
@@ -209,7 +253,7 @@ export function execute(req: ExecRequest, opts: { copyResult?: boolean } = {}): 
     if (bad > 0)
       return fail('non-finite', `merge returned ${bad} non-finite values (NaN/Inf) out of ${out.numel} for ${req.ctx.name} (first at flat index ${firstBad}); guard divisions and logs with an epsilon`, state, t0);
     const result = opts.copyResult === false ? out.data : new Float32Array(out.data); // a compact copy (inputs stay untouched)
-    return { ok: true, result, ops: state.ops, elements: state.elements, ms: performance.now() - t0 };
+    return { ok: true, result, ops: state.ops, elements: state.elements, ms: performance.now() - t0, cpuMs };
   } finally {
     setArrayPool(null);
     dispose(w);

@@ -10,7 +10,7 @@
 import { closeSync, openSync, readSync } from 'node:fs';
 import { DTYPE_BYTES, decodeToF32, encodeFromF32 } from '../tensor/dtype.ts';
 import { axpy, sub } from '../tensor/kernels.ts';
-import { execute } from './execute.ts';
+import { execute, type ExecuteOptions } from './execute.ts';
 import type { RunOutcome, RunRequest, TensorRef } from './types.ts';
 
 const CHUNK = 64 << 20;
@@ -68,7 +68,7 @@ function overflow16(bytes: Uint8Array, hiMask: number, loMask: number): number {
   return n;
 }
 
-export function executeFileMerge(req: Extract<RunRequest, { type: 'merge-file' }>): RunOutcome {
+export function executeFileMerge(req: Extract<RunRequest, { type: 'merge-file' }>, opts: Pick<ExecuteOptions, 'onRetry'> = {}): RunOutcome {
   const t0 = performance.now();
   const n = req.ctx.shape.reduce((a, b) => a * b, 1);
   let base: Float32Array;
@@ -84,13 +84,13 @@ export function executeFileMerge(req: Extract<RunRequest, { type: 'merge-file' }
     return { ok: false, category: 'crash', message: `host error reading the tensor: ${(e as Error).message}` };
   }
   const readMs = performance.now() - t0;
-  const r = execute({ type: 'merge', id: req.id, source: req.source, inputs: taus, ctx: req.ctx, limits: req.limits, testHooks: req.testHooks }, { copyResult: false });
+  const r = execute({ type: 'merge', id: req.id, source: req.source, inputs: taus, ctx: req.ctx, limits: req.limits, testHooks: req.testHooks }, { copyResult: false, onRetry: opts.onRetry });
   if (!r.ok) return r;
   axpy(base, 1, r.result!);
   if (req.outDtype === 'F32') {
     const bad = nonFinite(base);
     if (bad.count > 0)
-      return { ok: false, category: 'non-finite', message: `seed + merge gives ${bad.count} non-finite values (NaN/Inf) out of ${n} for ${req.ctx.name} (first at flat index ${bad.first})`, ops: r.ops, elements: r.elements, ms: performance.now() - t0 };
+      return { ok: false, category: 'non-finite', message: `seed + merge gives ${bad.count} non-finite values (NaN/Inf) out of ${n} for ${req.ctx.name} (first at flat index ${bad.first})`, ops: r.ops, elements: r.elements, ms: performance.now() - t0, cpuMs: r.cpuMs, attempts: r.attempts };
   }
   const size = DTYPE_BYTES[req.outDtype];
   if (encoded.byteLength !== n * size) encoded = new Uint8Array(n * size); // exactly: IPC would send a view's whole buffer
@@ -99,7 +99,7 @@ export function executeFileMerge(req: Extract<RunRequest, { type: 'merge-file' }
     // one pass on the encoded bytes: an overflow of the 16-bit format, or of float32 in the sum, shows as an all-ones exponent
     const over = overflow16(bytes, req.outDtype === 'BF16' ? 0x7f : 0x7c, req.outDtype === 'BF16' ? 0x80 : 0);
     if (over > 0)
-      return { ok: false, category: 'non-finite', message: `seed + merge gives ${over} non-finite values (NaN/Inf, or outside the range of ${req.outDtype}) out of ${n} for ${req.ctx.name}`, ops: r.ops, elements: r.elements, ms: performance.now() - t0 };
+      return { ok: false, category: 'non-finite', message: `seed + merge gives ${over} non-finite values (NaN/Inf, or outside the range of ${req.outDtype}) out of ${n} for ${req.ctx.name}`, ops: r.ops, elements: r.elements, ms: performance.now() - t0, cpuMs: r.cpuMs, attempts: r.attempts };
   }
-  return { ok: true, bytes, ops: r.ops, elements: r.elements, ms: (r.ms ?? 0) + readMs };
+  return { ok: true, bytes, ops: r.ops, elements: r.elements, ms: (r.ms ?? 0) + readMs, cpuMs: r.cpuMs, attempts: r.attempts };
 }

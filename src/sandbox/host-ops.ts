@@ -8,6 +8,7 @@
 import * as nd from '../tensor/nd.ts';
 import { NDArray, fmtShape, numelOf } from '../tensor/nd.ts';
 import type { FailureCategory, SandboxLimits } from './types.ts';
+import { CpuBudget } from './cpu-time.ts';
 
 type Arg = number | boolean | string | null | NDArray | Arg[];
 
@@ -30,13 +31,13 @@ export interface OpState {
   limits: SandboxLimits;
   fatal: FatalOpError | null;
   testHooks: boolean;
-  /** performance.now() after which every op fails with 'timeout' (isolated-vm's own timeout
-   * does not count time spent inside host callbacks) */
-  deadline: number;
+  /** CPU budget of the run: once it is used up every op fails with 'timeout' (isolated-vm's own
+   * timeout is wall time and does not see time spent inside host callbacks) */
+  cpu: CpuBudget;
 }
 
 export function newOpState(seed: number, limits: SandboxLimits, testHooks = false): OpState {
-  return { tensors: new Map(), nextId: 1, ops: 0, elements: 0, rngCalls: 0, seed: seed >>> 0, limits, fatal: null, testHooks, deadline: performance.now() + limits.timeoutMs };
+  return { tensors: new Map(), nextId: 1, ops: 0, elements: 0, rngCalls: 0, seed: seed >>> 0, limits, fatal: null, testHooks, cpu: new CpuBudget(limits.timeoutMs) };
 }
 
 export function register(st: OpState, t: NDArray): number {
@@ -337,8 +338,8 @@ function encNum(x: number): string {
 export function hostOp(st: OpState, op: unknown, argsJson: unknown): string {
   if (st.fatal) throw new Error(st.fatal.message);
   if (typeof op !== 'string' || typeof argsJson !== 'string') throw new TypeError('internal op protocol violated');
-  if (performance.now() > st.deadline) {
-    fatal(st, 'timeout', `the program ran longer than its time limit of ${st.limits.timeoutMs} ms (tensor ops included); use fewer or cheaper ops`);
+  if (st.cpu.exceeded()) {
+    fatal(st, 'timeout', `the program used more than its CPU-time limit of ${st.limits.timeoutMs} ms (tensor ops included); use fewer or cheaper ops`);
     throw new Error(st.fatal!.message);
   }
   if (++st.ops > st.limits.maxOps) {

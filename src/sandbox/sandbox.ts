@@ -1,26 +1,49 @@
 /**
  * Parent side of the merge-algorithm sandbox: one killable child process (runner.ts, forked with
- * tsx) reused across candidates, restarted after a crash or a wall-clock kill. Every run gets a
- * fresh isolate in the child; the parent enforces the wall-clock limit by killing the child.
+ * tsx) reused across candidates, restarted after a crash or a kill. Every run gets a fresh
+ * isolate in the child. The parent kills the child when it used more than `wallMs` of CPU time on
+ * one request (read from /proc; a hang in host code), plus timeoutMs + 1 s for each retry the
+ * child announces (a run starved of CPU by machine load, see cpu-time.ts), or at a far wall-clock
+ * backstop. Without /proc (not Linux) it falls back to the wall clock: wallMs, plus each retry's
+ * wall timeout.
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { DEFAULT_LIMITS, type TensorRef, type MergeContext, type ModelStats, type RunOutcome, type RunRequest, type RunResponse, type SandboxLimits } from './types.ts';
+import { processCpuMs } from './cpu-time.ts';
+import { DEFAULT_LIMITS, type RetryNotice, type TensorRef, type MergeContext, type ModelStats, type RunOutcome, type RunRequest, type RunResponse, type SandboxLimits } from './types.ts';
 
 /** tsx's loader as an absolute URL, so the child starts whatever the current directory is. */
 const TSX_LOADER = import.meta.resolve('tsx');
 
 const RUNNER = fileURLToPath(new URL('./runner.ts', import.meta.url));
 const BOOT_TIMEOUT_MS = 60_000;
+/** How often the parent reads the child's CPU time while a request runs (ms). */
+const POLL_MS = 100;
+/** Kill budget added per announced retry on top of the run's timeoutMs (ms): fresh isolate, compile. */
+const RETRY_SLACK_MS = 1000;
+/** Added to the parent's wall-clock backstop (ms): the host work of a starved child is slow too. */
+const BACKSTOP_SLACK_MS = 60_000;
 
 export interface SandboxOptions {
   /** default limits for every run (merged over DEFAULT_LIMITS) */
   limits?: Partial<SandboxLimits>;
-  /** enables torch.__hang / torch.__crash (tests of the wall-clock kill and crash recovery only) */
+  /** enables torch.__hang / torch.__crash (tests of the kill and crash recovery only) */
   testHooks?: boolean;
 }
 
-type Pending = { id: number; resolve: (r: RunOutcome) => void; timer: NodeJS.Timeout | null; wallMs: number };
+type Pending = {
+  id: number;
+  resolve: (r: RunOutcome) => void;
+  timer: NodeJS.Timeout | null;
+  limits: SandboxLimits;
+  /** 'cpu': the child's CPU time from /proc counts against `budgetMs`; 'wall': the wall clock does */
+  mode: 'cpu' | 'wall';
+  budgetMs: number;
+  /** child CPU (ms) and wall clock at the send */
+  cpu0: number;
+  t0: number;
+  retries: number;
+};
 
 export class Sandbox {
   readonly limits: SandboxLimits;
@@ -34,8 +57,10 @@ export class Sandbox {
   private stderrTail = '';
   /** number of child processes started (1 + restarts) */
   spawns = 0;
-  /** number of wall-clock kills */
+  /** number of kills of a hung child (CPU-time limit or wall-clock backstop) */
   kills = 0;
+  /** number of runs re-started by the child because machine load starved them of CPU */
+  retries = 0;
 
   constructor(opts: SandboxOptions = {}) {
     this.limits = { ...DEFAULT_LIMITS, ...opts.limits };
@@ -75,6 +100,11 @@ export class Sandbox {
     await this.spawn();
   }
 
+  /** Process id of the current child (undefined before the first start and after a kill). */
+  get pid(): number | undefined {
+    return this.child?.pid;
+  }
+
   close(): void {
     this.closed = true;
     this.kill();
@@ -83,7 +113,7 @@ export class Sandbox {
   private lim(l?: Partial<SandboxLimits>): SandboxLimits {
     const out = { ...this.limits, ...l };
     for (const [k, v] of Object.entries(out)) if (!(typeof v === 'number' && v > 0)) throw new Error(`Sandbox: limit ${k} must be a positive number, got ${String(v)}`);
-    // the parent's kill must never fire before the isolate's own timeout had a chance
+    // the parent's kill must never fire before the program's own CPU limit had a chance
     out.wallMs = Math.max(out.wallMs, out.timeoutMs + 1000);
     return out;
   }
@@ -108,16 +138,24 @@ export class Sandbox {
         reject(new Error(`sandbox child did not start within ${BOOT_TIMEOUT_MS} ms: ${this.stderrTail}`));
         child.kill('SIGKILL');
       }, BOOT_TIMEOUT_MS);
-      child.on('message', (m: RunResponse | { type: 'ready' }) => {
+      child.on('message', (m: RunResponse | RetryNotice | { type: 'ready' }) => {
         if ('type' in m && m.type === 'ready') {
           clearTimeout(boot);
           resolve(child);
           return;
         }
         const p = this.pending;
+        if ('type' in m) {
+          if (m.type === 'retry' && p && m.id === p.id) {
+            p.retries++;
+            this.retries++;
+            p.budgetMs += p.mode === 'cpu' ? p.limits.timeoutMs + RETRY_SLACK_MS : m.wallMs + RETRY_SLACK_MS;
+          }
+          return;
+        }
         if (p && 'id' in m && m.id === p.id) {
           this.pending = null;
-          if (p.timer) clearTimeout(p.timer);
+          if (p.timer) clearInterval(p.timer);
           const { id: _id, ...out } = m;
           p.resolve(out);
         }
@@ -132,7 +170,7 @@ export class Sandbox {
         const p = this.pending;
         if (p) {
           this.pending = null;
-          if (p.timer) clearTimeout(p.timer);
+          if (p.timer) clearInterval(p.timer);
           p.resolve({ ok: false, category: 'crash', message: `the sandbox process died (exit code ${code}, signal ${signal}) while running the program` });
         }
       });
@@ -155,21 +193,40 @@ export class Sandbox {
     const child = await this.spawn();
     const id = this.nextId++;
     return new Promise<RunOutcome>((resolve) => {
-      const wallMs = req.limits.wallMs;
-      const p: Pending = { id, resolve, timer: null, wallMs };
+      const limits = req.limits;
+      const cpu0 = child.pid === undefined ? null : processCpuMs(child.pid);
+      const p: Pending = { id, resolve, timer: null, limits, mode: cpu0 === null ? 'wall' : 'cpu', budgetMs: limits.wallMs, cpu0: cpu0 ?? 0, t0: performance.now(), retries: 0 };
+      // far wall-clock backstop in 'cpu' mode, for a child blocked without using CPU: all attempts
+      // of the child (each at most backstopFactor × timeoutMs, growing at least 2×) and their
+      // host work, which takes long too when the machine starves the child
+      const backstopMs = 2 * limits.backstopFactor * limits.wallMs + BACKSTOP_SLACK_MS;
       this.pending = p;
-      p.timer = setTimeout(() => {
+      const stop = (message: string): void => {
         if (this.pending !== p) return;
         this.pending = null;
+        if (p.timer) clearInterval(p.timer);
         this.kills++;
         this.kill();
-        resolve({ ok: false, category: 'timeout', message: `killed after the wall-clock limit of ${wallMs} ms (the program hung the sandbox)` });
-      }, wallMs);
+        resolve({ ok: false, category: 'timeout', message });
+      };
+      p.timer = setInterval(() => {
+        if (this.pending !== p) return;
+        const wall = performance.now() - p.t0;
+        const retried = p.retries > 0 ? ` (${p.retries} retries after machine load starved it)` : '';
+        if (p.mode === 'wall') {
+          if (wall > p.budgetMs) stop(`killed after the wall-clock limit of ${Math.round(p.budgetMs)} ms${retried} (the program hung the sandbox)`);
+          return;
+        }
+        const cpu = processCpuMs(child.pid!);
+        if (cpu !== null && cpu - p.cpu0 > p.budgetMs)
+          stop(`killed after using more than ${Math.round(p.budgetMs)} ms of CPU time in the sandbox process${retried} (the program hung the sandbox)`);
+        else if (wall > backstopMs) stop(`killed at the wall-clock backstop of ${Math.round(backstopMs)} ms (the program hung the sandbox, or the machine is too loaded)`);
+      }, POLL_MS);
       try {
         child.send({ ...req, id });
       } catch (e) {
         this.pending = null;
-        if (p.timer) clearTimeout(p.timer);
+        if (p.timer) clearInterval(p.timer);
         this.kill();
         resolve({ ok: false, category: 'crash', message: `could not reach the sandbox process: ${(e as Error).message}` });
       }

@@ -34,7 +34,8 @@ export interface MergeContext {
 }
 
 export interface SandboxLimits {
-  /** isolate time budget for one run (top-level code + merge), ms */
+  /** CPU-time limit of one run (top-level code + merge + its tensor ops), ms; the program's
+   * verdict does not depend on machine load (see cpu-time.ts) */
   timeoutMs: number;
   /** isolate heap limit, MB (isolated-vm minimum is 8) */
   memoryMb: number;
@@ -42,8 +43,13 @@ export interface SandboxLimits {
   maxOps: number;
   /** max total tensor elements the ops of one run may allocate on the host */
   maxElements: number;
-  /** wall-clock limit after which the parent kills the whole child process, ms */
+  /** CPU-time limit of the child process for one request, after which the parent kills it (a
+   * hang in host code; reading and encoding the tensors of a streamed merge count too), ms; each
+   * retry of a run starved by machine load adds timeoutMs + 1000 to it */
   wallMs: number;
+  /** wall-clock backstop of one run as a multiple of timeoutMs: a run starved of CPU by machine
+   * load is retried with larger wall timeouts up to this, then fails with `timeout` */
+  backstopFactor: number;
 }
 
 export const DEFAULT_LIMITS: SandboxLimits = {
@@ -52,6 +58,7 @@ export const DEFAULT_LIMITS: SandboxLimits = {
   maxOps: 20000,
   maxElements: 1 << 26,
   wallMs: 6000,
+  backstopFactor: 30,
 };
 
 export interface RunOutcome {
@@ -63,10 +70,14 @@ export interface RunOutcome {
   stateJson?: string;
   category?: FailureCategory;
   message?: string;
-  /** op calls made, elements allocated, time inside the child */
+  /** op calls made, elements allocated, wall time inside the child (all attempts) */
   ops?: number;
   elements?: number;
   ms?: number;
+  /** CPU time charged to the program (its last attempt), ms */
+  cpuMs?: number;
+  /** attempts made (more than 1 when machine load starved the program of CPU, see cpu-time.ts) */
+  attempts?: number;
 }
 
 /** Whole-model statistics handed to prepare(stats): per tensor name. */
@@ -99,6 +110,15 @@ export type RunRequest =
 
 export interface RunResponse extends RunOutcome {
   id: number;
+}
+
+/** Child -> parent while a request runs: the program is re-run (machine load starved it of CPU). */
+export interface RetryNotice {
+  type: 'retry';
+  id: number;
+  /** the coming attempt (2, 3, …) and its wall timeout */
+  attempt: number;
+  wallMs: number;
 }
 
 /** Derive the tensor kind from a Hugging Face Llama-style tensor name. */
