@@ -13,6 +13,8 @@
  * `selfdev serve` on the tiny world, tens of seconds to minutes for vLLM with a 7B model) plus the
  * checkpoint write (≈ model size on disk). The loop scores a promoted candidate up to three times
  * (dev subset, full dev, test), each a separate start.
+ * With `eval.server.reload` one server per process is started once and reloaded per candidate
+ * instead (served-session.ts).
  *
  * Orphans: the command runs under a small `sh` wrapper whose watchdog reads a pipe from this
  * process; if this process dies without cleaning up (e.g. a worker killed by the pool), the pipe
