@@ -39,6 +39,9 @@ const JOBS: EvalJob[] = [
   { code: 'function merge(tv, ctx) { return tv[0]; }', seed: 1, set: 'dev', experts: 'ood' },
 ];
 const scores = (rs: JobResult[]) => rs.map((r) => (r.ok ? r.scores : r.verdict));
+/** The in-process results of JOBS (the reference every mode must reproduce), computed once. */
+let inProcessP: Promise<JobResult[]> | null = null;
+const inProcess = async () => (inProcessP ??= config().then(async (c) => (await runAll(c)).results));
 const servedDirs = () => readdirSync(PRIV).filter((n) => n.startsWith('selfdev-served-'));
 /** Live `selfdev serve` processes started from this file (their command line holds our private TMPDIR's model folders). */
 const servers = () => liveProcesses().filter((p) => p.args.includes(' serve ') && p.args.includes(PRIV));
@@ -85,9 +88,9 @@ test('eval.server.reload config: true / {} / a mapping; unknown keys and bad val
 });
 
 test('reload mode scores exactly like per-candidate mode and in-process (in-memory and streamed worlds); one start per process; stopped at close', async () => {
-  const inProcess = await runAll(await config());
-  const want = scores(inProcess.results);
-  assert.ok(inProcess.results.some((r) => r.ok && r.scores.strict > 0) && want.includes('runtime'), 'non-trivial scores and a failing program');
+  const ref = await inProcess();
+  const want = scores(ref);
+  assert.ok(ref.some((r) => r.ok && r.scores.strict > 0) && want.includes('runtime'), 'non-trivial scores and a failing program');
   // per-candidate mode (a server started per scored job) on two candidates that score differently
   const perCandidate = await runAll(await config(SERVER), [0, 1]);
   await cleanedUp();
@@ -105,13 +108,7 @@ test('reload mode scores exactly like per-candidate mode and in-process (in-memo
 
 test('reload mode with 2 worker processes: same scores; one server per worker; no server or folder left after the pool closes', async () => {
   const cfg = await config({ ...SERVER, reload: true });
-  const ctx = await openEvalContext(await config(), ROOT);
-  const want: JobResult[] = [];
-  try {
-    for (const j of JOBS) want.push(await runJob(ctx, j));
-  } finally {
-    await ctx.close();
-  }
+  const want = await inProcess();
   const pool = new WorkerPool(2, cfg, ROOT);
   try {
     const got = await Promise.all(JOBS.map((j) => pool.run(j)));
@@ -144,4 +141,28 @@ test('a failing reload stops the server with a clear error; the next candidate s
     await ctx.close();
   }
   await cleanedUp();
+});
+
+test('a loop run (2 workers) with eval.server.reload: at most one server start per worker, the run completes, nothing left behind', async () => {
+  const { runLoop } = await import('../loop/controller.ts');
+  const { RunStore } = await import('../store/store.ts');
+  const { readFileSync, existsSync } = await import('node:fs');
+  const starts = join(PRIV, 'starts.log');
+  const cfg = await config({ command: `echo "$PORT" >> ${JSON.stringify(starts)}; exec ${SERVE}`, model: 'merged', readyTimeoutSec: 60, url: 'http://127.0.0.1:$PORT/v1', reload: true }, {
+    iterations: 1, samplesPerIteration: 3, workers: 2, topKTest: 1, selectTopK: 1, baselines: { lambdas: [0.5] }, arm: 'random',
+  });
+  const runDir = join(PRIV, 'run');
+  await runLoop(cfg, runDir, { root: ROOT });
+  const store = RunStore.open(runDir, { readonly: true });
+  let scored = 0;
+  try {
+    assert.equal(store.iterations()[0]!.status, 'done');
+    scored = store.leaderboard(10).filter((x) => x.devStrict !== null).length;
+  } finally {
+    store.close();
+  }
+  assert.ok(scored >= 1, 'some program was scored');
+  const n = existsSync(starts) ? readFileSync(starts, 'utf8').trim().split('\n').length : 0;
+  assert.ok(n >= 1 && n <= 2, `${n} server starts for 2 workers`);
+  await cleanedUp(15_000);
 });
