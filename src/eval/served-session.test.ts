@@ -166,3 +166,27 @@ test('a loop run (2 workers) with eval.server.reload: at most one server start p
   assert.ok(n >= 1 && n <= 2, `${n} server starts for 2 workers`);
   await cleanedUp(15_000);
 });
+
+test('a server that died between candidates is started again for the next one', async () => {
+  const cfg = await config({ ...SERVER, reload: true });
+  const ctx = await openEvalContext(cfg, ROOT);
+  const pgids: number[] = [];
+  const session = new ServerSession(cfg.eval.server!, (p) => pgids.push(p.pgid));
+  try {
+    const ev = memoryEvaluator(ctx);
+    const o = { server: cfg.eval.server!, seedDir: ev.seedDir, config: ev.world.config, weights: ev.world.taskArithmetic(0.5), problems: ctx.sets.subset, maxTokens: 12, calculator: true };
+    const first = await session.evaluate(o);
+    process.kill(-pgids[0]!, 'SIGKILL');
+    for (let i = 0; i < 100 && liveProcesses().some((p) => p.pgid === pgids[0]); i++) await new Promise((r) => setTimeout(r, 50));
+    const again = await session.evaluate(o);
+    assert.deepEqual([again.starts, again.reloads], [1, 0]);
+    assert.equal(again.result.strict, first.result.strict);
+    assert.equal(pgids.length, 2);
+    const third = await session.evaluate(o);
+    assert.deepEqual([third.starts, third.reloads], [0, 1]);
+  } finally {
+    await session.close();
+    await ctx.close();
+  }
+  await cleanedUp();
+});

@@ -18,7 +18,7 @@ import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { saveMergedModel } from '../nn/checkpoint.ts';
-import { ServedEvalError, modelsUrl, scoreOnServer, startServer, type EvalServerConfig, type ServedEvalOptions, type ServedEvalResult, type ServedScoring, type ServerProcess } from './served.ts';
+import { ServedEvalError, modelsUrl, processGroupMembers, scoreOnServer, startServer, type EvalServerConfig, type ServedEvalOptions, type ServedEvalResult, type ServedScoring, type ServerProcess } from './served.ts';
 
 /** The reload request for `modelDir` on a server at base URL `url` (eval.server.reload with its defaults). */
 export function reloadRequest(server: EvalServerConfig, url: string, port: number, modelDir: string): { url: string; method: string; body: unknown } {
@@ -62,7 +62,8 @@ export class ServerSession {
   async score(o: ServedScoring & { modelDir: string }): Promise<ServedEvalResult> {
     const timings = { writeMs: 0, startMs: 0, evalMs: 0, stopMs: 0 };
     const t1 = performance.now();
-    if (this.proc?.exit) this.proc = null; // died between candidates: start a new one
+    // died between candidates (its exit may not be reported yet: the process group is the truth): start a new one
+    if (this.proc && (this.proc.exit || processGroupMembers(this.proc.pgid).length === 0)) await this.stopServer();
     let starts = 0;
     let reloads = 0;
     if (!this.proc) {
