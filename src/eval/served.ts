@@ -13,6 +13,8 @@
  * `selfdev serve` on the tiny world, tens of seconds to minutes for vLLM with a 7B model) plus the
  * checkpoint write (≈ model size on disk). The loop scores a promoted candidate up to three times
  * (dev subset, full dev, test), each a separate start.
+ * With `eval.server.reload` one server per process is started once and reloaded per candidate
+ * instead (served-session.ts).
  *
  * Orphans: the command runs under a small `sh` wrapper whose watchdog reads a pipe from this
  * process; if this process dies without cleaning up (e.g. a worker killed by the pool), the pipe
@@ -63,6 +65,23 @@ export interface EvalServerConfig {
   dtype?: 'F32' | 'F16' | 'BF16';
   /** Requests in flight at once (default 4). */
   concurrency?: number;
+  /** One server per evaluating process, reloaded per candidate instead of restarted (served-session.ts). */
+  reload?: ServerReload;
+}
+
+/**
+ * eval.server.reload: how a running server is told to load the next candidate's folder. `$MODEL`
+ * (the folder) and `$PORT` are replaced in `url` and in every string of `body`; the request must
+ * answer 2xx (and not `"success": false`, SGLang's failure shape), then GET {url}/models must list
+ * eval.server.model again. Defaults fit `selfdev serve`: POST {origin}/selfdev/load with
+ * `{"model": "$MODEL", "name": <eval.server.model>}`.
+ */
+export interface ServerReload {
+  url?: string;
+  method?: 'POST' | 'PUT';
+  body?: Record<string, unknown>;
+  /** Seconds the reload may take (default eval.server.readyTimeoutSec). */
+  timeoutSec?: number;
 }
 
 export class ServedEvalError extends Error {
@@ -289,8 +308,10 @@ export interface ServedEvalResult {
   result: EvalResult;
   /** Wall times (ms): checkpoint write, server start until ready, scoring, stop + cleanup. */
   timings: { writeMs: number; startMs: number; evalMs: number; stopMs: number };
-  /** Server starts (2 after an address-in-use retry). */
+  /** Server starts (2 after an address-in-use retry; 0 when a running server was reloaded). */
   starts: number;
+  /** 1 when a running server was reloaded with this model (eval.server.reload), else 0. */
+  reloads?: number;
 }
 
 /** The server's base URL for `port` ($PORT / ${PORT} in `url` replaced; default http://127.0.0.1:$PORT/v1). */
@@ -339,42 +360,52 @@ export async function scoreServedFolder(o: ServedFolderOptions): Promise<ServedE
   let starts = 0;
   try {
     const t1 = performance.now();
-    let url = '';
-    for (let attempt = 0; ; attempt++) {
-      const port = await freePort();
-      url = serverUrl(o.server, port);
-      proc = new ServerProcess(o.server.command, port, modelDir, servedDir);
-      starts++;
-      o.onStart?.(proc);
-      try {
-        await proc.waitReady(modelsUrl(url), o.server.model, o.server.readyTimeoutSec);
-        break;
-      } catch (e) {
-        await proc.stop();
-        if (attempt === 0 && e instanceof ServedEvalError && e.addressInUse) continue;
-        throw e;
-      }
-    }
+    const started = await startServer(o.server, modelDir, servedDir, o.onStart);
+    proc = started.proc;
+    starts = started.starts;
+    const url = started.url;
     const t2 = performance.now();
     timings.startMs = t2 - t1;
-    const be = new OpenAIBackend({ endpoint: url, modelName: o.server.model, concurrency: o.server.concurrency });
-    const running = proc;
-    try {
-      const result = await proc.whileAlive(evaluate(be, o.problems, { maxTokens: o.maxTokens, calculator: o.calculator, task: o.task, shots: o.shots }), 'evaluation').catch((e: Error) => {
-        if (e instanceof ServedEvalError) throw e;
-        // the endpoint refused or kept failing (EndpointError): a configuration error, the run stops
-        throw new ServedEvalError(`eval.server: scoring through ${url} (model '${o.server.model}') failed: ${e.message}\nWhat to change: an HTTP 400 names the request field the server rejects (eval.maxTokens must fit the served model's context; eval.calculator sends stop strings); 401/403: the API key (OPENAI_API_KEY); 404: eval.server.url / eval.server.model; 5xx or no answer: the server's log (below)\n${running.tail()}`);
-      });
-      timings.evalMs = performance.now() - t2;
-      const t3 = performance.now();
-      await proc.stop();
-      proc = null;
-      timings.stopMs = performance.now() - t3;
-      return { result, timings, starts };
-    } finally {
-      await be.close();
-    }
+    const result = await scoreOnServer(proc, url, o);
+    timings.evalMs = performance.now() - t2;
+    const t3 = performance.now();
+    await proc.stop();
+    proc = null;
+    timings.stopMs = performance.now() - t3;
+    return { result, timings, starts };
   } finally {
     if (proc) await proc.stop();
+  }
+}
+
+/** Score `o.problems` through a ready server at `url` (an endpoint failure is a ServedEvalError with the server's log). */
+export async function scoreOnServer(proc: ServerProcess, url: string, o: ServedScoring): Promise<EvalResult> {
+  const be = new OpenAIBackend({ endpoint: url, modelName: o.server.model, concurrency: o.server.concurrency });
+  try {
+    return await proc.whileAlive(evaluate(be, o.problems, { maxTokens: o.maxTokens, calculator: o.calculator, task: o.task, shots: o.shots }), 'evaluation').catch((e: Error) => {
+      if (e instanceof ServedEvalError) throw e;
+      // the endpoint refused or kept failing (EndpointError): a configuration error, the run stops
+      throw new ServedEvalError(`eval.server: scoring through ${url} (model '${o.server.model}') failed: ${e.message}\nWhat to change: an HTTP 400 names the request field the server rejects (eval.maxTokens must fit the served model's context; eval.calculator sends stop strings); 401/403: the API key (OPENAI_API_KEY); 404: eval.server.url / eval.server.model; 5xx or no answer: the server's log (below)\n${proc.tail()}`);
+    });
+  } finally {
+    await be.close();
+  }
+}
+
+/** Start `server.command` on `modelDir` (a fresh free port; one retry on a new port when the port was taken); ready when GET {url}/models lists the model. */
+export async function startServer(server: EvalServerConfig, modelDir: string, servedDir: string, onStart?: (s: ServerProcess) => void): Promise<{ proc: ServerProcess; url: string; starts: number }> {
+  for (let attempt = 0; ; attempt++) {
+    const port = await freePort();
+    const url = serverUrl(server, port);
+    const proc = new ServerProcess(server.command, port, modelDir, servedDir);
+    onStart?.(proc);
+    try {
+      await proc.waitReady(modelsUrl(url), server.model, server.readyTimeoutSec);
+      return { proc, url, starts: attempt + 1 };
+    } catch (e) {
+      await proc.stop();
+      if (attempt === 0 && e instanceof ServedEvalError && e.addressInUse) continue;
+      throw e;
+    }
   }
 }

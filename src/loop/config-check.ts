@@ -108,3 +108,24 @@ function checkOpenAIFactory(f: Record<string, unknown>, fail: (msg: string) => n
   }
   if (builtinStyle && f.tokenizer === undefined && srv === undefined) fail('factory.promptStyle builtin needs factory.tokenizer (the served model\'s folder), or factory.server.dir');
 }
+
+export const SERVER_RELOAD_KEYS = ['url', 'method', 'body', 'timeoutSec'];
+
+/**
+ * eval.server.reload, resolved: `true` or `{}` = the defaults for `selfdev serve` (POST
+ * /selfdev/load), a mapping {url, method, body, timeoutSec} otherwise; false / null = off (undefined).
+ */
+export function resolveServerReload(v: unknown, where: string): Record<string, unknown> | undefined {
+  const fail = (msg: string): never => {
+    throw new Error(`${where}: eval.server.reload${msg}`);
+  };
+  if (v === false || v === null || v === undefined) return undefined;
+  if (v === true) return {};
+  if (!isObj(v)) return fail(` must be true or a mapping {url, method, body, timeoutSec} (the request that makes the running server load $MODEL), got ${show(v)}`);
+  for (const k of Object.keys(v)) if (!SERVER_RELOAD_KEYS.includes(k)) fail(`: unknown key eval.server.reload.${k} (known: ${SERVER_RELOAD_KEYS.join(', ')})`);
+  if (v.url !== undefined && (typeof v.url !== 'string' || !/^https?:\/\//.test(v.url))) fail(`.url must be an http(s) URL (may contain $PORT), got ${show(v.url)}`);
+  if (v.method !== undefined && v.method !== 'POST' && v.method !== 'PUT') fail(`.method must be POST or PUT, got ${show(v.method)}`);
+  if (v.body !== undefined && !isObj(v.body)) fail(`.body must be a mapping (the JSON body; $MODEL and $PORT are replaced in its strings), got ${show(v.body)}`);
+  if (v.timeoutSec !== undefined && (typeof v.timeoutSec !== 'number' || !(v.timeoutSec > 0))) fail(`.timeoutSec must be a number > 0, got ${show(v.timeoutSec)}`);
+  return { ...v };
+}

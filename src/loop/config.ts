@@ -1,5 +1,5 @@
 /** Loop configuration: defaults (the paper's numbers, scaled to the tiny world) and validation. */
-import { checkConfigTypes } from './config-check.ts';
+import { checkConfigTypes, resolveServerReload } from './config-check.ts';
 import { evalKeyProtocol, evalProtocolOf, resolveEvalProtocol, type EvalProtocolKeys } from './eval-protocol.ts';
 import type { EvalProtocol } from '../eval/protocol.ts';
 import type { EvalServerConfig } from '../eval/served.ts';
@@ -43,7 +43,7 @@ export interface OpenAIFactoryConfig {
 export type Arm = 'dpo' | 'random' | 'evolution' | 'dpo-novel' | 'dpo-mutate';
 
 export type { EvalServerConfig } from '../eval/served.ts';
-const SERVER_KEYS = ['command', 'model', 'url', 'readyTimeoutSec', 'dtype', 'concurrency'];
+const SERVER_KEYS = ['command', 'model', 'url', 'readyTimeoutSec', 'dtype', 'concurrency', 'reload'];
 export const ARMS: readonly Arm[] = ['dpo', 'random', 'evolution', 'dpo-novel', 'dpo-mutate'];
 /** Arms whose factory is DPO-trained after every iteration. */
 export const trainsFactory = (arm: Arm): boolean => arm === 'dpo' || arm === 'dpo-novel' || arm === 'dpo-mutate';
@@ -65,7 +65,7 @@ export interface LoopConfig {
   failedAsRejected: boolean;
   tensorFilter: string;
   /**
-   * `server` set: candidates are scored through an OpenAI-compatible server started per candidate (src/eval/served.ts); unset: in-process.
+   * `server` set: candidates are scored through an OpenAI-compatible server started per candidate (src/eval/served.ts), or with `server.reload` one per worker reloaded per candidate (served-session.ts); unset: in-process.
    * `testAll`: after the best program is chosen, also score every valid program (full dev score) on test — for measuring
    * how dev, select and test agree; never used for any choice.
    * `task`, `shots`, `shotSeed`, `train`: lm-eval's protocol (eval-protocol.ts; with `server`, maxTokens 256, calculator off and the task's shots by default).
@@ -282,6 +282,7 @@ export function resolveConfig(user: unknown, where = 'config', opts: { stored?: 
     if (typeof s.readyTimeoutSec !== 'number' || !(s.readyTimeoutSec > 0)) throw new Error(`${where}: eval.server.readyTimeoutSec must be a number > 0, got ${JSON.stringify(s.readyTimeoutSec)}`);
     if (s.dtype !== undefined && !['F32', 'F16', 'BF16'].includes(s.dtype as string)) throw new Error(`${where}: eval.server.dtype must be F32, F16 or BF16, got ${JSON.stringify(s.dtype)}`);
     if (s.concurrency !== undefined) posInt(s.concurrency, 'eval.server.concurrency');
+    if ((s.reload = resolveServerReload(s.reload, where)) === undefined) delete s.reload;
   }
   resolveEvalProtocol(c.eval, user.eval, String(c.world.dev), where, opts.stored);
   if (!(c.temperature.t1 >= 0) || !(c.temperature.decay >= 0)) throw new Error(`${where}: temperature.t1 and temperature.decay must be >= 0`);

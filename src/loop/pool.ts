@@ -23,6 +23,7 @@ import { loadShotSpec } from './eval-protocol.ts';
 import type { JobResult, Scores } from './job-types.ts';
 import { StreamEvaluator, openStreamWorld } from './stream-eval.ts';
 import type { StreamWorld } from '../merge/stream-world.ts';
+import type { ServerSession } from '../eval/served-session.ts';
 
 /** Which problems a job is scored on: the first eval.devSubset dev problems, all dev, the selection split (world.select), or test. */
 export type EvalSet = 'subset' | 'dev' | 'select' | 'test';
@@ -49,6 +50,8 @@ export class ProgramEvaluator {
     readonly seedDir: string = resolve(cfg.world.seedModel),
     /** Few-shot examples of the protocol (eval-protocol.ts); undefined = zero-shot. */
     readonly shots?: ShotSpec,
+    /** The process's long-lived server (eval.server.reload), shared by its evaluators. */
+    readonly session?: ServerSession,
   ) {}
 
   async mergeFunction(code: string, seed: number): Promise<{ fn: MergeFunction } | { verdict: string; message: string; ms: number }> {
@@ -63,7 +66,8 @@ export class ProgramEvaluator {
     if (server) {
       // the real-LLM path: merged checkpoint on disk → the configured server → OpenAI-compatible scoring
       const { evaluateServed } = await import('../eval/served.ts');
-      const { result: r } = await evaluateServed({ server, seedDir: this.seedDir, config: this.world.config, weights, problems, maxTokens: this.cfg.eval.maxTokens, calculator: this.cfg.eval.calculator, task: this.cfg.eval.task, shots: this.shots });
+      const o = { server, seedDir: this.seedDir, config: this.world.config, weights, problems, maxTokens: this.cfg.eval.maxTokens, calculator: this.cfg.eval.calculator, task: this.cfg.eval.task, shots: this.shots };
+      const { result: r } = await (this.session ? this.session.evaluate(o) : evaluateServed(o));
       return { strict: r.strict, flexible: r.flexible, families: Object.fromEntries(Object.entries(r.perFamily).map(([k, a]) => [k, a.strict])) };
     }
     const model = this.world.model(weights);
@@ -106,7 +110,10 @@ export interface EvalContext {
   ev: ProgramEvaluator | StreamEvaluator;
   ood(): ProgramEvaluator | StreamEvaluator;
   sets: Record<EvalSet, EvalProblem[]>;
-  close(): void;
+  /** The long-lived evaluation server (eval.server.reload), started by the first served job. */
+  session: ServerSession | null;
+  /** Frees the context; with a session, resolves once its server is stopped. */
+  close(): void | Promise<void>;
 }
 
 export async function openEvalContext(cfg: LoopConfig, root: string): Promise<EvalContext> {
@@ -128,15 +135,18 @@ export async function openEvalContext(cfg: LoopConfig, root: string): Promise<Ev
     throw e;
   }
   const spec = shots;
+  const server = cfg.eval.server;
+  const session = server?.reload ? new (await import('../eval/served-session.ts')).ServerSession(server) : null;
   const evaluator = (w: MergeWorld | StreamWorld) =>
-    w instanceof MergeWorld ? new ProgramEvaluator(w, sandbox, cfg, p(cfg.world.seedModel), spec) : new StreamEvaluator(w, sandbox, cfg, p(cfg.world.seedModel), spec);
+    w instanceof MergeWorld ? new ProgramEvaluator(w, sandbox, cfg, p(cfg.world.seedModel), spec, session ?? undefined) : new StreamEvaluator(w, sandbox, cfg, p(cfg.world.seedModel), spec, session ?? undefined);
   const subset = dev.slice(0, Math.min(cfg.eval.devSubset, dev.length));
   let ood: ProgramEvaluator | StreamEvaluator | null = null;
   return {
-    world, sandbox, ev: evaluator(world), sets: { subset, dev, select, test },
+    world, sandbox, ev: evaluator(world), sets: { subset, dev, select, test }, session,
     close: () => {
       sandbox.close();
       for (const e of [world, ood?.world]) if (e && !(e instanceof MergeWorld)) e.close();
+      return session?.close();
     },
     ood: () => {
       if (cfg.world.oodExperts.length === 0) throw new Error('an out-of-domain job, but world.oodExperts is empty');

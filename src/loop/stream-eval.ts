@@ -15,6 +15,7 @@ import type { EvalProblem, ShotSpec } from '../eval/evaluate.ts';
 import { parseSize } from '../io/checkpoint.ts';
 import type { LoopConfig } from './config.ts';
 import type { JobResult, Scores } from './job-types.ts';
+import type { ServerSession } from '../eval/served-session.ts';
 
 /** The memory a streamed candidate merge may use: merge.maxMemory, else 3/4 of the RAM. */
 export function maxMergeMemory(cfg: LoopConfig): number {
@@ -35,6 +36,8 @@ export class StreamEvaluator {
     readonly seedDir: string = resolve(cfg.world.seedModel),
     /** Few-shot examples of the run's lm-eval protocol (eval.shots > 0). */
     readonly shots?: ShotSpec,
+    /** The process's long-lived server (eval.server.reload): reloaded with each candidate's folder. */
+    readonly session?: ServerSession,
   ) {}
 
   /** Merge (a program, or a baseline) into a served folder, then score it there. */
@@ -51,7 +54,7 @@ export class StreamEvaluator {
       const fn = makeFileMergeFunction(what.code, this.sandbox, { stats: v.hasPrepare ? this.world.stats() : undefined, seed: what.seed, limits: this.world.limits() });
       merger = { kind: 'program', fn, seed: what.seed };
     } else merger = what.baseline === 'seed' ? { kind: 'seed' } : { kind: 'task-arithmetic', lambda: what.baseline.lambda };
-    const { servedDir, modelDir } = makeServedDir();
+    const { servedDir, modelDir } = this.session ? this.session.folder() : makeServedDir();
     try {
       const t1 = performance.now();
       try {
@@ -62,7 +65,8 @@ export class StreamEvaluator {
         throw e;
       }
       const t2 = performance.now();
-      const { result: r } = await scoreServedFolder({ server, servedDir, modelDir, problems, maxTokens: this.cfg.eval.maxTokens, calculator: this.cfg.eval.calculator, task: this.cfg.eval.task, shots: this.shots });
+      const o = { server, servedDir, modelDir, problems, maxTokens: this.cfg.eval.maxTokens, calculator: this.cfg.eval.calculator, task: this.cfg.eval.task, shots: this.shots };
+      const { result: r } = await (this.session ? this.session.score(o) : scoreServedFolder(o));
       const scores: Scores = { strict: r.strict, flexible: r.flexible, families: Object.fromEntries(Object.entries(r.perFamily).map(([k, a]) => [k, a.strict])) };
       return { ok: true, scores, sandboxMs, mergeMs: t2 - t1, evalMs: performance.now() - t2 };
     } finally {

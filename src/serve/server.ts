@@ -8,6 +8,8 @@
  *   POST /v1/chat/completions   → messages [{role: system|user|assistant, content: string}], same
  *                                 sampling fields (max_completion_tokens too)
  *   GET  /health                → {status:"ok"}
+ *   POST /selfdev/load          → {"model": "<folder>", "name"?: "<id>"}: load another checkpoint folder
+ *                                 and serve it from then on (see "Reloading" below)
  *
  * Responses follow the OpenAI shapes (`choices[].text` / `choices[].message`, `finish_reason`
  * "stop" | "length", `usage`), plus vLLM's `stop_reason` per choice: the stop string that ended the
@@ -41,18 +43,28 @@
  * of an in-process call seeded s. Greedy requests that arrive together with the same max_tokens
  * and stop strings are run as one engine batch (rows do not depend on batching); sampled requests
  * run alone so that their streams do not depend on other traffic.
+ *
+ * Reloading (`POST /selfdev/load`, body `{"model": DIR, "name": ID}`; name defaults to the folder's
+ * name): the folder gets the startup checks and is loaded in full (weights, tokenizer, chat template)
+ * while the old model keeps answering; then it is swapped in between requests. A request is answered
+ * by the model that was current when it arrived (in-flight ones finish on the old weights, whose
+ * memory is freed after the last of them), so no request sees a half-loaded model. Answer 200
+ * `{"object": "model", "id", "model_dir", "previous", "load_ms"}`; a bad folder is a 400 (code
+ * `invalid_model_folder`) naming the problem, and the old model keeps serving. Loads run one at a
+ * time. The endpoint exists only when the server listens on loopback, or with `--allow-load` (it
+ * reads any folder the server's user can read); otherwise it answers 403.
  */
 import { createServer as httpCreateServer } from 'node:http';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { randomUUID } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { engineGenerate } from '../eval/backends.ts';
 import type { EngineGeneration } from '../eval/backends.ts';
 import type { Llama } from '../nn/model.ts';
 import type { TextTokenizer } from '../nn/hf-tokenizer.ts';
 import { encodeChat } from '../nn/chat-template.ts';
 import type { ChatMessage, ChatTemplate } from '../nn/chat-template.ts';
+import { ModelFolderError, isLoopbackHost, loadServedModel, type ServedModel } from './load.ts';
 
 export interface ServeOptions {
   /** Model id reported by /v1/models and required (when given) in requests. */
@@ -67,8 +79,12 @@ export interface ServeOptions {
   chatTemplate?: ChatTemplate | null;
   /** More ids that end a reply like config.json's eos (the tokenizer's eos_token, generation_config.json's). */
   eosIds?: readonly number[];
-  /** Called once by close() after the server stopped (e.g. to release the tokenizer). */
+  /** Called once by close() after the server stopped, or when a reload replaced the first model (e.g. to release the tokenizer). */
   onClose?: () => Promise<void>;
+  /** How POST /selfdev/load loads a folder (absent: the endpoint answers 404). */
+  loader?: (dir: string, name?: string) => Promise<ServedModel>;
+  /** Why POST /selfdev/load is refused (403) although a loader is set, e.g. a non-loopback bind. */
+  loadRefused?: string;
 }
 
 const MAX_BODY = 1 << 20;
@@ -94,10 +110,18 @@ interface Sampling {
   stop: string[];
 }
 
+/** The model being served, with the requests that still use it (freed once retired and unused). */
+interface Current extends ServedModel {
+  id: number;
+  refs: number;
+  retired: boolean;
+}
+
 interface Job {
   /** Text prompts, or token ids (a rendered chat). */
   prompts: (string | number[])[];
   s: Sampling;
+  m: Current;
   resolve: (g: EngineGeneration[]) => void;
   reject: (e: unknown) => void;
 }
@@ -127,14 +151,17 @@ export class CompletionServer {
   private readonly pending: Job[] = [];
   private running = false;
   private timer: NodeJS.Timeout | null = null;
-  /** Engine batches run and rows generated (for tests and logs). */
-  stats = { batches: 0, rows: 0, requests: 0 };
+  /** Engine batches run and rows generated (for tests and logs); loads = models swapped in by POST /selfdev/load. */
+  stats = { batches: 0, rows: 0, requests: 0, loads: 0 };
+  private cur: Current;
+  private loading: Promise<unknown> = Promise.resolve();
 
   constructor(
-    private readonly model: Llama,
-    private readonly tok: TextTokenizer,
+    model: Llama,
+    tok: TextTokenizer,
     private readonly o: ServeOptions,
   ) {
+    this.cur = { model, tok, name: o.name, dir: null, chatTemplate: o.chatTemplate ?? null, eosIds: o.eosIds ?? [], release: async () => undefined, id: 0, refs: 0, retired: false };
     this.server = httpCreateServer((req, res) => {
       this.handle(req, res).catch((e) => this.sendError(res, e));
     });
@@ -160,7 +187,55 @@ export class CompletionServer {
     });
     const done = this.o.onClose;
     this.o.onClose = undefined;
+    const cur = this.cur;
+    cur.retired = true;
+    await this.releaseIfUnused(cur);
     await done?.();
+  }
+
+  /** The served model's id (changes with POST /selfdev/load). */
+  get modelName(): string {
+    return this.cur.name;
+  }
+
+  private async releaseIfUnused(m: Current): Promise<void> {
+    if (!m.retired || m.refs > 0) return;
+    m.refs = -1; // released once
+    await m.release();
+  }
+
+  /** POST /selfdev/load: check and load the folder while the old model serves, then swap (one load at a time). */
+  private async load(body: Record<string, unknown>): Promise<Record<string, unknown>> {
+    if (!this.o.loader) throw new HttpError(404, 'this server cannot load models (no loader)', null, 'invalid_request_error', 'not_found');
+    if (this.o.loadRefused) throw new HttpError(403, this.o.loadRefused, null, 'permission_error', 'load_disabled');
+    for (const k of Object.keys(body)) if (k !== 'model' && k !== 'name') throw new HttpError(400, `unknown field '${k}' (POST /selfdev/load takes {"model": "<folder>", "name": "<id>"})`, k);
+    if (typeof body.model !== 'string' || !body.model.trim()) throw new HttpError(400, "'model' must be the path of a model folder (a non-empty string)", 'model');
+    if (body.name !== undefined && (typeof body.name !== 'string' || !body.name.trim())) throw new HttpError(400, "'name' must be a non-empty string", 'name');
+    const dir = body.model;
+    const name = body.name as string | undefined;
+    const run = this.loading.then(async () => {
+      const t0 = performance.now();
+      let next: ServedModel;
+      try {
+        next = await this.o.loader!(dir, name);
+      } catch (e) {
+        if (e instanceof ModelFolderError) throw new HttpError(400, `cannot load '${dir}': ${e.message} (still serving '${this.cur.name}')`, 'model', 'invalid_request_error', 'invalid_model_folder');
+        throw e;
+      }
+      const old = this.cur;
+      // the first model's resources belong to onClose; a loaded one's to its own release
+      const release = old.id === 0 ? async () => { const f = this.o.onClose; this.o.onClose = undefined; await f?.(); } : old.release;
+      old.release = release;
+      this.cur = { ...next, id: old.id + 1, refs: 0, retired: false };
+      this.stats.loads++;
+      old.retired = true;
+      void this.releaseIfUnused(old).catch((e: unknown) => this.o.log?.(`error freeing '${old.name}': ${(e as Error).message}`));
+      const loadMs = performance.now() - t0;
+      this.o.log?.(`loaded ${next.dir} as '${next.name}' in ${(loadMs / 1000).toFixed(2)}s`);
+      return { object: 'model', id: next.name, model_dir: next.dir, previous: old.name, load_ms: Math.round(loadMs) };
+    });
+    this.loading = run.catch(() => undefined);
+    return run;
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -168,10 +243,26 @@ export class CompletionServer {
     const path = url.pathname.replace(/\/+$/, '') || '/';
     const t0 = performance.now();
     this.stats.requests++;
+    if (path === '/selfdev/load') {
+      if (req.method !== 'POST') throw new HttpError(405, `${req.method} not allowed on ${path} (use POST)`, null, 'invalid_request_error', 'method_not_allowed');
+      return this.send(res, 200, await this.load(await readJson(req)));
+    }
+    // the model current when the request arrived answers it (a reload meanwhile does not free it)
+    const m = this.cur;
+    m.refs++;
+    try {
+      await this.answer(req, res, path, m, t0);
+    } finally {
+      m.refs--;
+      if (m.retired) await this.releaseIfUnused(m);
+    }
+  }
+
+  private async answer(req: IncomingMessage, res: ServerResponse, path: string, m: Current, t0: number): Promise<void> {
     if (path === '/v1/models' || path === '/health') {
       if (req.method !== 'GET') throw new HttpError(405, `${req.method} not allowed on ${path}`, null, 'invalid_request_error', 'method_not_allowed');
       if (path === '/health') return this.send(res, 200, { status: 'ok' });
-      return this.send(res, 200, { object: 'list', data: [{ id: this.o.name, object: 'model', created: 0, owned_by: 'selfdev' }] });
+      return this.send(res, 200, { object: 'list', data: [{ id: m.name, object: 'model', created: 0, owned_by: 'selfdev' }] });
     }
     if (path !== '/v1/completions' && path !== '/v1/chat/completions') throw new HttpError(404, `unknown route ${req.method} ${path}`, null, 'invalid_request_error', 'not_found');
     if (req.method !== 'POST') throw new HttpError(405, `${req.method} not allowed on ${path} (use POST)`, null, 'invalid_request_error', 'method_not_allowed');
@@ -179,14 +270,14 @@ export class CompletionServer {
     const chat = path === '/v1/chat/completions';
     if (body.model !== undefined) {
       if (typeof body.model !== 'string') throw new HttpError(400, "'model' must be a string", 'model');
-      if (body.model !== this.o.name) throw new HttpError(404, `The model '${body.model}' does not exist (this server serves '${this.o.name}')`, 'model', 'invalid_request_error', 'model_not_found');
+      if (body.model !== m.name) throw new HttpError(404, `The model '${body.model}' does not exist (this server serves '${m.name}')`, 'model', 'invalid_request_error', 'model_not_found');
     }
     checkUnsupported(body);
     const n = body.n === undefined || body.n === null ? 1 : body.n;
     if (typeof n !== 'number' || !Number.isInteger(n) || n < 1 || n > 128) throw new HttpError(400, `'n' must be an integer in [1, 128], got ${JSON.stringify(body.n)}`, 'n');
-    const s = this.sampling(body, chat);
+    const s = this.sampling(body, chat, m.model);
     let prompts: (string | number[])[];
-    const template = chat ? (this.o.chatTemplate ?? null) : null;
+    const template = chat ? m.chatTemplate : null;
     if (template) {
       let text: string;
       try {
@@ -195,16 +286,16 @@ export class CompletionServer {
         if (e instanceof HttpError) throw e;
         throw new HttpError(400, (e as Error).message, 'messages');
       }
-      prompts = [encodeChat(this.tok, text)];
+      prompts = [encodeChat(m.tok, text)];
     } else if (chat) {
       prompts = [chatPrompt(body.messages)];
       s.stop = [...s.stop, ...CHAT_STOPS];
     } else {
-      prompts = this.promptList(body.prompt);
+      prompts = this.promptList(body.prompt, m.model);
     }
     if (prompts.length * n > 1024) throw new HttpError(400, `at most 1024 completions per request (prompts × n), got ${prompts.length} × ${n}`, n > 1 ? 'n' : 'prompt');
     // choice j of prompt i is row i·n + j
-    const gens = await this.enqueue(prompts.flatMap((p) => Array.from({ length: n }, () => p)), s);
+    const gens = await this.enqueue(prompts.flatMap((p) => Array.from({ length: n }, () => p)), s, m);
     const created = Math.floor(Date.now() / 1000);
     const usage = {
       prompt_tokens: gens.reduce((a, g) => a + g.promptTokens, 0),
@@ -219,7 +310,7 @@ export class CompletionServer {
         id: `chatcmpl-${randomUUID()}`,
         object: 'chat.completion',
         created,
-        model: this.o.name,
+        model: m.name,
         choices: gens.map((g, index) => ({ index, message: { role: 'assistant', content: template ? g.text : g.text.replace(/^ /, '') }, logprobs: null, finish_reason: finish(g), stop_reason: g.stopString })),
         usage,
       });
@@ -228,14 +319,14 @@ export class CompletionServer {
       id: `cmpl-${randomUUID()}`,
       object: 'text_completion',
       created,
-      model: this.o.name,
+      model: m.name,
       choices: gens.map((g, index) => ({ index, text: g.text, logprobs: null, finish_reason: finish(g), stop_reason: g.stopString })),
       usage,
     });
   }
 
-  private sampling(body: Record<string, unknown>, chat: boolean): Sampling {
-    const maxPos = this.model.config.max_position_embeddings;
+  private sampling(body: Record<string, unknown>, chat: boolean, model: Llama): Sampling {
+    const maxPos = model.config.max_position_embeddings;
     const num = (k: string, def: number, lo: number, hi: number, int = false): number => {
       const v = body[k];
       if (v === undefined || v === null) return def;
@@ -264,8 +355,8 @@ export class CompletionServer {
   }
 
   /** `prompt` of /v1/completions: a string, a list of strings, a list of token ids, or a list of such lists. */
-  private promptList(p: unknown): (string | number[])[] {
-    const V = this.model.config.vocab_size;
+  private promptList(p: unknown, model: Llama): (string | number[])[] {
+    const V = model.config.vocab_size;
     const isIds = (x: unknown): x is number[] => Array.isArray(x) && x.length > 0 && x.every((t) => typeof t === 'number');
     const checkIds = (ids: number[], where: string) => {
       const bad = ids.findIndex((t) => !Number.isInteger(t) || t < 0 || t >= V);
@@ -282,9 +373,9 @@ export class CompletionServer {
     return out;
   }
 
-  private enqueue(prompts: (string | number[])[], s: Sampling): Promise<EngineGeneration[]> {
+  private enqueue(prompts: (string | number[])[], s: Sampling, m: Current): Promise<EngineGeneration[]> {
     return new Promise((resolve, reject) => {
-      this.pending.push({ prompts, s, resolve, reject });
+      this.pending.push({ prompts, s, m, resolve, reject });
       this.schedule();
     });
   }
@@ -306,16 +397,16 @@ export class CompletionServer {
         const jobs = this.pending.splice(0);
         const groups = new Map<string, Job[]>();
         jobs.forEach((j, i) => {
-          const key = j.s.temperature === 0 ? `g|${j.s.maxTokens}|${JSON.stringify(j.s.stop)}` : `s|${i}`;
+          const key = j.s.temperature === 0 ? `g|${j.m.id}|${j.s.maxTokens}|${JSON.stringify(j.s.stop)}` : `s|${i}`;
           const g = groups.get(key);
           if (g) g.push(j);
           else groups.set(key, [j]);
         });
         for (const group of groups.values()) {
-          const s = group[0].s;
+          const { s, m } = group[0];
           try {
             const all = group.flatMap((j) => j.prompts);
-            const gens = await engineGenerate(this.model, this.tok, all, { maxTokens: s.maxTokens, stop: s.stop, temperature: s.temperature, topP: s.topP, seed: s.seed, batchSize: this.o.batchSize, eosIds: this.o.eosIds });
+            const gens = await engineGenerate(m.model, m.tok, all, { maxTokens: s.maxTokens, stop: s.stop, temperature: s.temperature, topP: s.topP, seed: s.seed, batchSize: this.o.batchSize, eosIds: m.eosIds });
             this.stats.batches++;
             this.stats.rows += all.length;
             let off = 0;
@@ -420,43 +511,13 @@ function readJson(req: IncomingMessage): Promise<Record<string, unknown>> {
 
 /**
  * Load a model folder and start serving it: its own tokenizer (any tokenizer.json) and chat template
- * when it has one; the weights must be an architecture the engine runs.
+ * when it has one; the weights must be an architecture the engine runs. POST /selfdev/load is on when
+ * `host` is a loopback interface, or with `allowLoad` (`--allow-load`).
  */
-export async function serveModelDir(dir: string, opts: { port: number; host: string; name?: string; batchSize?: number; log?: (l: string) => void }): Promise<{ url: string; server: CompletionServer }> {
-  const { existsSync, statSync } = await import('node:fs');
-  const { basename, join, resolve } = await import('node:path');
-  if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new Error(`model folder not found: ${dir}`);
-  if (!existsSync(join(dir, 'config.json'))) throw new Error(`${dir}: not a model folder (no config.json)`);
-  if (!existsSync(join(dir, 'tokenizer.json'))) throw new Error(`${dir}: no tokenizer.json`);
-  const { readLlamaFolder, checkTokenizerFile } = await import('../io/model-config.ts');
-  // config.json and tokenizer.json checked against the tensors first (the shared reader)
-  const spec = readLlamaFolder(dir, { tokenizer: false });
-  checkTokenizerFile(join(dir, 'tokenizer.json'), { vocabSize: spec.vocab_size });
-  const { ChatTemplate } = await import('../nn/chat-template.ts');
-  const chatTemplate = ChatTemplate.fromDir(dir); // a broken template fails here, not at the first request
-  const O = await import('../nn/ops.ts');
-  const { loadModel } = await import('../nn/checkpoint.ts');
-  const { closeTokenizer } = await import('../nn/load-tokenizer.ts');
-  await O.initBackend();
-  const { model, tokenizer } = loadModel(dir, { tokenizer: 'any' });
-  if (!tokenizer) throw new Error(`${dir}: no tokenizer.json`);
-  const eosIds = endOfTextIds(dir, tokenizer);
-  const server = new CompletionServer(model, tokenizer, { name: opts.name ?? basename(resolve(dir)), batchSize: opts.batchSize, log: opts.log, chatTemplate, eosIds, onClose: () => closeTokenizer(tokenizer) });
+export async function serveModelDir(dir: string, opts: { port: number; host: string; name?: string; batchSize?: number; log?: (l: string) => void; allowLoad?: boolean }): Promise<{ url: string; server: CompletionServer }> {
+  const first = await loadServedModel(dir, opts.name);
+  const loadRefused = opts.allowLoad || isLoopbackHost(opts.host) ? undefined : `POST /selfdev/load is disabled: this server listens on ${opts.host}, not loopback (start selfdev serve with --allow-load to enable it)`;
+  const server = new CompletionServer(first.model, first.tok, { name: first.name, batchSize: opts.batchSize, log: opts.log, chatTemplate: first.chatTemplate, eosIds: first.eosIds, onClose: first.release, loader: loadServedModel, loadRefused });
   const url = await server.listen(opts.port, opts.host);
   return { url, server };
-}
-
-/** Ids that end a reply besides config.json's eos: the tokenizer's eos_token and generation_config.json's eos_token_id (a number or a list). */
-function endOfTextIds(dir: string, tok: TextTokenizer): number[] {
-  const out = new Set<number>();
-  if (tok.eosId !== null) out.add(tok.eosId);
-  const path = `${dir}/generation_config.json`;
-  let g: { eos_token_id?: unknown } = {};
-  try {
-    g = JSON.parse(readFileSync(path, 'utf8')) as { eos_token_id?: unknown };
-  } catch {
-    return [...out]; // absent (readLlamaFolder has checked it when present)
-  }
-  for (const v of Array.isArray(g.eos_token_id) ? g.eos_token_id : [g.eos_token_id]) if (typeof v === 'number' && Number.isInteger(v) && v >= 0 && v < tok.vocabSize) out.add(v);
-  return [...out];
 }

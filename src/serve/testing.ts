@@ -43,10 +43,10 @@ export async function makeOverfitModel(dir: string, steps = 60): Promise<{ loss:
 }
 
 /** A real `selfdev serve` child process on a free port (tests): its base URL (…/v1) and a stop function. */
-export async function startServeProcess(dir: string, opts: { name?: string; timeoutMs?: number } = {}): Promise<{ url: string; pid: number; stop: () => Promise<void> }> {
+export async function startServeProcess(dir: string, opts: { name?: string; timeoutMs?: number; args?: string[] } = {}): Promise<{ url: string; pid: number; stop: () => Promise<void> }> {
   const { spawn } = await import('node:child_process');
   const bin = new URL('../../bin/selfdev.mjs', import.meta.url).pathname;
-  const child = spawn(process.execPath, [bin, 'serve', dir, '--port', '0', '--quiet', ...(opts.name ? ['--name', opts.name] : [])], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [bin, 'serve', dir, '--port', '0', '--quiet', ...(opts.name ? ['--name', opts.name] : []), ...(opts.args ?? [])], { stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
   child.stderr!.on('data', (d) => (stderr += d));
   const stop = async () => {

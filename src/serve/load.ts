@@ -1,0 +1,109 @@
+/**
+ * Loading a model folder for `selfdev serve`: at startup and for `POST /selfdev/load` (the same
+ * checks both times). A folder is checked in full (config.json and tokenizer.json against the
+ * tensors, the chat template compiled) and loaded before anything is swapped, so a bad folder is an
+ * error that leaves the running model untouched.
+ */
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { basename, join, resolve } from 'node:path';
+import type { Llama } from '../nn/model.ts';
+import type { TextTokenizer } from '../nn/hf-tokenizer.ts';
+import type { ChatTemplate } from '../nn/chat-template.ts';
+
+/** A loaded model with what the server needs to answer with it. */
+export interface ServedModel {
+  model: Llama;
+  tok: TextTokenizer;
+  /** Model id reported by /v1/models and required (when given) in requests. */
+  name: string;
+  /** Absolute folder it was loaded from (null: handed in by the caller). */
+  dir: string | null;
+  chatTemplate: ChatTemplate | null;
+  eosIds: readonly number[];
+  /** Frees the model's tensors and the tokenizer (called once no request uses it any more). */
+  release: () => Promise<void>;
+}
+
+/** Thrown for a folder that cannot be served (missing, incomplete, inconsistent): the client's mistake. */
+export class ModelFolderError extends Error {
+  override name = 'ModelFolderError';
+}
+
+/**
+ * The engine's modules, imported once (on first use, so that importing the server stays light): later
+ * loads then run without waiting on the module loader, which lets a reload finish between two engine
+ * batches of the requests in flight.
+ */
+let mods: Promise<{
+  readLlamaFolder: typeof import('../io/model-config.ts').readLlamaFolder;
+  checkTokenizerFile: typeof import('../io/model-config.ts').checkTokenizerFile;
+  ChatTemplate: typeof import('../nn/chat-template.ts').ChatTemplate;
+  O: typeof import('../nn/ops.ts');
+  loadModel: typeof import('../nn/checkpoint.ts').loadModel;
+  closeTokenizer: typeof import('../nn/load-tokenizer.ts').closeTokenizer;
+}> | null = null;
+let backendReady: Promise<unknown> | null = null;
+function modules(): NonNullable<typeof mods> {
+  return (mods ??= (async () => {
+    const [mc, ct, O, ck, lt] = await Promise.all([import('../io/model-config.ts'), import('../nn/chat-template.ts'), import('../nn/ops.ts'), import('../nn/checkpoint.ts'), import('../nn/load-tokenizer.ts')]);
+    return { readLlamaFolder: mc.readLlamaFolder, checkTokenizerFile: mc.checkTokenizerFile, ChatTemplate: ct.ChatTemplate, O, loadModel: ck.loadModel, closeTokenizer: lt.closeTokenizer };
+  })());
+}
+
+/** Check and load `dir` (name: `name`, else the folder's name). Throws ModelFolderError for a bad folder. */
+export async function loadServedModel(dir: string, name?: string): Promise<ServedModel> {
+  const abs = resolve(dir);
+  if (!existsSync(abs) || !statSync(abs).isDirectory()) throw new ModelFolderError(`model folder not found: ${dir}`);
+  if (!existsSync(join(abs, 'config.json'))) throw new ModelFolderError(`${dir}: not a model folder (no config.json)`);
+  if (!existsSync(join(abs, 'tokenizer.json'))) throw new ModelFolderError(`${dir}: no tokenizer.json`);
+  const { readLlamaFolder, checkTokenizerFile, ChatTemplate, O, loadModel, closeTokenizer } = await modules();
+  let chatTemplate: ChatTemplate | null;
+  try {
+    // config.json and tokenizer.json checked against the tensors first (the shared reader)
+    const spec = readLlamaFolder(abs, { tokenizer: false });
+    checkTokenizerFile(join(abs, 'tokenizer.json'), { vocabSize: spec.vocab_size });
+    chatTemplate = ChatTemplate.fromDir(abs); // a broken template fails here, not at the first request
+  } catch (e) {
+    throw new ModelFolderError((e as Error).message);
+  }
+  await (backendReady ??= O.initBackend());
+  let loaded: { model: Llama; tokenizer: TextTokenizer | null };
+  try {
+    loaded = loadModel(abs, { tokenizer: 'any' });
+  } catch (e) {
+    throw new ModelFolderError(`${dir}: ${(e as Error).message}`);
+  }
+  const { model, tokenizer } = loaded;
+  if (!tokenizer) {
+    model.dispose();
+    throw new ModelFolderError(`${dir}: no tokenizer.json`);
+  }
+  return {
+    model, tok: tokenizer, name: name ?? basename(abs), dir: abs, chatTemplate, eosIds: endOfTextIds(abs, tokenizer),
+    release: async () => {
+      model.dispose();
+      await closeTokenizer(tokenizer);
+    },
+  };
+}
+
+/** Ids that end a reply besides config.json's eos: the tokenizer's eos_token and generation_config.json's eos_token_id (a number or a list). */
+function endOfTextIds(dir: string, tok: TextTokenizer): number[] {
+  const out = new Set<number>();
+  if (tok.eosId !== null) out.add(tok.eosId);
+  const path = `${dir}/generation_config.json`;
+  let g: { eos_token_id?: unknown } = {};
+  try {
+    g = JSON.parse(readFileSync(path, 'utf8')) as { eos_token_id?: unknown };
+  } catch {
+    return [...out]; // absent (readLlamaFolder has checked it when present)
+  }
+  for (const v of Array.isArray(g.eos_token_id) ? g.eos_token_id : [g.eos_token_id]) if (typeof v === 'number' && Number.isInteger(v) && v >= 0 && v < tok.vocabSize) out.add(v);
+  return [...out];
+}
+
+/** Whether `host` (a --host value) is a loopback interface. */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.replace(/^\[|\]$/g, '').toLowerCase();
+  return h === 'localhost' || h === '::1' || /^127(\.\d{1,3}){3}$/.test(h) || /^::ffff:127(\.\d{1,3}){3}$/.test(h);
+}
