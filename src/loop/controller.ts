@@ -21,7 +21,8 @@ import { join, resolve } from 'node:path';
 import { stringify as yamlStringify } from 'yaml';
 import { replaceDir } from '../io/checkpoint.ts';
 import { RunStore, writeFileAtomic, type EvaluationRecord, type LeaderboardRow } from '../store/store.ts';
-import { initBackend, loadModel, saveModel, dpoTrain } from '../nn/index.ts';
+import { initBackend } from '../nn/index.ts';
+import { dpoTrainBuiltinFactory } from '../factory/dpo.ts';
 import { buildPrompt, loadPromptFiles, type Candidate, type FactoryPrompt } from '../factory/index.ts';
 import { writeReport } from '../report/report.ts';
 import { EvolutionSampler, evolutionPool, skipTraining } from './arms.ts';
@@ -457,22 +458,12 @@ export async function trainFactory(cfg: LoopConfig, root: string, runDir: string
     if (existsSync(join(out, 'config.json')) && store.dpoSteps(iterationId).length > 0) return { checkpoint: rel, timings: { pairs: nPairs } };
     const prev = merged ?? (t > 1 ? store.iteration(t - 1, cfg.arm)?.factoryCheckpoint : null);
     const src = prev ? resolve(runDir, prev) : resolve(root, f.dir);
-    const pol = loadModel(src, { path: 'the loop\'s DPO of the builtin factory' });
-    const ref = loadModel(src, { tokenizer: 'none' });
-    if (!pol.tokenizer) throw new Error(`${src}: factory has no tokenizer.json`);
-    try {
-      // the builtin factory sees only the last maxPromptTokens of the prompt: train on the same text
-      const ids = pol.tokenizer.encode(prompt.text);
-      const promptText = f.maxPromptTokens && ids.length > f.maxPromptTokens ? pol.tokenizer.decode(ids.slice(-f.maxPromptTokens)) : prompt.text;
-      const pairs = store.pairs(iterationId).map((r) => ({ prompt: promptText, chosen: store.programByHash(r.chosenHash)!.code, rejected: store.programByHash(r.rejectedHash)!.code }));
-      const steps = Math.max(1, Math.ceil((pairs.length * cfg.dpo.epochs) / cfg.dpo.batchSize));
-      const log = dpoTrain(pol.model, pol.tokenizer, pairs, { steps, lr: cfg.dpo.lr, batchSize: cfg.dpo.batchSize, beta: cfg.dpo.beta, lossType: cfg.dpo.lossType, nllAlpha: cfg.dpo.nllAlpha, seed: deriveSeed(cfg.seed, `dpo:${t}`), maxLen: cfg.dpo.maxLen }, ref.model);
-      saveModel(out, pol.model, pol.tokenizer);
-      store.addDpoSteps(iterationId, log.map((s) => ({ step: s.step, loss: s.loss, rewardsChosen: s['rewards/chosen'], rewardsRejected: s['rewards/rejected'], margin: s['rewards/margins'], accuracy: s['rewards/accuracies'], logpsChosen: s['logps/chosen'], logpsRejected: s['logps/rejected'], lr: s.lr })));
-    } finally {
-      pol.model.dispose();
-      ref.model.dispose();
-    }
+    const pairs = store.pairs(iterationId).map((r) => ({ chosen: store.programByHash(r.chosenHash)!.code, rejected: store.programByHash(r.rejectedHash)!.code }));
+    const log = dpoTrainBuiltinFactory({
+      src, out, prompt: prompt.text, maxPromptTokens: f.maxPromptTokens, pairs,
+      dpo: { epochs: cfg.dpo.epochs, lr: cfg.dpo.lr, batchSize: cfg.dpo.batchSize, beta: cfg.dpo.beta, lossType: cfg.dpo.lossType, nllAlpha: cfg.dpo.nllAlpha, seed: deriveSeed(cfg.seed, `dpo:${t}`), maxLen: cfg.dpo.maxLen },
+    });
+    store.addDpoSteps(iterationId, log.map((s) => ({ step: s.step, loss: s.loss, rewardsChosen: s['rewards/chosen'], rewardsRejected: s['rewards/rejected'], margin: s['rewards/margins'], accuracy: s['rewards/accuracies'], logpsChosen: s['logps/chosen'], logpsRejected: s['logps/rejected'], lr: s.lr })));
     return { checkpoint: rel, timings: { pairs: nPairs } };
   }
   if ((f.kind === 'openai' || f.kind === 'llamacpp') && cfg.dpo.command) {
