@@ -46,7 +46,6 @@ import { createServer as httpCreateServer } from 'node:http';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { randomUUID } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { engineGenerate } from '../eval/backends.ts';
 import type { EngineGeneration } from '../eval/backends.ts';
 import type { Llama } from '../nn/model.ts';
@@ -436,7 +435,7 @@ export async function serveModelDir(dir: string, opts: { port: number; host: str
   const chatTemplate = ChatTemplate.fromDir(dir); // a broken template fails here, not at the first request
   const O = await import('../nn/ops.ts');
   const { loadModel } = await import('../nn/checkpoint.ts');
-  const { closeTokenizer } = await import('../nn/load-tokenizer.ts');
+  const { closeTokenizer, endOfTextIds } = await import('../nn/load-tokenizer.ts');
   await O.initBackend();
   const { model, tokenizer } = loadModel(dir, { tokenizer: 'any' });
   if (!tokenizer) throw new Error(`${dir}: no tokenizer.json`);
@@ -446,17 +445,3 @@ export async function serveModelDir(dir: string, opts: { port: number; host: str
   return { url, server };
 }
 
-/** Ids that end a reply besides config.json's eos: the tokenizer's eos_token and generation_config.json's eos_token_id (a number or a list). */
-function endOfTextIds(dir: string, tok: TextTokenizer): number[] {
-  const out = new Set<number>();
-  if (tok.eosId !== null) out.add(tok.eosId);
-  const path = `${dir}/generation_config.json`;
-  let g: { eos_token_id?: unknown } = {};
-  try {
-    g = JSON.parse(readFileSync(path, 'utf8')) as { eos_token_id?: unknown };
-  } catch {
-    return [...out]; // absent (readLlamaFolder has checked it when present)
-  }
-  for (const v of Array.isArray(g.eos_token_id) ? g.eos_token_id : [g.eos_token_id]) if (typeof v === 'number' && Number.isInteger(v) && v >= 0 && v < tok.vocabSize) out.add(v);
-  return [...out];
-}
