@@ -209,19 +209,24 @@ export class BuiltinBackend implements EvalBackend {
     const O = await import('../nn/ops.ts');
     const { loadModel } = await import('../nn/checkpoint.ts');
     await O.initBackend();
+    const { endOfTextIds } = await import('../nn/load-tokenizer.ts');
     const { model, tokenizer } = loadModel(dir, { tokenizer: 'any' });
     if (!tokenizer) throw new Error(`${dir}: no tokenizer.json`);
     const b = new BuiltinBackend(model, tokenizer, opts.batchSize ?? 32, dir, opts.engine);
     b.owned = true;
+    // every eos id config.json and generation_config.json list (e.g. Llama-3's [128001, 128009]) ends a row
+    b.eosIds = endOfTextIds(dir).filter((id) => id < model.config.vocab_size);
     return b;
   }
 
   private owned = false;
+  /** Ids that end a row besides config.json's first eos (load(): all of config.json's and generation_config.json's). */
+  eosIds: readonly number[] = [];
   /** Prompts left-truncated so far (longer than max_position_embeddings − maxTokens). */
   truncatedPrompts = 0;
 
   async complete(prompts: readonly string[], req: CompletionRequest): Promise<Completion[]> {
-    const gens = await engineGenerate(this.model, this.tokenizer, prompts, { maxTokens: req.maxTokens, stop: req.stop, calculator: req.calculator, batchSize: this.batchSize, engine: this.engine });
+    const gens = await engineGenerate(this.model, this.tokenizer, prompts, { maxTokens: req.maxTokens, stop: req.stop, calculator: req.calculator, batchSize: this.batchSize, engine: this.engine, eosIds: this.eosIds });
     this.truncatedPrompts += gens.filter((g) => g.truncated).length;
     return gens.map((g) => ({ text: g.text, finish: g.finish, calculatorCalls: g.calculatorCalls }));
   }

@@ -5,7 +5,8 @@
  */
 import { TASKS, type TaskName } from './tasks.ts';
 
-export type RankMetric = 'strict' | 'flexible';
+export const RANK_METRICS = ['strict', 'flexible'] as const;
+export type RankMetric = (typeof RANK_METRICS)[number];
 
 export interface EvalProtocol {
   task: TaskName;

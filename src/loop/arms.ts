@@ -19,6 +19,7 @@ import { generateProgram } from '../factory/index.ts';
 import type { AlgorithmFactory, Candidate, FactoryPrompt, SampleOptions } from '../factory/index.ts';
 import { Rng } from '../nn/index.ts';
 import type { RunStore } from '../store/store.ts';
+import { screenScoreIn } from './selection.ts';
 
 /** Multiplies every decimal constant of `code` by a seeded factor in [1 − s, 1 + s] (s = 0.5·temperature). */
 export function mutateConstants(code: string, rng: Rng, temperature: number): string {
@@ -446,9 +447,10 @@ export class EvolutionSampler implements AlgorithmFactory {
 /** Number of parents the evolution arm draws from. */
 export const EVOLUTION_POOL = 8;
 
-/** The top `k` distinct valid programs of `arm` so far, best first by dev (full dev when measured, else the subset score). */
+/** The top `k` distinct valid programs of `arm` so far, best first by dev in the run's ranking metric (full dev when measured, else the subset score). */
 export function evolutionPool(store: RunStore, arm: string, k = EVOLUTION_POOL): Parent[] {
-  return store.leaderboard(k, { arm }).map((r) => ({ hash: r.hash, code: r.code, score: r.devStrict ?? r.devSubset ?? 0 }));
+  const metric = store.rankMetric();
+  return store.leaderboard(k, { arm }).map((r) => ({ hash: r.hash, code: r.code, score: screenScoreIn(r, metric) ?? 0 }));
 }
 
 /** Step (4) for the control arms: no training. The pairs are still exported (for inspection) and the skip is recorded. */

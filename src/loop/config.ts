@@ -1,7 +1,7 @@
 /** Loop configuration: defaults (the paper's numbers, scaled to the tiny world) and validation. */
 import { checkConfigTypes, resolveServerReload } from './config-check.ts';
 import { evalKeyProtocol, evalProtocolOf, resolveEvalProtocol, type EvalProtocolKeys } from './eval-protocol.ts';
-import type { EvalProtocol } from '../eval/protocol.ts';
+import { RANK_METRICS, type EvalProtocol, type RankMetric } from '../eval/protocol.ts';
 import type { EvalServerConfig } from '../eval/served.ts';
 import { parseSize } from '../io/checkpoint.ts';
 
@@ -69,8 +69,10 @@ export interface LoopConfig {
    * `testAll`: after the best program is chosen, also score every valid program (full dev score) on test — for measuring
    * how dev, select and test agree; never used for any choice.
    * `task`, `shots`, `shotSeed`, `train`: lm-eval's protocol (eval-protocol.ts; with `server`, maxTokens 256, calculator off and the task's shots by default).
+   * `rankBy`: the metric every choice ranks programs by (promotion, pairs, evolution pool, selection, best program, baselines'
+   * λ): lm-eval's gsm8k 'strict' (strict-match, `#### N`; default) or 'flexible' (flexible-extract, the last number).
    */
-  eval: { devSubset: number; promoteTopFraction: number; maxTokens: number; calculator: boolean; batchSize: number; testAll: boolean; server?: EvalServerConfig } & EvalProtocolKeys;
+  eval: { devSubset: number; promoteTopFraction: number; maxTokens: number; calculator: boolean; batchSize: number; testAll: boolean; rankBy: RankMetric; server?: EvalServerConfig } & EvalProtocolKeys;
   /** Size of the final test set: the top programs by full dev (plus the best-by-selection program when it is not among them). */
   topKTest: number;
   /** How many of the top programs by full dev are re-scored on the selection split (world.select); the best program is the best of them there. */
@@ -182,7 +184,7 @@ export const DEFAULT_CONFIG: LoopConfig = {
   carryTopK: 3,
   failedAsRejected: false,
   tensorFilter: 'mlp',
-  eval: { devSubset: 40, promoteTopFraction: 0.25, maxTokens: 96, calculator: true, batchSize: 32, testAll: false, task: 'gsm8k', shots: 0, shotSeed: 1234 },
+  eval: { devSubset: 40, promoteTopFraction: 0.25, maxTokens: 96, calculator: true, batchSize: 32, testAll: false, rankBy: 'strict', task: 'gsm8k', shots: 0, shotSeed: 1234 },
   topKTest: 15,
   selectTopK: 10,
   dpo: { beta: 0.01, lr: 1e-5, epochs: 2, nllAlpha: 0, batchSize: 4, lossType: 'sigmoid' },
@@ -198,8 +200,9 @@ export function runEvalRecord(cfg: LoopConfig, root: string): { evalConfig: Reco
   const e = cfg.eval;
   const w = cfg.world;
   return {
-    evalConfig: { dev: w.dev, test: w.test, select: w.select, devSubset: e.devSubset, maxTokens: e.maxTokens, calculator: e.calculator, tensorFilter: cfg.tensorFilter, experts: w.experts, seedModel: w.seedModel, ...evalKeyProtocol(e) },
-    evalProtocol: evalProtocolOf(e, root),
+    // rankBy keys the evaluations only when flexible (the screening score dev_subset is the ranking metric's; strict keys stay as they were)
+    evalConfig: { dev: w.dev, test: w.test, select: w.select, devSubset: e.devSubset, maxTokens: e.maxTokens, calculator: e.calculator, tensorFilter: cfg.tensorFilter, experts: w.experts, seedModel: w.seedModel, ...evalKeyProtocol(e), ...(e.rankBy === 'flexible' ? { rankBy: e.rankBy } : {}) },
+    evalProtocol: evalProtocolOf(e, root, e.rankBy),
   };
 }
 
@@ -236,6 +239,7 @@ export function resolveConfig(user: unknown, where = 'config', opts: { stored?: 
   posInt(c.samplesPerIteration, 'samplesPerIteration');
   posInt(c.topKTest, 'topKTest');
   posInt(c.selectTopK, 'selectTopK');
+  if (!RANK_METRICS.includes(c.eval.rankBy)) throw new Error(`${where}: eval.rankBy must be ${RANK_METRICS.map((m) => `'${m}'`).join(' or ')} (lm-eval's gsm8k strict-match or flexible-extract), got ${JSON.stringify(c.eval.rankBy)}`);
   if (typeof c.eval.testAll !== 'boolean') throw new Error(`${where}: eval.testAll must be true or false, got ${JSON.stringify(c.eval.testAll)}`);
   if (typeof c.world.select !== 'string' || !c.world.select.trim()) throw new Error(`${where}: world.select must be the path of the selection split (a GSM8k-format JSONL file, disjoint from dev and test), got ${JSON.stringify(c.world.select)}`);
   posInt(c.eval.devSubset, 'eval.devSubset');

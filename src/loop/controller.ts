@@ -16,22 +16,24 @@
  * recipe: docs/real-llm.md.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { stringify as yamlStringify } from 'yaml';
 import { replaceDir } from '../io/checkpoint.ts';
 import { RunStore, writeFileAtomic, type EvaluationRecord, type LeaderboardRow } from '../store/store.ts';
-import { initBackend, loadModel, saveModel, dpoTrain } from '../nn/index.ts';
+import { initBackend } from '../nn/index.ts';
+import { dpoTrainBuiltinFactory } from '../factory/dpo.ts';
 import { buildPrompt, loadPromptFiles, type Candidate, type FactoryPrompt } from '../factory/index.ts';
 import { writeReport } from '../report/report.ts';
 import { EvolutionSampler, evolutionPool, skipTraining } from './arms.ts';
 import { factoryMaxTokens, openLoopFactory } from './factory-open.ts';
 import { conversationalPair, samplesInChat } from './pairs-format.ts';
-import { DEFAULT_CONFIG, resolveConfig, runEvalRecord, temperatureAt, trainsFactory, type LoopConfig } from './config.ts';
+import { resolveConfig, runEvalRecord, temperatureAt, trainsFactory, type LoopConfig } from './config.ts';
 import { loadProblems, memoryEvaluator, openEvalContext, type EvalContext, type EvalSet, type JobRunner, type Scores } from './pool.ts';
 import { openJobRunner, type RunnerOptions } from './runner.ts';
 import { checkRecursiveWorld, ensureMergedFactory } from './recursive.ts';
-import { bestBySelection, bestByTest } from './selection.ts';
+import { bestBySelection, bestByTest, checkSelectionSplit, scoreIn, screenScoreIn } from './selection.ts';
+import type { RankMetric } from '../eval/protocol.ts';
 import { factoryDraw, mutationDraw, sampleNovel } from './sampling.ts';
 
 /** dpo-novel / dpo-mutate: rounds of samples drawn at most per iteration to reach samplesPerIteration new programs. */
@@ -77,9 +79,9 @@ export function deriveSeed(seed: number, key: string): number {
 
 class Aborted extends Error {}
 
-function screenScore(e: EvaluationRecord | undefined): number | null {
+function screenScore(e: EvaluationRecord | undefined, metric: RankMetric): number | null {
   if (!e || e.verdict !== 'ok') return null;
-  return e.devStrict ?? e.devSubset;
+  return screenScoreIn(e, metric);
 }
 
 function byScoreThenHash(a: { hash: string; score: number }, b: { hash: string; score: number }): number {
@@ -155,6 +157,7 @@ export async function runLoop(config: unknown, runDir: string, opts: LoopOptions
     await initBackend();
     const dev = loadProblems(p(cfg.world.dev));
     const subsetIsFull = Math.min(cfg.eval.devSubset, dev.length) === dev.length;
+    const rankBy = cfg.eval.rankBy; // every choice below ranks by it (strict-match or flexible-extract)
     // every evaluation (candidates, promotion, test, baselines, transfer): in this process (workers = 1, world + sandbox
     // loaded here), drained by worker processes started once per run (this process then loads no world), or on a queue
     const { runner, localCtx } = await openJobRunner(cfg, root, opts, run.status === 'done', (s) => emit({ type: 'queue', ...s }));
@@ -220,7 +223,7 @@ export async function runLoop(config: unknown, runDir: string, opts: LoopOptions
       const t1 = performance.now();
       const distinct = [...new Set(samples.map((s) => s.hash))];
       let done = 0;
-      const evaluated = (hash: string, e: EvaluationRecord, cached: boolean) => emit({ type: 'evaluated', t, hash, done: ++done, total: distinct.length, verdict: e.verdict, score: screenScore(e), cached });
+      const evaluated = (hash: string, e: EvaluationRecord, cached: boolean) => emit({ type: 'evaluated', t, hash, done: ++done, total: distinct.length, verdict: e.verdict, score: screenScore(e, rankBy), cached });
       for (const hash of distinct) {
         const e = store.evaluationFor(hash);
         if (e) evaluated(hash, e, true);
@@ -228,7 +231,7 @@ export async function runLoop(config: unknown, runDir: string, opts: LoopOptions
       await drain(distinct.filter((h) => !store.evaluationFor(h)), async (hash) => {
         const r = await runner.run({ code: store.programByHash(hash)!.code, seed: seedOf(hash), set: 'subset' });
         const e = r.ok
-          ? store.recordEvaluation({ hash, verdict: 'ok', devSubset: r.scores.strict, ...(subsetIsFull ? { devStrict: r.scores.strict, devFlex: r.scores.flexible, families: r.scores.families } : {}), sandboxMs: r.sandboxMs, mergeMs: r.mergeMs, evalMs: r.evalMs, scoredBy: r.worker })
+          ? store.recordEvaluation({ hash, verdict: 'ok', devSubset: rankBy === 'flexible' ? r.scores.flexible : r.scores.strict, ...(subsetIsFull ? { devStrict: r.scores.strict, devFlex: r.scores.flexible, families: r.scores.families } : {}), sandboxMs: r.sandboxMs, mergeMs: r.mergeMs, evalMs: r.evalMs, scoredBy: r.worker })
           : store.recordEvaluation({ hash, verdict: r.verdict, message: r.message, sandboxMs: r.sandboxMs, scoredBy: r.worker });
         evaluated(hash, e, false);
       });
@@ -252,18 +255,18 @@ export async function runLoop(config: unknown, runDir: string, opts: LoopOptions
       check();
       if (store.pairs(it.id).length === 0) {
         const ranked = distinct.flatMap((h) => {
-          const s = screenScore(store.evaluationFor(h));
+          const s = screenScore(store.evaluationFor(h), rankBy);
           return s === null ? [] : [{ hash: h, score: s }];
         }).sort(byScoreThenHash);
         const nWin = ranked.length ? Math.max(1, Math.round(ranked.length * cfg.pWin)) : 0;
         const nLose = ranked.length > 1 ? Math.max(1, Math.round(ranked.length * cfg.pLose)) : 0;
         const chosen: { hash: string; score: number; source: 'current' | 'carried' }[] = ranked.slice(0, nWin).map((r) => ({ ...r, source: 'current' as const }));
         const rejected = ranked.slice(Math.max(nWin, ranked.length - nLose));
-        if (cfg.failedAsRejected) for (const h of distinct) if (screenScore(store.evaluationFor(h)) === null) rejected.push({ hash: h, score: 0 });
+        if (cfg.failedAsRejected) for (const h of distinct) if (screenScore(store.evaluationFor(h), rankBy) === null) rejected.push({ hash: h, score: 0 });
         for (let u = 1; u < t; u++) {
           const prev = store.iteration(u, cfg.arm);
           if (!prev) continue;
-          const prevRanked = store.iterationPrograms(prev.id).flatMap((r) => (r.verdict === 'ok' ? [{ hash: r.hash, score: r.devStrict ?? r.devSubset ?? 0 }] : [])).sort(byScoreThenHash);
+          const prevRanked = store.iterationPrograms(prev.id).flatMap((r) => (r.verdict === 'ok' ? [{ hash: r.hash, score: screenScoreIn(r, rankBy) ?? 0 }] : [])).sort(byScoreThenHash);
           for (const c of prevRanked.slice(0, cfg.carryTopK)) if (!chosen.some((x) => x.hash === c.hash)) chosen.push({ ...c, source: 'carried' as const });
         }
         const pairs = chosen.flatMap((c) => rejected.filter((r) => r.hash !== c.hash && r.score < c.score).map((r) => ({ chosenHash: c.hash, rejectedHash: r.hash, chosenScore: c.score, rejectedScore: r.score, source: c.source })));
@@ -309,7 +312,7 @@ export async function runLoop(config: unknown, runDir: string, opts: LoopOptions
       else if (set === 'select') store.recordEvaluation({ hash: a.hash, selectStrict: r.scores.strict, selectFlex: r.scores.flexible });
       else store.recordEvaluation({ hash: a.hash, testStrict: r.scores.strict, testFlex: r.scores.flexible });
     };
-    const chosen = () => bestBySelection(store.leaderboard(cfg.selectTopK, { arm: cfg.arm }));
+    const chosen = () => bestBySelection(store.leaderboard(cfg.selectTopK, { arm: cfg.arm }), rankBy);
     const phases: { name: string; pending: () => { hash: string }[]; run: (a: { hash: string }) => Promise<void> }[] = [
       { name: 'select', pending: () => store.pendingWork({ selectTopK: cfg.selectTopK, arm: cfg.arm }).awaitingSelect, run: scoreOn('select') },
       {
@@ -357,7 +360,7 @@ export async function runLoop(config: unknown, runDir: string, opts: LoopOptions
 
     // exports: the best program by the selection split (the top program by dev only when nothing has a selection score)
     const best = chosen() ?? top[0] ?? null;
-    const byTest = bestByTest(top);
+    const byTest = bestByTest(top, rankBy);
     if (best) {
       writeFileAtomic(join(runDir, 'best-algorithm.js'), exportableProgram(best.code, cfg.tensorFilter, seedOf(best.hash), best));
       const yml = yamlStringify({ merge_method: 'custom', algorithm: 'best-algorithm.js', base_model: resolve(p(cfg.world.seedModel)), models: cfg.world.experts.map((e) => ({ model: resolve(p(e)) })), dtype: 'float32' });
@@ -389,50 +392,6 @@ export async function runLoop(config: unknown, runDir: string, opts: LoopOptions
   }
 }
 
-/** Questions of a GSM8k-format JSONL file (one object per line with a string `question`). */
-function splitQuestions(file: string, what: string): string[] {
-  const out: string[] = [];
-  readFileSync(file, 'utf8').split('\n').forEach((line, i) => {
-    if (!line.trim()) return;
-    let q: unknown;
-    try {
-      q = (JSON.parse(line) as { question?: unknown }).question;
-    } catch {
-      q = undefined;
-    }
-    if (typeof q !== 'string') throw new Error(`${what}: ${file} line ${i + 1} is not a JSON object with a string "question" (GSM8k format: {"question", "answer"})`);
-    out.push(q.trim());
-  });
-  return out;
-}
-
-/**
- * Run-start check of the selection split (world.select), before anything is recorded or loaded: the
- * file exists, holds problems, and shares no question with dev or test (choosing on problems the
- * programs were screened or are reported on would not be an honest choice); and it is not the tiny
- * world's default while dev or test are another benchmark's (select must come from the same one).
- */
-export function checkSelectionSplit(cfg: LoopConfig, root: string): void {
-  const p = (x: string) => resolve(root, x);
-  const file = p(cfg.world.select);
-  const role = 'the top selectTopK programs by dev are re-scored on it and the best there is the run\'s best program';
-  const tinyDefault = file === p(DEFAULT_CONFIG.world.select);
-  const custom = [['world.dev', cfg.world.dev, DEFAULT_CONFIG.world.dev], ['world.test', cfg.world.test, DEFAULT_CONFIG.world.test]].filter(([, v, d]) => p(v!) !== p(d!));
-  if (tinyDefault && custom.length) {
-    throw new Error(`world.select is not set, so it is the tiny world's selection split (${file}), but ${custom.map(([k, v]) => `${k} is ${p(v!)}`).join(' and ')}: set world.select to a selection split of the same benchmark, disjoint from dev and test (${role})`);
-  }
-  if (!existsSync(file)) throw new Error(`world.select: ${file} not found (the selection split: ${role}; the tiny world ships world/bench/select.jsonl)`);
-  const select = splitQuestions(file, 'world.select');
-  if (select.length === 0) throw new Error(`world.select: ${file} holds no problems (the selection split: ${role})`);
-  const mine = new Set(select);
-  for (const [key, path] of [['world.dev', cfg.world.dev], ['world.test', cfg.world.test]] as const) {
-    const f = p(path);
-    if (!existsSync(f)) continue; // a missing dev or test file fails where it is loaded, with its own message
-    const shared = splitQuestions(f, key).filter((q) => mine.has(q));
-    if (shared.length) throw new Error(`world.select (${file}) shares ${shared.length} question(s) with ${key} (${f}), e.g. ${JSON.stringify(shared[0]!.slice(0, 80))}: the selection split must be disjoint from dev and test`);
-  }
-}
-
 /**
  * The program as `selfdev merge` (merge_method: custom) should run it: the loop merged only the
  * tensors of its tensor filter, so unless the filter is 'all' the program's merge is renamed and
@@ -457,9 +416,10 @@ async function runBaselines(store: RunStore, runner: JobRunner, drain: <T>(items
     return r.scores;
   };
   const lambdas = [...new Set(cfg.baselines.lambdas)];
+  // dev scores per λ (both metrics); the λ is chosen by the run's ranking metric
   const devOf = new Map(lambdas.flatMap((l) => {
     const prev = find('task_arithmetic', { lambda: l });
-    return prev ? [[l, prev.devStrict ?? 0] as const] : [];
+    return prev ? [[l, { strict: prev.devStrict, flex: prev.devFlex }] as const] : [];
   }));
   const todo: ('seed' | number)[] = [...(find('seed', {}) ? [] : ['seed' as const]), ...lambdas.filter((l) => !devOf.has(l))];
   await drain(todo, async (x) => {
@@ -471,13 +431,15 @@ async function runBaselines(store: RunStore, runner: JobRunner, drain: <T>(items
     }
     const d = await score({ lambda: x }, 'dev');
     store.addBaseline({ name: 'task_arithmetic', method: 'task_arithmetic', params: { lambda: x }, expertSet, selected: false, devStrict: d.strict, devFlex: d.flexible });
-    devOf.set(x, d.strict);
+    devOf.set(x, { strict: d.strict, flex: d.flexible });
   });
-  const bestL = lambdas.map((lambda) => ({ lambda, dev: devOf.get(lambda)! })).sort((a, b) => b.dev - a.dev || a.lambda - b.lambda)[0]!;
-  const sel = find('task_arithmetic', { lambda: bestL.lambda });
+  const rankDev = (l: number) => scoreIn({ devStrict: devOf.get(l)!.strict, devFlex: devOf.get(l)!.flex }, 'dev', cfg.eval.rankBy) ?? 0;
+  const bestL = [...lambdas].sort((a, b) => rankDev(b) - rankDev(a) || a - b)[0]!;
+  const sel = find('task_arithmetic', { lambda: bestL });
   if (!sel || sel.testStrict === null || !sel.selected) {
-    const s = await score({ lambda: bestL.lambda }, 'test');
-    store.addBaseline({ name: 'task_arithmetic', method: 'task_arithmetic', params: { lambda: bestL.lambda }, expertSet, selected: true, devStrict: bestL.dev, testStrict: s.strict, testFlex: s.flexible });
+    const s = await score({ lambda: bestL }, 'test');
+    const d = devOf.get(bestL)!;
+    store.addBaseline({ name: 'task_arithmetic', method: 'task_arithmetic', params: { lambda: bestL }, expertSet, selected: true, devStrict: d.strict ?? 0, devFlex: d.flex, testStrict: s.strict, testFlex: s.flexible });
   }
 }
 
@@ -496,22 +458,12 @@ export async function trainFactory(cfg: LoopConfig, root: string, runDir: string
     if (existsSync(join(out, 'config.json')) && store.dpoSteps(iterationId).length > 0) return { checkpoint: rel, timings: { pairs: nPairs } };
     const prev = merged ?? (t > 1 ? store.iteration(t - 1, cfg.arm)?.factoryCheckpoint : null);
     const src = prev ? resolve(runDir, prev) : resolve(root, f.dir);
-    const pol = loadModel(src, { path: 'the loop\'s DPO of the builtin factory' });
-    const ref = loadModel(src, { tokenizer: 'none' });
-    if (!pol.tokenizer) throw new Error(`${src}: factory has no tokenizer.json`);
-    try {
-      // the builtin factory sees only the last maxPromptTokens of the prompt: train on the same text
-      const ids = pol.tokenizer.encode(prompt.text);
-      const promptText = f.maxPromptTokens && ids.length > f.maxPromptTokens ? pol.tokenizer.decode(ids.slice(-f.maxPromptTokens)) : prompt.text;
-      const pairs = store.pairs(iterationId).map((r) => ({ prompt: promptText, chosen: store.programByHash(r.chosenHash)!.code, rejected: store.programByHash(r.rejectedHash)!.code }));
-      const steps = Math.max(1, Math.ceil((pairs.length * cfg.dpo.epochs) / cfg.dpo.batchSize));
-      const log = dpoTrain(pol.model, pol.tokenizer, pairs, { steps, lr: cfg.dpo.lr, batchSize: cfg.dpo.batchSize, beta: cfg.dpo.beta, lossType: cfg.dpo.lossType, nllAlpha: cfg.dpo.nllAlpha, seed: deriveSeed(cfg.seed, `dpo:${t}`), maxLen: cfg.dpo.maxLen }, ref.model);
-      saveModel(out, pol.model, pol.tokenizer);
-      store.addDpoSteps(iterationId, log.map((s) => ({ step: s.step, loss: s.loss, rewardsChosen: s['rewards/chosen'], rewardsRejected: s['rewards/rejected'], margin: s['rewards/margins'], accuracy: s['rewards/accuracies'], logpsChosen: s['logps/chosen'], logpsRejected: s['logps/rejected'], lr: s.lr })));
-    } finally {
-      pol.model.dispose();
-      ref.model.dispose();
-    }
+    const pairs = store.pairs(iterationId).map((r) => ({ chosen: store.programByHash(r.chosenHash)!.code, rejected: store.programByHash(r.rejectedHash)!.code }));
+    const log = dpoTrainBuiltinFactory({
+      src, out, prompt: prompt.text, maxPromptTokens: f.maxPromptTokens, pairs,
+      dpo: { epochs: cfg.dpo.epochs, lr: cfg.dpo.lr, batchSize: cfg.dpo.batchSize, beta: cfg.dpo.beta, lossType: cfg.dpo.lossType, nllAlpha: cfg.dpo.nllAlpha, seed: deriveSeed(cfg.seed, `dpo:${t}`), maxLen: cfg.dpo.maxLen },
+    });
+    store.addDpoSteps(iterationId, log.map((s) => ({ step: s.step, loss: s.loss, rewardsChosen: s['rewards/chosen'], rewardsRejected: s['rewards/rejected'], margin: s['rewards/margins'], accuracy: s['rewards/accuracies'], logpsChosen: s['logps/chosen'], logpsRejected: s['logps/rejected'], lr: s.lr })));
     return { checkpoint: rel, timings: { pairs: nPairs } };
   }
   if ((f.kind === 'openai' || f.kind === 'llamacpp') && cfg.dpo.command) {

@@ -144,8 +144,8 @@ export function summarizeRun(outDir: string, arm: Arm, repeat: number, seed: num
     const top = s.leaderboard(topK, { arm });
     const sc = (r: (typeof top)[number]): Scored => ({ hash: r.hash, dev: r.devStrict ?? r.devSubset, select: r.selectStrict, test: r.testStrict });
     const byDev = top.find((r) => r.testStrict !== null) ?? top[0];
-    const byTest = bestByTest(top);
-    const bySelect = bestBySelection(s.leaderboard(selectTopK, { arm }));
+    const byTest = bestByTest(top, s.rankMetric());
+    const bySelect = bestBySelection(s.leaderboard(selectTopK, { arm }), s.rankMetric());
     const bl = s.baselines({ expertSet: 'in-domain', selectedOnly: true });
     return {
       arm, repeat, seed, dir: rel, status: run.status,

@@ -3,17 +3,15 @@
  * model (DPO-trained from iteration 2), a llama.cpp GGUF (`dpo.command`'s OUT/model.gguf from
  * iteration 2), or an OpenAI-compatible endpoint.
  *
- * An endpoint with `factory.server` is started by the loop for the sampling of each iteration:
- * `sh -c command` in its own process group with MODEL = the current factory folder (`server.dir`
- * in iteration 1, then the folder `dpo.command` wrote for the previous iteration) and PORT = the
- * port of `factory.url`; `GET {url}/models` is polled until the server lists `factory.model`. It is
- * stopped (the whole group) as soon as the batch is drawn, so `dpo.command` and the scoring servers
+ * An endpoint with `factory.server` is started for the sampling of each iteration
+ * (`startFactoryServer`, src/factory/server.ts) on the current factory folder (`server.dir` in
+ * iteration 1, then the folder `dpo.command` wrote for the previous iteration), which lists
+ * `factory.model` at `GET {url}/models` before anything is sampled. It is stopped (the whole
+ * process group) as soon as the batch is drawn, so `dpo.command` and the scoring servers
  * get the GPU, and started again on the trained folder for the next iteration. Without `server`, the
  * endpoint must be up: `GET {url}/models` is checked once before sampling (a refused connection or
  * an unlisted model stops the run before anything is stored).
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { isAbsolute, join, relative, resolve } from 'node:path';
 import { openFactory, type AlgorithmFactory } from '../factory/index.ts';
 import type { OpenAIFactory } from '../factory/openai.ts';
@@ -71,30 +69,13 @@ export async function openLoopFactory(cfg: LoopConfig, root: string, runDir: str
   }
 }
 
-/** The port a factory URL names (its explicit port, else the scheme's). */
-function urlPort(url: string): number {
-  const u = new URL(url);
-  return u.port ? Number(u.port) : u.protocol === 'https:' ? 443 : 80;
-}
-
 async function openEndpointFactory(f: OpenAIFactoryConfig, cfg: LoopConfig, root: string, runDir: string, t: number, store: RunStore): Promise<LoopFactory> {
   const folder = f.server ? (trainedFolder(cfg, runDir, t, store) ?? resolve(root, f.server.dir)) : null;
-  let stopServer = async () => {};
-  if (f.server && folder) {
-    const { ServerProcess, ServedEvalError, modelsUrl } = await import('../eval/served.ts');
-    const scratch = mkdtempSync(join(tmpdir(), 'selfdev-factory-server-')); // the orphan watchdog removes this (empty) folder, never MODEL
-    const proc = new ServerProcess(f.server.command, urlPort(f.url), folder, scratch, 'factory.server');
-    stopServer = async () => {
-      await proc.stop();
-      rmSync(scratch, { recursive: true, force: true });
-    };
-    try {
-      await proc.waitReady(modelsUrl(f.url), f.model, f.server.readyTimeoutSec ?? 600);
-    } catch (e) {
-      await stopServer();
-      throw e instanceof ServedEvalError ? e : new Error(`factory.server: ${(e as Error).message}`);
-    }
-  }
+  // the factory's server (src/factory/server.ts), started on the current factory folder for this iteration's sampling
+  const server = f.server && folder ? await (await import('../factory/server.ts')).startFactoryServer({ command: f.server.command, url: f.url, model: f.model, readyTimeoutSec: f.server.readyTimeoutSec }, folder) : null;
+  const stopServer = async () => {
+    await server?.stop();
+  };
   let factory: OpenAIFactory;
   try {
     factory = (await openFactory({

@@ -24,6 +24,7 @@ import { readConfig, Tokenizer } from '../nn/index.ts';
 import { isCompleteCheckpoint, saveMergedModel } from '../nn/checkpoint.ts';
 import type { LlamaConfig } from '../nn/index.ts';
 import type { RunStore } from '../store/store.ts';
+import { scoreIn } from './selection.ts';
 import type { LoopConfig } from './config.ts';
 import type { ProgramEvaluator } from './pool.ts';
 
@@ -85,11 +86,15 @@ export function checkRecursiveWorld(cfg: LoopConfig, root: string): void {
   }
 }
 
-/** Iteration `iterationId`'s programs with a full-dev score, best first (ties: smaller hash). */
+/** Iteration `iterationId`'s programs with a full-dev score, best first in the run's ranking metric (ties: smaller hash). */
 export function rankByFullDev(store: RunStore, iterationId: number): { hash: string; score: number }[] {
+  const metric = store.rankMetric();
   return store
     .iterationPrograms(iterationId)
-    .flatMap((r) => (r.verdict === 'ok' && r.devStrict !== null ? [{ hash: r.hash, score: r.devStrict }] : []))
+    .flatMap((r) => {
+      const score = scoreIn(r, 'dev', metric);
+      return r.verdict === 'ok' && score !== null ? [{ hash: r.hash, score }] : [];
+    })
     .sort((a, b) => b.score - a.score || (a.hash < b.hash ? -1 : a.hash > b.hash ? 1 : 0));
 }
 

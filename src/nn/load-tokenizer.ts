@@ -82,3 +82,25 @@ export function loadEngineTokenizer(dir: string, path: string, opts: { vocabSize
 export async function closeTokenizer(tok: TextTokenizer | null | undefined): Promise<void> {
   if (tok instanceof HfTokenizer) await tok.close();
 }
+
+/**
+ * Ids that end a reply in model folder `dir`: the tokenizer's eos token (when `tok` is given) and
+ * every id of `eos_token_id` in config.json and in generation_config.json, each a number or a list
+ * (Llama-3-Instruct: [128001, 128009], end of text and end of turn). Ids outside the vocabulary and
+ * unreadable files are skipped (the folder reader has already reported a bad config.json).
+ */
+export function endOfTextIds(dir: string, tok?: TextTokenizer): number[] {
+  const out = new Set<number>();
+  if (tok && tok.eosId !== null) out.add(tok.eosId);
+  const vocab = tok?.vocabSize ?? Infinity;
+  for (const file of ['config.json', 'generation_config.json']) {
+    let j: { eos_token_id?: unknown };
+    try {
+      j = JSON.parse(readFileSync(join(dir, file), 'utf8')) as { eos_token_id?: unknown };
+    } catch {
+      continue; // absent
+    }
+    for (const v of Array.isArray(j.eos_token_id) ? j.eos_token_id : [j.eos_token_id]) if (typeof v === 'number' && Number.isInteger(v) && v >= 0 && v < vocab) out.add(v);
+  }
+  return [...out];
+}

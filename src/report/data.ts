@@ -5,6 +5,7 @@ import type {
   RunStore, RunRecord, IterationSummary, LeaderboardRow, BaselineRecord, TransferRecord, RepeatRecord, DpoStepRecord, FailureRecord,
 } from '../store/store.ts';
 import { bestBySelection } from '../loop/selection.ts';
+import type { RankMetric } from '../eval/protocol.ts';
 
 export interface ReportOptions {
   /** Size of the final test pool (top-k by dev); 15 in the paper. */
@@ -24,6 +25,8 @@ export interface ReportData {
   run: RunRecord | undefined;
   evalConfig: unknown;
   primaryArm: string;
+  /** The metric the run ranked programs by (eval.rankBy, recorded with its protocol). */
+  rankBy: RankMetric;
   summaries: IterationSummary[];
   leaderboard: LeaderboardRow[];
   /** Every valid program of the primary arm (repeat 0) in leaderboard order: the rank correlations and the scatter use them. */
@@ -41,7 +44,7 @@ export interface ReportData {
 export function collectReportData(store: RunStore, options: ReportOptions = {}): ReportData {
   const run = store.getRun();
   const empty: ReportData = {
-    run, evalConfig: undefined, primaryArm: 'dpo', summaries: [], leaderboard: [], ranked: [], failures: [], baselines: [], transfers: [], repeats: [], dpo: [], evalTimings: [], scoredBy: [],
+    run, evalConfig: undefined, primaryArm: 'dpo', rankBy: 'strict', summaries: [], leaderboard: [], ranked: [], failures: [], baselines: [], transfers: [], repeats: [], dpo: [], evalTimings: [], scoredBy: [],
   };
   if (!run) return empty;
   const its = store.iterations();
@@ -68,6 +71,7 @@ export function collectReportData(store: RunStore, options: ReportOptions = {}):
     run,
     evalConfig: store.evalConfig(run.evalKey),
     primaryArm,
+    rankBy: store.rankMetric(),
     summaries: store.iterationSummary(),
     leaderboard: store.leaderboard(options.topK ?? 15, { arm: primaryArm, repeatIndex: 0 }),
     ranked: store.rankedPrograms({ arm: primaryArm, repeatIndex: 0 }),
@@ -106,7 +110,7 @@ export function testTopK(d: ReportData): number {
 
 /** The run's best program: the best by the selection split; without selection scores (runs from before it, or not there yet), the top program by dev. */
 export function bestProgram(d: ReportData): { row: LeaderboardRow; by: 'select' | 'dev' } | null {
-  const sel = bestBySelection(d.ranked);
+  const sel = bestBySelection(d.ranked, d.rankBy);
   if (sel) return { row: sel, by: 'select' };
   return d.leaderboard[0] ? { row: d.leaderboard[0], by: 'dev' } : null;
 }

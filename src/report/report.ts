@@ -111,7 +111,7 @@ ${renderHeadline(d, ci)}
 function renderHeadline(d: ReportData, ci: (xs: number[]) => Interval | null): string {
   const chosen = bestProgram(d);
   const best = chosen?.row;
-  const paperRow = bestByTest(d.leaderboard.slice(0, testTopK(d)));
+  const paperRow = bestByTest(d.leaderboard.slice(0, testTopK(d)), d.rankBy);
   const maxTest = paperRow?.testStrict ?? null;
   const dpoRep = d.repeats.filter((r) => r.arm === d.primaryArm && r.testStrict !== null).map((r) => r.testStrict!);
   const ta = taSelected(d, 'in-domain');

@@ -147,7 +147,7 @@ export function sectionLeaderboard(d: ReportData): string {
   let s = '';
   if (d.leaderboard.length === 0) s += notYet('no valid program with a dev score.');
   else {
-    s += `<p class="lead">Top ${d.leaderboard.length} distinct valid programs of the ${esc(armLabel(d.primaryArm))} arm by full-dev strict accuracy (programs with only a screening score follow). The top ones by dev are re-scored on the selection split (the best there is the run's best program) and on test.</p>`;
+    s += `<p class="lead">Top ${d.leaderboard.length} distinct valid programs of the ${esc(armLabel(d.primaryArm))} arm by full-dev ${d.rankBy === 'flexible' ? 'flexible-extract' : 'strict'} accuracy (programs with only a screening score follow${d.rankBy === 'flexible' ? '; eval.rankBy: flexible, so the dev subset score and every choice use flexible-extract' : ''}). The top ones by dev are re-scored on the selection split (the best there is the run's best program) and on test.</p>`;
     s += `<div class="scroll"><table class="data leaderboard"><thead><tr><th>#</th><th>dev subset</th><th>dev strict <span class="muted">/ flex</span></th><th>select strict <span class="muted">/ flex</span></th><th>test strict <span class="muted">/ flex</span></th><th>iter.</th><th>arm</th><th>origin</th><th>program</th></tr></thead><tbody>`;
     for (const r of d.leaderboard) {
       s += `<tr><td class="num">${r.rank}</td>${pctCell(r.devSubset)}${pairCell(r.devStrict, r.devFlex)}${pairCell(r.selectStrict, r.selectFlex)}${pairCell(r.testStrict, r.testFlex)}<td class="num">${r.t}</td><td>${esc(r.arm)}</td><td>${esc(r.origin)}</td><td class="prog"><a class="prog-link" href="#p-${esc(r.hash)}"><code>${esc(short(r.hash))}</code></a> <span class="muted">${lines(r.code)}</span></td></tr>`;
@@ -177,10 +177,10 @@ export function sectionLeaderboard(d: ReportData): string {
 const rhoText = (c: RankCorrelation): string => (c.rho === null ? '—' : `${c.rho >= 0 ? '' : '−'}${Math.abs(c.rho).toFixed(3)}`);
 
 export function sectionChoosing(d: ReportData): string {
-  const chosen = bestBySelection(d.ranked);
+  const chosen = bestBySelection(d.ranked, d.rankBy);
   const byDev = d.leaderboard[0] ?? null;
   const k = testTopK(d);
-  const paperRow = bestByTest(d.leaderboard.slice(0, k));
+  const paperRow = bestByTest(d.leaderboard.slice(0, k), d.rankBy);
   const nSelect = d.ranked.filter((r) => r.selectStrict !== null).length;
   let s = `<p class="lead">Dev screens every candidate; the top programs by dev are re-scored on the selection split, and the best there (ties: higher dev, then rank) is the run's best program (<code>best-algorithm.js</code>); test only reports. Choosing by dev alone picks dev noise; choosing the best test score among the top ${esc(k)} (the paper's protocol) picks on test and is optimistic.</p>`;
   if (!chosen) s += notYet('no program has a selection-split score (the selection phase runs after the last iteration).');

@@ -4,7 +4,7 @@
  * tensors, the chat template compiled) and loaded before anything is swapped, so a bad folder is an
  * error that leaves the running model untouched.
  */
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import type { Llama } from '../nn/model.ts';
 import type { TextTokenizer } from '../nn/hf-tokenizer.ts';
@@ -41,12 +41,13 @@ let mods: Promise<{
   O: typeof import('../nn/ops.ts');
   loadModel: typeof import('../nn/checkpoint.ts').loadModel;
   closeTokenizer: typeof import('../nn/load-tokenizer.ts').closeTokenizer;
+  endOfTextIds: typeof import('../nn/load-tokenizer.ts').endOfTextIds;
 }> | null = null;
 let backendReady: Promise<unknown> | null = null;
 function modules(): NonNullable<typeof mods> {
   return (mods ??= (async () => {
     const [mc, ct, O, ck, lt] = await Promise.all([import('../io/model-config.ts'), import('../nn/chat-template.ts'), import('../nn/ops.ts'), import('../nn/checkpoint.ts'), import('../nn/load-tokenizer.ts')]);
-    return { readLlamaFolder: mc.readLlamaFolder, checkTokenizerFile: mc.checkTokenizerFile, ChatTemplate: ct.ChatTemplate, O, loadModel: ck.loadModel, closeTokenizer: lt.closeTokenizer };
+    return { readLlamaFolder: mc.readLlamaFolder, checkTokenizerFile: mc.checkTokenizerFile, ChatTemplate: ct.ChatTemplate, O, loadModel: ck.loadModel, closeTokenizer: lt.closeTokenizer, endOfTextIds: lt.endOfTextIds };
   })());
 }
 
@@ -56,7 +57,7 @@ export async function loadServedModel(dir: string, name?: string): Promise<Serve
   if (!existsSync(abs) || !statSync(abs).isDirectory()) throw new ModelFolderError(`model folder not found: ${dir}`);
   if (!existsSync(join(abs, 'config.json'))) throw new ModelFolderError(`${dir}: not a model folder (no config.json)`);
   if (!existsSync(join(abs, 'tokenizer.json'))) throw new ModelFolderError(`${dir}: no tokenizer.json`);
-  const { readLlamaFolder, checkTokenizerFile, ChatTemplate, O, loadModel, closeTokenizer } = await modules();
+  const { readLlamaFolder, checkTokenizerFile, ChatTemplate, O, loadModel, closeTokenizer, endOfTextIds } = await modules();
   let chatTemplate: ChatTemplate | null;
   try {
     // config.json and tokenizer.json checked against the tensors first (the shared reader)
@@ -85,21 +86,6 @@ export async function loadServedModel(dir: string, name?: string): Promise<Serve
       await closeTokenizer(tokenizer);
     },
   };
-}
-
-/** Ids that end a reply besides config.json's eos: the tokenizer's eos_token and generation_config.json's eos_token_id (a number or a list). */
-function endOfTextIds(dir: string, tok: TextTokenizer): number[] {
-  const out = new Set<number>();
-  if (tok.eosId !== null) out.add(tok.eosId);
-  const path = `${dir}/generation_config.json`;
-  let g: { eos_token_id?: unknown } = {};
-  try {
-    g = JSON.parse(readFileSync(path, 'utf8')) as { eos_token_id?: unknown };
-  } catch {
-    return [...out]; // absent (readLlamaFolder has checked it when present)
-  }
-  for (const v of Array.isArray(g.eos_token_id) ? g.eos_token_id : [g.eos_token_id]) if (typeof v === 'number' && Number.isInteger(v) && v >= 0 && v < tok.vocabSize) out.add(v);
-  return [...out];
 }
 
 /** Whether `host` (a --host value) is a loopback interface. */

@@ -1,6 +1,7 @@
 // The run database's base: the SQLite handle, schema migrations and transactions, the run row and
 // the evaluation configurations (tables runs, eval_configs). The tables of a run are added layer by
 // layer (iterations.ts → evaluations.ts → pairs.ts → results.ts); RunStore (store.ts) opens it.
+import type { RankMetric } from '../eval/protocol.ts';
 import type { Database } from './sqlite.ts';
 import { MIGRATIONS, SCHEMA_VERSION } from './schema.ts';
 import { canonicalJson, evalKeyOf, now, readSelfdevVersion } from './util.ts';
@@ -137,6 +138,15 @@ export class StoreBase {
   evalConfig(evalKey: string): unknown {
     const r = this.db.prepare('SELECT config_json FROM eval_configs WHERE eval_key = ?').get(evalKey) as { config_json: string } | undefined;
     return r ? JSON.parse(r.config_json) : undefined;
+  }
+
+  /**
+   * The metric the run ranks programs by (its recorded protocol's rankBy: lm-eval's gsm8k
+   * 'strict' = strict-match or 'flexible' = flexible-extract); 'strict' for a run recorded without one.
+   */
+  rankMetric(): RankMetric {
+    const p = this.getRun()?.evalProtocol as { rankBy?: unknown } | null | undefined;
+    return p?.rankBy === 'flexible' ? 'flexible' : 'strict';
   }
 
   protected defaultEvalKey(evalKey?: string): string {

@@ -40,6 +40,7 @@ export interface EvaluationInput {
 
 /** A program's scores under one eval key (null: not measured). */
 export interface ProgramScores {
+  /** Screening score on the dev subset, in the run's ranking metric (eval.rankBy; strict by default). */
   devSubset: number | null;
   devStrict: number | null;
   devFlex: number | null;
@@ -219,8 +220,9 @@ export class EvaluationTables extends IterationTables {
   // ------------------------------------------------------------ queries
 
   /**
-   * Best k distinct valid programs: by full-dev strict (desc), then dev flex, then dev subset; programs
-   * without a full-dev score come after those with one; ties by first sampling order.
+   * Best k distinct valid programs: by full dev in the run's ranking metric (rankMetric(): strict, then
+   * flex; or flex, then strict), then the dev subset score; programs without a full-dev score come
+   * after those with one; ties by first sampling order.
    */
   leaderboard(k: number, options: LeaderboardOptions = {}): LeaderboardRow[] {
     if (!Number.isInteger(k) || k < 0) throw new Error(`store: leaderboard k must be a non-negative integer, got ${k}`);
@@ -243,7 +245,7 @@ export class EvaluationTables extends IterationTables {
          FROM first JOIN evaluations e ON e.program_hash = first.program_hash AND e.eval_key = @key
          JOIN programs p ON p.hash = first.program_hash JOIN samples s ON s.id = first.sid JOIN iterations i ON i.id = s.iteration_id
          WHERE e.verdict = 'ok' AND (e.dev_strict IS NOT NULL OR e.dev_subset IS NOT NULL)
-         ORDER BY e.dev_strict IS NULL, e.dev_strict DESC, e.dev_flex DESC, e.dev_subset DESC, first.sid
+         ORDER BY ${this.rankMetric() === 'flexible' ? 'e.dev_flex IS NULL, e.dev_flex DESC, e.dev_strict DESC' : 'e.dev_strict IS NULL, e.dev_strict DESC, e.dev_flex DESC'}, e.dev_subset DESC, first.sid
          LIMIT @k`,
       )
       .all({ arm: nn(options.arm), rep: nn(options.repeatIndex), it: nn(options.iterationId), key: this.defaultEvalKey(options.evalKey), k }) as (EvaluationRow & {
