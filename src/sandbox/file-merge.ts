@@ -10,6 +10,7 @@
 import { closeSync, openSync, readSync } from 'node:fs';
 import { DTYPE_BYTES, decodeToF32, encodeFromF32 } from '../tensor/dtype.ts';
 import { axpy, sub } from '../tensor/kernels.ts';
+import { countNonFinite, countOverflow16 } from '../tensor/nd-native.ts';
 import { execute } from './execute.ts';
 import type { RunOutcome, RunRequest, TensorRef } from './types.ts';
 
@@ -49,25 +50,6 @@ function readTensor(ref: TensorRef, n: number, what: string, into: Float32Array)
   return decodeToF32(buf, ref.dtype, into);
 }
 
-/** Number of NaN / ±Inf among float32 values. */
-function nonFinite(x: Float32Array): { count: number; first: number } {
-  let count = 0;
-  let first = -1;
-  for (let i = 0; i < x.length; i++)
-    if (!Number.isFinite(x[i]!)) {
-      if (first < 0) first = i;
-      count++;
-    }
-  return { count, first };
-}
-
-/** NaN / ±Inf among 16-bit floats (all exponent bits set). */
-function overflow16(bytes: Uint8Array, hiMask: number, loMask: number): number {
-  let n = 0;
-  for (let i = 1; i < bytes.length; i += 2) if ((bytes[i]! & hiMask) === hiMask && (bytes[i - 1]! & loMask) === loMask) n++;
-  return n;
-}
-
 export function executeFileMerge(req: Extract<RunRequest, { type: 'merge-file' }>): RunOutcome {
   const t0 = performance.now();
   const n = req.ctx.shape.reduce((a, b) => a * b, 1);
@@ -88,7 +70,7 @@ export function executeFileMerge(req: Extract<RunRequest, { type: 'merge-file' }
   if (!r.ok) return r;
   axpy(base, 1, r.result!);
   if (req.outDtype === 'F32') {
-    const bad = nonFinite(base);
+    const bad = countNonFinite(base);
     if (bad.count > 0)
       return { ok: false, category: 'non-finite', message: `seed + merge gives ${bad.count} non-finite values (NaN/Inf) out of ${n} for ${req.ctx.name} (first at flat index ${bad.first})`, ops: r.ops, elements: r.elements, ms: performance.now() - t0 };
   }
@@ -97,7 +79,7 @@ export function executeFileMerge(req: Extract<RunRequest, { type: 'merge-file' }
   const bytes = encodeFromF32(base, req.outDtype, encoded);
   if (req.outDtype !== 'F32') {
     // one pass on the encoded bytes: an overflow of the 16-bit format, or of float32 in the sum, shows as an all-ones exponent
-    const over = overflow16(bytes, req.outDtype === 'BF16' ? 0x7f : 0x7c, req.outDtype === 'BF16' ? 0x80 : 0);
+    const over = countOverflow16(bytes, req.outDtype);
     if (over > 0)
       return { ok: false, category: 'non-finite', message: `seed + merge gives ${over} non-finite values (NaN/Inf, or outside the range of ${req.outDtype}) out of ${n} for ${req.ctx.name}`, ops: r.ops, elements: r.elements, ms: performance.now() - t0 };
   }

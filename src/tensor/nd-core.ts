@@ -30,6 +30,8 @@ export type Operand = NDArray | number;
 export interface ArrayPool {
   f32(n: number): Float32Array;
   f64(n: number): Float64Array;
+  /** An array the caller overwrites entirely: may hold a previous run's values (no zeroing pass). */
+  f32Dirty?(n: number): Float32Array;
 }
 let arrayPool: ArrayPool | null = null;
 /** Arrays below this length are always allocated fresh (cheap). */
@@ -39,6 +41,11 @@ export function setArrayPool(p: ArrayPool | null): void {
 }
 export function f32(n: number): Float32Array {
   return arrayPool && n >= POOL_MIN ? arrayPool.f32(n) : new Float32Array(n);
+}
+/** An output array the op overwrites entirely (from the pool: not zeroed first). */
+export function f32w(n: number): Float32Array {
+  if (!arrayPool || n < POOL_MIN) return new Float32Array(n);
+  return arrayPool.f32Dirty ? arrayPool.f32Dirty(n) : arrayPool.f32(n);
 }
 export function f64(n: number): Float64Array {
   return arrayPool && n >= POOL_MIN ? arrayPool.f64(n) : new Float64Array(n);

@@ -4,6 +4,7 @@
  */
 import { axpy, scale as kscale, sub as ksub } from './kernels.ts';
 import { NDArray, asND, broadcastMap, broadcastShapes, bstrides, copyOf, f32, numelOf, sameShape, type Operand } from './nd-core.ts';
+import { nativeBinary, nativeScale, nativeUnary, nativeWhere, type NativeBinary, type NativeUnary } from './nd-native.ts';
 
 export type BinaryFn = (x: number, y: number) => number;
 
@@ -69,9 +70,11 @@ const LOOPS: Record<string, OpLoops> = {
 };
 
 /** `binary` with the op's fast loops when the layout allows (else the generic path with `f`). */
-function binaryOp(name: keyof typeof LOOPS, a: Operand, b: Operand, f: BinaryFn): NDArray {
+function binaryOp(name: NativeBinary, a: Operand, b: Operand, f: BinaryFn): NDArray {
   const A = asND(a);
   const B = asND(b);
+  const nat = nativeBinary(name, A, B);
+  if (nat) return nat;
   const L = LOOPS[name]!;
   if (sameShape(A.shape, B.shape)) {
     const out = f32(A.numel);
@@ -130,6 +133,8 @@ export function binary(a: Operand, b: Operand, f: BinaryFn): NDArray {
 }
 
 export function add(a: Operand, b: Operand, alpha = 1): NDArray {
+  const nat = nativeBinary('add', asND(a), asND(b), alpha);
+  if (nat) return nat;
   if (typeof a !== 'number' && typeof b !== 'number' && sameShape(a.shape, b.shape)) {
     const out = copyOf(a.data);
     axpy(out, alpha, b.data);
@@ -138,6 +143,8 @@ export function add(a: Operand, b: Operand, alpha = 1): NDArray {
   return alpha === 1 ? binary(a, b, (x, y) => x + y) : binary(a, b, (x, y) => x + alpha * y);
 }
 export function sub(a: Operand, b: Operand, alpha = 1): NDArray {
+  const nat = nativeBinary('sub', asND(a), asND(b), alpha);
+  if (nat) return nat;
   if (alpha === 1 && typeof a !== 'number' && typeof b !== 'number' && sameShape(a.shape, b.shape)) {
     const out = f32(a.numel);
     ksub(out, a.data, b.data);
@@ -147,6 +154,8 @@ export function sub(a: Operand, b: Operand, alpha = 1): NDArray {
 }
 export function mul(a: Operand, b: Operand): NDArray {
   if (typeof b === 'number' && typeof a !== 'number') {
+    const nat = nativeScale(a, b); // b stays a float64 here (not a float32 scalar tensor)
+    if (nat) return nat;
     const out = copyOf(a.data);
     kscale(out, b);
     return new NDArray(out, a.shape);
@@ -171,11 +180,13 @@ export function where(cond: Operand, a: Operand, b: Operand): NDArray {
   const B = asND(b);
   const shape = broadcastShapes(broadcastShapes(C.shape, A.shape), B.shape);
   const n = numelOf(shape);
+  const simple = [C, A, B].every((x) => x.numel === 1 || sameShape(x.shape, shape));
+  const nat = simple ? nativeWhere(C, A, B, shape) : null;
+  if (nat) return nat;
   const out = f32(n);
   const cd = C.data;
   const ad = A.data;
   const bd = B.data;
-  const simple = [C, A, B].every((x) => x.numel === 1 || sameShape(x.shape, shape));
   if (simple) {
     const sc = C.numel === 1 && n !== 1 ? 0 : 1;
     const sa = A.numel === 1 && n !== 1 ? 0 : 1;
@@ -197,24 +208,26 @@ export function unary(a: Operand, f: (x: number) => number): NDArray {
   return new NDArray(out, A.shape);
 }
 /** A unary op with its own loop (monomorphic, see LOOPS). */
-function unaryLoop(a: Operand, loop: (o: Float32Array, d: Float32Array) => void): NDArray {
+function unaryLoop(a: Operand, op: NativeUnary, loop: (o: Float32Array, d: Float32Array) => void, lo = 0, hi = 0): NDArray {
   const A = asND(a);
+  const nat = nativeUnary(op, A, lo, hi);
+  if (nat) return nat;
   const out = f32(A.numel);
   loop(out, A.data);
   return new NDArray(out, A.shape);
 }
-export const abs = (a: Operand): NDArray => unaryLoop(a, (o, d) => { for (let i = 0; i < o.length; i++) o[i] = Math.abs(d[i]!); });
-export const neg = (a: Operand): NDArray => unaryLoop(a, (o, d) => { for (let i = 0; i < o.length; i++) o[i] = -d[i]!; });
-export const sign = (a: Operand): NDArray => unaryLoop(a, (o, d) => { for (let i = 0; i < o.length; i++) { const x = d[i]!; o[i] = x > 0 ? 1 : x < 0 ? -1 : x === 0 ? 0 : NaN; } });
-export const sqrt = (a: Operand): NDArray => unaryLoop(a, (o, d) => { for (let i = 0; i < o.length; i++) o[i] = Math.sqrt(d[i]!); });
+export const abs = (a: Operand): NDArray => unaryLoop(a, 'abs', (o, d) => { for (let i = 0; i < o.length; i++) o[i] = Math.abs(d[i]!); });
+export const neg = (a: Operand): NDArray => unaryLoop(a, 'neg', (o, d) => { for (let i = 0; i < o.length; i++) o[i] = -d[i]!; });
+export const sign = (a: Operand): NDArray => unaryLoop(a, 'sign', (o, d) => { for (let i = 0; i < o.length; i++) { const x = d[i]!; o[i] = x > 0 ? 1 : x < 0 ? -1 : x === 0 ? 0 : NaN; } });
+export const sqrt = (a: Operand): NDArray => unaryLoop(a, 'sqrt', (o, d) => { for (let i = 0; i < o.length; i++) o[i] = Math.sqrt(d[i]!); });
 export const exp = (a: Operand): NDArray => unary(a, Math.exp);
 export const log = (a: Operand): NDArray => unary(a, Math.log);
 export const sigmoid = (a: Operand): NDArray => unary(a, (x) => 1 / (1 + Math.exp(-x)));
 export const tanh = (a: Operand): NDArray => unary(a, Math.tanh);
-export const relu = (a: Operand): NDArray => unaryLoop(a, (o, d) => { for (let i = 0; i < o.length; i++) { const x = d[i]!; o[i] = x > 0 ? x : 0; } });
-export const square = (a: Operand): NDArray => unaryLoop(a, (o, d) => { for (let i = 0; i < o.length; i++) { const x = d[i]!; o[i] = x * x; } });
+export const relu = (a: Operand): NDArray => unaryLoop(a, 'relu', (o, d) => { for (let i = 0; i < o.length; i++) { const x = d[i]!; o[i] = x > 0 ? x : 0; } });
+export const square = (a: Operand): NDArray => unaryLoop(a, 'square', (o, d) => { for (let i = 0; i < o.length; i++) { const x = d[i]!; o[i] = x * x; } });
 export function clamp(a: Operand, min: number | null, max: number | null): NDArray {
   const lo = min ?? -Infinity;
   const hi = max ?? Infinity;
-  return unaryLoop(a, (o, d) => { for (let i = 0; i < o.length; i++) { const x = d[i]!; o[i] = x < lo ? lo : x > hi ? hi : x; } });
+  return unaryLoop(a, 'clamp', (o, d) => { for (let i = 0; i < o.length; i++) { const x = d[i]!; o[i] = x < lo ? lo : x > hi ? hi : x; } }, lo, hi);
 }

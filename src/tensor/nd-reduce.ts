@@ -6,6 +6,7 @@ import { dot as kdot, kthLargestAbs } from './kernels.ts';
 import { NDArray, asND, broadcastMap, broadcastShapes, f32, f64, numelOf, scalar, toF32, type Operand } from './nd-core.ts';
 import { abs, div, maximum, mul, unary } from './nd-elementwise.ts';
 import { broadcastTo } from './nd-shape.ts';
+import { nativeReduce, type NativeReduce } from './nd-native.ts';
 
 /** Normalises `dim` (number, array, or null/undefined = all dims) into a sorted list of dims. */
 export function normDims(dim: number | readonly number[] | null | undefined, rank: number): number[] {
@@ -113,13 +114,25 @@ function reduceSum(A: NDArray, dims: number[], keepdim: boolean, square = false)
   return { sums, plan };
 }
 
+/** The native reduction for the contiguous and leading layouts, visiting the same order (null: use JS). */
+function reduceNative(kind: NativeReduce, A: NDArray, dims: number[], keepdim: boolean): NDArray | null {
+  const layout = layoutOf(A.shape, dims);
+  if (layout === null || A.numel === 0) return null;
+  const plan = planShape(A.shape, dims, keepdim);
+  return nativeReduce(kind, A, plan.groups, plan.groupSize, layout === 'leading', plan.outShape);
+}
+
 export function sum(a: Operand, dim?: number | number[] | null, keepdim = false): NDArray {
   const A = asND(a);
+  const nat = reduceNative('sum', A, normDims(dim, A.rank), keepdim);
+  if (nat) return nat;
   const { sums, plan } = reduceSum(A, normDims(dim, A.rank), keepdim);
   return new NDArray(toF32(sums), plan.outShape);
 }
 export function mean(a: Operand, dim?: number | number[] | null, keepdim = false): NDArray {
   const A = asND(a);
+  const nat = reduceNative('mean', A, normDims(dim, A.rank), keepdim);
+  if (nat) return nat;
   const { sums, plan } = reduceSum(A, normDims(dim, A.rank), keepdim);
   const n = plan.groupSize;
   return new NDArray(toF32(sums, (s) => s / n), plan.outShape);
@@ -149,11 +162,16 @@ export function norm(a: Operand, p: number | 'fro' = 2, dim?: number | number[] 
   const A = asND(a);
   const dims = normDims(dim, A.rank);
   if (p === 'fro' || p === 2) {
+    const nat = reduceNative('norm2', A, dims, keepdim);
+    if (nat) return nat;
     const { sums, plan } = reduceSum(A, dims, keepdim, true);
     return new NDArray(toF32(sums, Math.sqrt), plan.outShape);
   }
   if (p === 1) {
-    const { sums, plan } = reduceSum(abs(A), dims, keepdim);
+    const absA = abs(A);
+    const nat = reduceNative('sum', absA, dims, keepdim);
+    if (nat) return nat;
+    const { sums, plan } = reduceSum(absA, dims, keepdim);
     return new NDArray(toF32(sums), plan.outShape);
   }
   if (p === Infinity) return amax(abs(A), dims, keepdim);
@@ -165,6 +183,8 @@ function reduceExtreme(a: Operand, dim: number | number[] | null | undefined, ke
   const layout = layoutOf(A.shape, dims);
   const plan = layout === 'all' || layout === 'trailing' ? planShape(A.shape, dims, keepdim) : reducePlan(A.shape, dims, keepdim);
   if (plan.groupSize === 0) throw new Error(`${isMax ? 'amax' : 'amin'} of an empty tensor`);
+  const nat = reduceNative(isMax ? 'amax' : 'amin', A, dims, keepdim);
+  if (nat) return nat;
   const acc = f32(plan.groups).fill(isMax ? -Infinity : Infinity);
   const d = A.data;
   if (layout === 'all' || layout === 'trailing') {

@@ -2,7 +2,8 @@
  * Shape ops, constructors and seeded random tensors of the n-d array library (see nd.ts).
  */
 import { uniformAt } from './kernels.ts';
-import { NDArray, broadcastMap, broadcastShapes, copyOf, f32, fmtShape, numelOf, sameShape, type Operand } from './nd-core.ts';
+import { NDArray, broadcastMap, broadcastShapes, copyOf, f32, f32w, fmtShape, numelOf, sameShape, type Operand } from './nd-core.ts';
+import { copyInto } from './nd-native.ts';
 
 export function broadcastTo(a: NDArray, shape: readonly number[]): NDArray {
   const s = broadcastShapes(a.shape, shape);
@@ -25,9 +26,12 @@ export function stack(list: readonly NDArray[], dim = 0): NDArray {
   if (!Number.isInteger(d) || d < 0 || d >= r) throw new Error(`stack: dim ${dim} out of range for result rank ${r}`);
   const outer = numelOf(s0.slice(0, d));
   const inner = numelOf(s0.slice(d));
-  const out = f32(outer * list.length * inner);
+  const out = f32w(outer * list.length * inner);
   for (let o = 0; o < outer; o++)
-    for (let k = 0; k < list.length; k++) out.set(list[k]!.data.subarray(o * inner, (o + 1) * inner), (o * list.length + k) * inner);
+    for (let k = 0; k < list.length; k++) {
+      const at = (o * list.length + k) * inner;
+      copyInto(out.subarray(at, at + inner), list[k]!.data.subarray(o * inner, (o + 1) * inner));
+    }
   return new NDArray(out, [...s0.slice(0, d), list.length, ...s0.slice(d)]);
 }
 
