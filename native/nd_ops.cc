@@ -323,6 +323,68 @@ napi_value js_reduce(napi_env env, napi_callback_info info) {
   });
 }
 
+// ---------------------------------------------------------------- top-k mask
+
+// topkMask(out, x, thr, k): out[i] = 1 where |x[i]| > thr, and for the first k − #{|x| > thr}
+// entries (in index order) with |x[i]| == thr; else 0 (NaN never kept). Two passes: counts per
+// thread range, then each range keeps its share of the ties (the ranges before it take theirs first).
+napi_value js_topk_mask(napi_env env, napi_callback_info info) {
+  return guarded(env, [&] {
+    Args a(env, info, 4);
+    size_t n, nx;
+    float* out = a.f32(0, &n, "ndTopkMask out");
+    const float* x = a.f32(1, &nx, "ndTopkMask x");
+    if (n != nx) throw Err{"ndTopkMask: length mismatch"};
+    const double thr = a.num(2);
+    const double k = a.num(3);
+    const int nt = std::max(1, std::min<int>(kernel_threads(n), static_cast<int>(std::max<size_t>(n, 1))));
+    std::vector<size_t> gt(nt, 0), eq(nt, 0);
+    auto range = [&](size_t t, size_t* s, size_t* e) {
+      *s = n * t / nt;
+      *e = n * (t + 1) / nt;
+    };
+    par(static_cast<size_t>(nt), n, [&](size_t t0, size_t t1) {
+      for (size_t t = t0; t < t1; t++) {
+        size_t s, e, g = 0, q = 0;
+        range(t, &s, &e);
+        for (size_t i = s; i < e; i++) {
+          const double v = std::fabs(static_cast<double>(x[i]));
+          g += v > thr;
+          q += v == thr;
+        }
+        gt[t] = g;
+        eq[t] = q;
+      }
+    });
+    double budget = k;
+    for (int t = 0; t < nt; t++) budget -= static_cast<double>(gt[t]);
+    std::vector<size_t> share(nt, 0);
+    for (int t = 0; t < nt; t++) {
+      const double take = std::max(0.0, std::min(budget, static_cast<double>(eq[t])));
+      share[t] = static_cast<size_t>(take);
+      budget -= take;
+    }
+    par(static_cast<size_t>(nt), n, [&](size_t t0, size_t t1) {
+      for (size_t t = t0; t < t1; t++) {
+        size_t s, e, left = share[t];
+        range(t, &s, &e);
+        for (size_t i = s; i < e; i++) {
+          const double v = std::fabs(static_cast<double>(x[i]));
+          if (v > thr) {
+            out[i] = 1.0f;
+          } else if (v == thr && left > 0) {
+            left--;
+            out[i] = 1.0f;
+          } else {
+            out[i] = 0.0f;
+          }
+        }
+      }
+    });
+    return static_cast<napi_value>(nullptr);
+  });
+}
+
 // ---------------------------------------------------------------- checks
 
 const size_t CBLOCK = 1u << 16;
@@ -426,7 +488,7 @@ napi_value js_overflow16(napi_env env, napi_callback_info info) {
 const std::pair<const char*, napi_callback> FUNCTIONS[] = {
     {"ndBinary", js_binary}, {"ndWhere", js_where},       {"ndUnary", js_unary},
     {"ndReduce", js_reduce}, {"ndChecksum", js_checksum}, {"ndNonFinite", js_non_finite},
-    {"ndOverflow16", js_overflow16}};
+    {"ndOverflow16", js_overflow16}, {"ndTopkMask", js_topk_mask}};
 
 }  // namespace
 

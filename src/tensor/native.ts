@@ -37,6 +37,7 @@ export interface NativeKernels {
   ndChecksum(x: Float32Array): number;
   ndNonFinite(x: Float32Array): [number, number];
   ndOverflow16(x: Uint16Array, mask: number): number;
+  ndTopkMask(out: Float32Array, x: Float32Array, thr: number, k: number): void;
   gta(
     out: Uint8Array | Float32Array, outDt: number,
     base: Uint8Array | Float32Array | null, baseDt: number,

@@ -137,6 +137,13 @@ test('reductions: native = JS bit for bit over all, trailing, leading and middle
         }
     }
   }
+  // top-k masks by magnitude: ties at the threshold kept in index order, NaN never kept
+  const tied = new NDArray(Float32Array.from({ length: 5000 }, (_, i) => [0.5, -0.5, 0.25, NaN, 1, -0][i % 6]!), [50, 100]);
+  for (const src of [tied, T([61, 47], 21), T([3000], 22, false)])
+    for (const frac of [0, 0.001, 0.2, 0.5, 0.8, 1]) {
+      const r = both(() => nd.topkMask(src, frac));
+      same(`topkMask ${nd.fmtShape(src.shape)} ${frac}`, r.js, r.native);
+    }
   // the TA shape: stack of 3 task vectors summed over dim 0, scaled by a float64 lambda
   const tvs = [T([96, 130], 7, false), T([96, 130], 8, false), T([96, 130], 9, false)];
   const r = both(() => nd.mul(nd.sum(nd.stack(tvs), 0), 0.4));

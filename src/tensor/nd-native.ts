@@ -60,6 +60,14 @@ export function nativeScale(A: NDArray, s: number): NDArray | null {
   return new NDArray(out, A.shape);
 }
 
+/** The 0/1 mask of nd.topkMask given its threshold (the k-th largest |x|) and k, or null. */
+export function nativeTopkMask(A: NDArray, thr: number, k: number): NDArray | null {
+  if (!useNative(A.numel)) return null;
+  const out = f32(A.numel);
+  native!.ndTopkMask(out, A.data, thr, k);
+  return new NDArray(out, A.shape);
+}
+
 /** where(c, a, b) when every operand is a scalar or of the output's shape (else null). */
 export function nativeWhere(C: NDArray, A: NDArray, B: NDArray, shape: readonly number[]): NDArray | null {
   const n = numelOf(shape);

@@ -6,7 +6,7 @@ import { dot as kdot, kthLargestAbs } from './kernels.ts';
 import { NDArray, asND, broadcastMap, broadcastShapes, f32, f64, numelOf, scalar, toF32, type Operand } from './nd-core.ts';
 import { abs, div, maximum, mul, unary } from './nd-elementwise.ts';
 import { broadcastTo } from './nd-shape.ts';
-import { nativeReduce, type NativeReduce } from './nd-native.ts';
+import { nativeReduce, nativeTopkMask, type NativeReduce } from './nd-native.ts';
 
 /** Normalises `dim` (number, array, or null/undefined = all dims) into a sorted list of dims. */
 export function normDims(dim: number | readonly number[] | null | undefined, rank: number): number[] {
@@ -249,13 +249,15 @@ export function quantile(a: Operand, q: number, dim?: number | number[] | null, 
 export function topkMask(a: Operand, frac: number): NDArray {
   const A = asND(a);
   const n = A.numel;
-  const out = f32(n);
   if (!(frac >= 0)) throw new Error(`topk_mask: fraction must be in [0, 1], got ${frac}`);
   const k = Math.min(n, Math.floor(frac * n));
-  if (k >= n) return new NDArray(out.fill(1), A.shape);
-  if (k <= 0) return new NDArray(out, A.shape);
+  if (k >= n) return new NDArray(f32(n).fill(1), A.shape);
+  if (k <= 0) return new NDArray(f32(n), A.shape);
   const d = A.data;
   const thr = kthLargestAbs(d, k);
+  const nat = nativeTopkMask(A, thr, k);
+  if (nat) return nat;
+  const out = f32(n);
   let greater = 0;
   for (let i = 0; i < n; i++) if (Math.abs(d[i]!) > thr) greater++;
   let equalBudget = k - greater;
