@@ -4,10 +4,11 @@
  * (absolute offsets sent by the parent), decodes them to float32 and forms the task vectors
  * (expert − base) with the native kernels, runs the program on them exactly as a `merge` request
  * (execute.ts: same ops, same limits, same checks), adds the result to the base and encodes it in
- * the output dtype; only those bytes go back. So a program sees the same float32 task vectors, and
+ * the output dtype; only those bytes go back (written to a scratch file the parent names, not through
+ * the IPC channel, when the request says so). So a program sees the same float32 task vectors, and
  * returns the same values, whether its tensor came from memory or from a checkpoint on disk.
  */
-import { closeSync, openSync, readSync } from 'node:fs';
+import { closeSync, openSync, readSync, writeFileSync } from 'node:fs';
 import { DTYPE_BYTES, decodeToF32, encodeFromF32 } from '../tensor/dtype.ts';
 import { axpy, sub } from '../tensor/kernels.ts';
 import { countNonFinite, countOverflow16 } from '../tensor/nd-native.ts';
@@ -82,6 +83,15 @@ export function executeFileMerge(req: Extract<RunRequest, { type: 'merge-file' }
     const over = countOverflow16(bytes, req.outDtype);
     if (over > 0)
       return { ok: false, category: 'non-finite', message: `seed + merge gives ${over} non-finite values (NaN/Inf, or outside the range of ${req.outDtype}) out of ${n} for ${req.ctx.name}`, ops: r.ops, elements: r.elements, ms: performance.now() - t0 };
+  }
+  if (req.outPath !== undefined) {
+    // a large result through the IPC channel costs far more than a file in the page cache (see Sandbox.runFile)
+    try {
+      writeFileSync(req.outPath, bytes);
+    } catch (e) {
+      return { ok: false, category: 'crash', message: `host error writing the merged tensor to ${req.outPath}: ${(e as Error).message}` };
+    }
+    return { ok: true, bytesWritten: bytes.byteLength, ops: r.ops, elements: r.elements, ms: (r.ms ?? 0) + readMs };
   }
   return { ok: true, bytes, ops: r.ops, elements: r.elements, ms: (r.ms ?? 0) + readMs };
 }
