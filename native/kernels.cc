@@ -38,6 +38,8 @@ static int threads_for(size_t n) {
   return static_cast<int>(std::min<size_t>(static_cast<size_t>(g_threads), blocks));
 }
 
+int kernel_threads(size_t n) { return threads_for(n); }  // for nd_ops.cc
+
 // f(begin, end) over contiguous element ranges, boundaries multiples of 64 elements.
 template <class F>
 static void par_range(size_t n, F f) {
@@ -783,5 +785,6 @@ NAPI_MODULE_INIT() {
   if (!napi::export_functions(env, exports, fns)) return nullptr;
   if (!register_infer(env, exports)) return nullptr;
   if (!register_train(env, exports)) return nullptr;
+  if (!register_nd(env, exports)) return nullptr;
   return exports;
 }

@@ -75,5 +75,6 @@ bool export_functions(napi_env env, napi_value exports, const std::pair<const ch
 // The inference and training kernels' exports, added by the module init in kernels.cc.
 bool register_infer(napi_env env, napi_value exports);  // infer.cc
 bool register_train(napi_env env, napi_value exports);  // train.cc
+bool register_nd(napi_env env, napi_value exports);     // nd_ops.cc
 
 }  // namespace sd

@@ -22,6 +22,12 @@ export class RunArrayPool implements ArrayPool {
     return out;
   }
 
+  f32Dirty(n: number): Float32Array {
+    const out = this.free32.get(n)?.pop() ?? new Float32Array(n);
+    this.used32.push(out);
+    return out;
+  }
+
   f64(n: number): Float64Array {
     const a = this.free64.get(n)?.pop();
     const out = a ? a.fill(0) : new Float64Array(n);

@@ -4,6 +4,7 @@
  */
 import ivm from 'isolated-vm';
 import { NDArray, fmtShape, setArrayPool } from '../tensor/nd.ts';
+import { checksum32, countNonFinite } from '../tensor/nd-native.ts';
 import { RunArrayPool } from './array-pool.ts';
 import { CpuBudget, firstWallMs, nextWallMs } from './cpu-time.ts';
 import { hostOp, newOpState, register, type OpState } from './host-ops.ts';
@@ -13,10 +14,7 @@ import { DEFAULT_LIMITS, type FailureCategory, type RunOutcome, type RunRequest,
 const MAX_SOURCE = 200_000;
 
 function checksum(a: Float32Array): number {
-  const u = new Uint32Array(a.buffer, a.byteOffset, a.length);
-  let h = 0x811c9dc5;
-  for (let i = 0; i < u.length; i++) h = Math.imul(h ^ u[i]!, 16777619);
-  return h >>> 0;
+  return checksum32(a);
 }
 
 function classifyThrown(e: unknown, st: OpState | null): { category: FailureCategory; message: string } {
@@ -243,13 +241,7 @@ function attemptOnce(req: ExecRequest, opts: ExecuteOptions, wallMs: number, inp
     const want = req.ctx.shape;
     if (out.shape.length !== want.length || out.shape.some((d, i) => d !== want[i]))
       return fail('bad-shape', `merge returned shape ${fmtShape(out.shape)} for a tensor of shape ${fmtShape(want)}`, state, t0);
-    let bad = 0;
-    let firstBad = -1;
-    for (let i = 0; i < out.data.length; i++)
-      if (!Number.isFinite(out.data[i]!)) {
-        if (firstBad < 0) firstBad = i;
-        bad++;
-      }
+    const { count: bad, first: firstBad } = countNonFinite(out.data);
     if (bad > 0)
       return fail('non-finite', `merge returned ${bad} non-finite values (NaN/Inf) out of ${out.numel} for ${req.ctx.name} (first at flat index ${firstBad}); guard divisions and logs with an epsilon`, state, t0);
     const result = opts.copyResult === false ? out.data : new Float32Array(out.data); // a compact copy (inputs stay untouched)

@@ -4,12 +4,14 @@
  * (absolute offsets sent by the parent), decodes them to float32 and forms the task vectors
  * (expert − base) with the native kernels, runs the program on them exactly as a `merge` request
  * (execute.ts: same ops, same limits, same checks), adds the result to the base and encodes it in
- * the output dtype; only those bytes go back. So a program sees the same float32 task vectors, and
+ * the output dtype; only those bytes go back (written to a scratch file the parent names, not through
+ * the IPC channel, when the request says so). So a program sees the same float32 task vectors, and
  * returns the same values, whether its tensor came from memory or from a checkpoint on disk.
  */
-import { closeSync, openSync, readSync } from 'node:fs';
+import { closeSync, openSync, readSync, writeFileSync } from 'node:fs';
 import { DTYPE_BYTES, decodeToF32, encodeFromF32 } from '../tensor/dtype.ts';
 import { axpy, sub } from '../tensor/kernels.ts';
+import { countNonFinite, countOverflow16 } from '../tensor/nd-native.ts';
 import { execute, type ExecuteOptions } from './execute.ts';
 import type { RunOutcome, RunRequest, TensorRef } from './types.ts';
 
@@ -49,25 +51,6 @@ function readTensor(ref: TensorRef, n: number, what: string, into: Float32Array)
   return decodeToF32(buf, ref.dtype, into);
 }
 
-/** Number of NaN / ±Inf among float32 values. */
-function nonFinite(x: Float32Array): { count: number; first: number } {
-  let count = 0;
-  let first = -1;
-  for (let i = 0; i < x.length; i++)
-    if (!Number.isFinite(x[i]!)) {
-      if (first < 0) first = i;
-      count++;
-    }
-  return { count, first };
-}
-
-/** NaN / ±Inf among 16-bit floats (all exponent bits set). */
-function overflow16(bytes: Uint8Array, hiMask: number, loMask: number): number {
-  let n = 0;
-  for (let i = 1; i < bytes.length; i += 2) if ((bytes[i]! & hiMask) === hiMask && (bytes[i - 1]! & loMask) === loMask) n++;
-  return n;
-}
-
 export function executeFileMerge(req: Extract<RunRequest, { type: 'merge-file' }>, opts: Pick<ExecuteOptions, 'onRetry'> = {}): RunOutcome {
   const t0 = performance.now();
   const n = req.ctx.shape.reduce((a, b) => a * b, 1);
@@ -88,7 +71,7 @@ export function executeFileMerge(req: Extract<RunRequest, { type: 'merge-file' }
   if (!r.ok) return r;
   axpy(base, 1, r.result!);
   if (req.outDtype === 'F32') {
-    const bad = nonFinite(base);
+    const bad = countNonFinite(base);
     if (bad.count > 0)
       return { ok: false, category: 'non-finite', message: `seed + merge gives ${bad.count} non-finite values (NaN/Inf) out of ${n} for ${req.ctx.name} (first at flat index ${bad.first})`, ops: r.ops, elements: r.elements, ms: performance.now() - t0, cpuMs: r.cpuMs, attempts: r.attempts };
   }
@@ -97,9 +80,18 @@ export function executeFileMerge(req: Extract<RunRequest, { type: 'merge-file' }
   const bytes = encodeFromF32(base, req.outDtype, encoded);
   if (req.outDtype !== 'F32') {
     // one pass on the encoded bytes: an overflow of the 16-bit format, or of float32 in the sum, shows as an all-ones exponent
-    const over = overflow16(bytes, req.outDtype === 'BF16' ? 0x7f : 0x7c, req.outDtype === 'BF16' ? 0x80 : 0);
+    const over = countOverflow16(bytes, req.outDtype);
     if (over > 0)
       return { ok: false, category: 'non-finite', message: `seed + merge gives ${over} non-finite values (NaN/Inf, or outside the range of ${req.outDtype}) out of ${n} for ${req.ctx.name}`, ops: r.ops, elements: r.elements, ms: performance.now() - t0, cpuMs: r.cpuMs, attempts: r.attempts };
+  }
+  if (req.outPath !== undefined) {
+    // a large result through the IPC channel costs far more than a file in the page cache (see Sandbox.runFile)
+    try {
+      writeFileSync(req.outPath, bytes);
+    } catch (e) {
+      return { ok: false, category: 'crash', message: `host error writing the merged tensor to ${req.outPath}: ${(e as Error).message}` };
+    }
+    return { ok: true, bytesWritten: bytes.byteLength, ops: r.ops, elements: r.elements, ms: (r.ms ?? 0) + readMs, cpuMs: r.cpuMs, attempts: r.attempts };
   }
   return { ok: true, bytes, ops: r.ops, elements: r.elements, ms: (r.ms ?? 0) + readMs, cpuMs: r.cpuMs, attempts: r.attempts };
 }

@@ -56,7 +56,8 @@ export function configureNative(opts: { parallelMin?: number; avx2?: boolean; sp
   const flag = (b: boolean | undefined) => (b === undefined ? -1 : b ? 1 : 0);
   native.config(opts.parallelMin ?? -1, flag(opts.avx2), flag(opts.spawnPerCall));
 }
-function useNative(n: number): boolean {
+/** Whether an array of n elements goes to the native addon (loaded, and n >= the native min length). */
+export function useNative(n: number): boolean {
   return native !== null && n >= nativeMin && n > 0;
 }
 

@@ -28,6 +28,16 @@ export interface NativeKernels {
   bernoulli(x: Float32Array, c: number, seed: number, wantL1: number): [number, number] | undefined;
   topk(x: Float32Array, k: number): void;
   kthAbs(x: Float32Array, k: number): number;
+  /** op: see ND_BINARY in nd-native.ts; out is rows × inner, row r reads a at offA[r] (stride sa), b at offB[r] (stride sb) */
+  ndBinary(op: number, alpha: number, out: Float32Array, a: Float32Array, b: Float32Array, inner: number, sa: number, sb: number, offA: Uint32Array | null, offB: Uint32Array | null): void;
+  ndWhere(out: Float32Array, c: Float32Array, a: Float32Array, b: Float32Array, sc: number, sa: number, sb: number): void;
+  ndUnary(op: number, out: Float32Array, x: Float32Array, lo: number, hi: number): void;
+  /** kind: 0 sum, 1 sum of squares, 2 mean, 3 2-norm, 4 amax, 5 amin; leading: 0 contiguous groups, 1 strided */
+  ndReduce(kind: number, out: Float32Array, x: Float32Array, groups: number, size: number, leading: number): void;
+  ndChecksum(x: Float32Array): number;
+  ndNonFinite(x: Float32Array): [number, number];
+  ndOverflow16(x: Uint16Array, mask: number): number;
+  ndTopkMask(out: Float32Array, x: Float32Array, thr: number, k: number): void;
   gta(
     out: Uint8Array | Float32Array, outDt: number,
     base: Uint8Array | Float32Array | null, baseDt: number,
