@@ -13,10 +13,11 @@
  * the run folder at the end.
  */
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { treeRss } from './proc-rss.ts';
 
 const { values } = parseArgs({ options: { clean: { type: 'boolean', default: false }, out: { type: 'string' } } });
 const ROOT = resolve(import.meta.dirname, '..');
@@ -26,30 +27,6 @@ const OUT = resolve(values.out ?? join(ROOT, '.bench', 'scale-1p4b-run'));
 const GiB = 2 ** 30;
 const log = (s: string) => console.error(`[scale-loop] ${s}`);
 
-/** RSS (bytes) of `pid` and all its descendants, from /proc. */
-function treeRss(pid: number): number {
-  const kids = new Map<number, number[]>();
-  const rss = new Map<number, number>();
-  for (const d of readdirSync('/proc')) {
-    if (!/^\d+$/.test(d)) continue;
-    try {
-      const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
-      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      (kids.get(Number(f[1])) ?? kids.set(Number(f[1]), []).get(Number(f[1]))!).push(Number(d));
-      rss.set(Number(d), Number(f[21]) * 4096);
-    } catch {
-      // the process ended meanwhile
-    }
-  }
-  let total = 0;
-  const stack = [pid];
-  while (stack.length) {
-    const p = stack.pop()!;
-    total += rss.get(p) ?? 0;
-    stack.push(...(kids.get(p) ?? []));
-  }
-  return total;
-}
 
 function run(args: string[], opts: { capture?: boolean } = {}): Promise<{ code: number | null; stdout: string; seconds: number; peak: number }> {
   return new Promise((res) => {

@@ -16,10 +16,11 @@
  * The last line is one JSON object. `--clean` deletes the synthetic models and outputs at the end.
  */
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { treeRss } from './proc-rss.ts';
 import { Checkpoint, CheckpointWriter } from '../src/io/checkpoint.ts';
 import { llamaConfig, llamaTensors, fixtureTokenizerJson } from '../src/io/testing.ts';
 import { encodeFromF32 } from '../src/tensor/dtype.ts';
@@ -102,31 +103,6 @@ function buildWorld(): { seed: string; experts: string[]; params: number } {
 
 // ------------------------------------------------------------------------------ measurement
 
-/** RSS (bytes) of `pid` and all its descendants, from /proc. */
-function treeRss(pid: number): number {
-  const kids = new Map<number, number[]>();
-  const rss = new Map<number, number>();
-  for (const d of readdirSync('/proc')) {
-    if (!/^\d+$/.test(d)) continue;
-    try {
-      const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
-      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      const ppid = Number(f[1]);
-      (kids.get(ppid) ?? kids.set(ppid, []).get(ppid)!).push(Number(d));
-      rss.set(Number(d), Number(f[21]) * 4096);
-    } catch {
-      // gone meanwhile
-    }
-  }
-  let total = 0;
-  const stack = [pid];
-  while (stack.length) {
-    const p = stack.pop()!;
-    total += rss.get(p) ?? 0;
-    stack.push(...(kids.get(p) ?? []));
-  }
-  return total;
-}
 
 /** Peak tree RSS of `pid` while `fn` runs. */
 async function withPeak<T>(pid: () => number, fn: () => Promise<T>): Promise<{ value: T; peak: number }> {
