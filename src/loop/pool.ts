@@ -20,7 +20,7 @@ import { MergeWorld } from '../merge/world.ts';
 import type { LoopConfig } from './config.ts';
 import { ForkPool } from './fork-pool.ts';
 import { loadShotSpec } from './eval-protocol.ts';
-import type { JobResult, Scores } from './job-types.ts';
+import { scoresOf, scoringOptions, type JobResult, type Scores } from './job-types.ts';
 import { StreamEvaluator, openStreamWorld } from './stream-eval.ts';
 import type { StreamWorld } from '../merge/stream-world.ts';
 import type { ServerSession } from '../eval/served-session.ts';
@@ -66,15 +66,15 @@ export class ProgramEvaluator {
     if (server) {
       // the real-LLM path: merged checkpoint on disk → the configured server → OpenAI-compatible scoring
       const { evaluateServed } = await import('../eval/served.ts');
-      const o = { server, seedDir: this.seedDir, config: this.world.config, weights, problems, maxTokens: this.cfg.eval.maxTokens, calculator: this.cfg.eval.calculator, task: this.cfg.eval.task, shots: this.shots };
+      const o = { server, seedDir: this.seedDir, config: this.world.config, weights, problems, ...scoringOptions(this.cfg, this.shots) };
       const { result: r } = await (this.session ? this.session.evaluate(o) : evaluateServed(o));
-      return { strict: r.strict, flexible: r.flexible, families: Object.fromEntries(Object.entries(r.perFamily).map(([k, a]) => [k, a.strict])) };
+      return scoresOf(r);
     }
     const model = this.world.model(weights);
     try {
       const be = BuiltinBackend.fromModel(model, this.world.tokenizer, { batchSize: this.cfg.eval.batchSize });
-      const r = await evaluate(be, problems, { maxTokens: this.cfg.eval.maxTokens, calculator: this.cfg.eval.calculator, task: this.cfg.eval.task, shots: this.shots });
-      return { strict: r.strict, flexible: r.flexible, families: Object.fromEntries(Object.entries(r.perFamily).map(([k, a]) => [k, a.strict])) };
+      const r = await evaluate(be, problems, scoringOptions(this.cfg, this.shots));
+      return scoresOf(r);
     } finally {
       model.dispose();
     }

@@ -14,7 +14,7 @@ import { makeServedDir, scoreServedFolder } from '../eval/served.ts';
 import type { EvalProblem, ShotSpec } from '../eval/evaluate.ts';
 import { parseSize } from '../io/checkpoint.ts';
 import type { LoopConfig } from './config.ts';
-import type { JobResult, Scores } from './job-types.ts';
+import { scoresOf, scoringOptions, type JobResult } from './job-types.ts';
 import type { ServerSession } from '../eval/served-session.ts';
 
 /** The memory a streamed candidate merge may use: merge.maxMemory, else 3/4 of the RAM. */
@@ -65,10 +65,9 @@ export class StreamEvaluator {
         throw e;
       }
       const t2 = performance.now();
-      const o = { server, servedDir, modelDir, problems, maxTokens: this.cfg.eval.maxTokens, calculator: this.cfg.eval.calculator, task: this.cfg.eval.task, shots: this.shots };
+      const o = { server, servedDir, modelDir, problems, ...scoringOptions(this.cfg, this.shots) };
       const { result: r } = await (this.session ? this.session.score(o) : scoreServedFolder(o));
-      const scores: Scores = { strict: r.strict, flexible: r.flexible, families: Object.fromEntries(Object.entries(r.perFamily).map(([k, a]) => [k, a.strict])) };
-      return { ok: true, scores, sandboxMs, mergeMs: t2 - t1, evalMs: performance.now() - t2 };
+      return { ok: true, scores: scoresOf(r), sandboxMs, mergeMs: t2 - t1, evalMs: performance.now() - t2 };
     } finally {
       rmSync(servedDir, { recursive: true, force: true });
     }
