@@ -10,6 +10,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { main } from './main.ts';
+import { captureConsole } from './testing.ts';
 import { makeTempDir } from '../io/testing.ts';
 import { makeArchCheckpoint, TEST_ARCHS } from '../nn/arch-testing.ts';
 
@@ -25,20 +26,7 @@ writeFileSync(
     .join('\n') + '\n',
 );
 
-async function evalCli(args: string[]): Promise<{ code: number; out: string; err: string }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const [log, error] = [console.log, console.error];
-  console.log = (...a: unknown[]) => void out.push(a.join(' '));
-  console.error = (...a: unknown[]) => void err.push(a.join(' '));
-  try {
-    const code = await main(['eval', ...args]);
-    return { code, out: out.join('\n'), err: err.join('\n') };
-  } finally {
-    console.log = log;
-    console.error = error;
-  }
-}
+const evalCli = (args: string[]) => captureConsole(() => main(['eval', ...args]));
 
 /** Starts `selfdev serve DIR` as its own process; resolves with its URL and the process. */
 function serve(dir: string): Promise<{ url: string; stop: () => void }> {

@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { main } from './main.ts';
+import { captureConsole } from './testing.ts';
 import { makeRandomModel } from '../serve/testing.ts';
 import { loadProblems } from '../eval/evaluate.ts';
 import { startCannedServer } from '../eval/canned-server.ts';
@@ -21,20 +22,7 @@ before(async () => {
 });
 after(() => rmSync(root, { recursive: true, force: true }));
 
-async function run(args: string[]): Promise<{ code: number; out: string; err: string }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const [log, error] = [console.log, console.error];
-  console.log = (...a: unknown[]) => void out.push(a.join(' '));
-  console.error = (...a: unknown[]) => void err.push(a.join(' '));
-  try {
-    const code = await main(['eval', ...args]);
-    return { code, out: out.join('\n'), err: err.join('\n') };
-  } finally {
-    console.log = log;
-    console.error = error;
-  }
-}
+const run = (args: string[]) => captureConsole(() => main(['eval', ...args]));
 
 test('eval: clear usage errors', async () => {
   const cases: Array<[string[], RegExp]> = [
