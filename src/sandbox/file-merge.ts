@@ -4,8 +4,8 @@
  * (absolute offsets sent by the parent), decodes them to float32 and forms the task vectors
  * (expert − base) with the native kernels, runs the program on them exactly as a `merge` request
  * (execute.ts: same ops, same limits, same checks), adds the result to the base and encodes it in
- * the output dtype; only those bytes go back (written to a scratch file the parent names, not through
- * the IPC channel, when the request says so). So a program sees the same float32 task vectors, and
+ * the output dtype; only those bytes go back, written to a scratch file the parent names (not through
+ * the IPC channel). So a program sees the same float32 task vectors, and
  * returns the same values, whether its tensor came from memory or from a checkpoint on disk.
  */
 import { closeSync, openSync, readSync, writeFileSync } from 'node:fs';
@@ -76,7 +76,7 @@ export function executeFileMerge(req: Extract<RunRequest, { type: 'merge-file' }
       return { ok: false, category: 'non-finite', message: `seed + merge gives ${bad.count} non-finite values (NaN/Inf) out of ${n} for ${req.ctx.name} (first at flat index ${bad.first})`, ops: r.ops, elements: r.elements, ms: performance.now() - t0, cpuMs: r.cpuMs, attempts: r.attempts };
   }
   const size = DTYPE_BYTES[req.outDtype];
-  if (encoded.byteLength !== n * size) encoded = new Uint8Array(n * size); // exactly: IPC would send a view's whole buffer
+  if (encoded.byteLength !== n * size) encoded = new Uint8Array(n * size);
   const bytes = encodeFromF32(base, req.outDtype, encoded);
   if (req.outDtype !== 'F32') {
     // one pass on the encoded bytes: an overflow of the 16-bit format, or of float32 in the sum, shows as an all-ones exponent
@@ -84,14 +84,11 @@ export function executeFileMerge(req: Extract<RunRequest, { type: 'merge-file' }
     if (over > 0)
       return { ok: false, category: 'non-finite', message: `seed + merge gives ${over} non-finite values (NaN/Inf, or outside the range of ${req.outDtype}) out of ${n} for ${req.ctx.name}`, ops: r.ops, elements: r.elements, ms: performance.now() - t0, cpuMs: r.cpuMs, attempts: r.attempts };
   }
-  if (req.outPath !== undefined) {
-    // a large result through the IPC channel costs far more than a file in the page cache (see Sandbox.runFile)
-    try {
-      writeFileSync(req.outPath, bytes);
-    } catch (e) {
-      return { ok: false, category: 'crash', message: `host error writing the merged tensor to ${req.outPath}: ${(e as Error).message}` };
-    }
-    return { ok: true, bytesWritten: bytes.byteLength, ops: r.ops, elements: r.elements, ms: (r.ms ?? 0) + readMs, cpuMs: r.cpuMs, attempts: r.attempts };
+  // the bytes go back through a file the parent names: a large result through the IPC channel costs far more than a file in the page cache (see Sandbox.runFile)
+  try {
+    writeFileSync(req.outPath, bytes);
+  } catch (e) {
+    return { ok: false, category: 'crash', message: `host error writing the merged tensor to ${req.outPath}: ${(e as Error).message}` };
   }
-  return { ok: true, bytes, ops: r.ops, elements: r.elements, ms: (r.ms ?? 0) + readMs, cpuMs: r.cpuMs, attempts: r.attempts };
+  return { ok: true, bytesWritten: bytes.byteLength, ops: r.ops, elements: r.elements, ms: (r.ms ?? 0) + readMs, cpuMs: r.cpuMs, attempts: r.attempts };
 }

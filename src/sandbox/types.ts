@@ -64,9 +64,9 @@ export const DEFAULT_LIMITS: SandboxLimits = {
 export interface RunOutcome {
   ok: boolean;
   result?: Float32Array;
-  /** merge-file: the merged tensor (base + program result), encoded in the requested dtype */
+  /** Sandbox.runFile: the merged tensor (base + program result), encoded in the requested dtype (read back from the child's file) */
   bytes?: Uint8Array;
-  /** merge-file with outPath: the number of bytes the child wrote there (then `bytes` is not sent) */
+  /** merge-file: the number of bytes the child wrote to the request's outPath */
   bytesWritten?: number;
   /** prepare(): the JSON text of the returned state */
   stateJson?: string;
@@ -107,8 +107,8 @@ export type RunRequest =
   | { type: 'check'; id: number; source: string; limits: SandboxLimits }
   | { type: 'merge'; id: number; source: string; inputs: Float32Array[]; ctx: MergeContext; limits: SandboxLimits; testHooks?: boolean }
   | { type: 'prepare'; id: number; source: string; stats: ModelStats; numModels: number; seed: number; limits: SandboxLimits; testHooks?: boolean }
-  /** Streamed merge of one tensor: the child reads base and experts from their files, forms the task vectors, runs the program, adds the result to the base and answers with the encoded bytes. */
-  | { type: 'merge-file'; id: number; source: string; base: TensorRef; experts: TensorRef[]; outDtype: 'F32' | 'F16' | 'BF16'; ctx: MergeContext; limits: SandboxLimits; testHooks?: boolean; outPath?: string };
+  /** Streamed merge of one tensor: the child reads base and experts from their files, forms the task vectors, runs the program, adds the result to the base and writes the encoded bytes to outPath. */
+  | { type: 'merge-file'; id: number; source: string; base: TensorRef; experts: TensorRef[]; outDtype: 'F32' | 'F16' | 'BF16'; ctx: MergeContext; limits: SandboxLimits; testHooks?: boolean; outPath: string };
 
 export interface RunResponse extends RunOutcome {
   id: number;
