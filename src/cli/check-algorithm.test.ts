@@ -7,6 +7,7 @@ import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { command, loadWorldTarget, syntheticLlama } from './check-algorithm.ts';
 import { UsageError } from './command.ts';
+import { captureConsole } from './testing.ts';
 import { makeMicroWorld } from '../loop/testing.ts';
 import { MergeWorld } from '../merge/world.ts';
 import { evaluate } from '../eval/evaluate.ts';
@@ -15,17 +16,7 @@ import { BuiltinBackend } from '../eval/backends.ts';
 import { inferNative } from '../nn/infer.ts';
 import { initBackend } from '../nn/index.ts';
 
-async function capture(args: string[]): Promise<{ code: number; out: string }> {
-  const lines: string[] = [];
-  const orig = console.log;
-  console.log = (...a: unknown[]) => void lines.push(a.map(String).join(' '));
-  try {
-    const code = await command.run(args);
-    return { code, out: lines.join('\n') };
-  } finally {
-    console.log = orig;
-  }
-}
+const capture = (args: string[]) => captureConsole(() => command.run(args));
 
 test('check-algorithm: accepts a contract algorithm (real stage on a synthetic small Llama), rejects a bad one with exit 1', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'selfdev-check-'));

@@ -7,32 +7,32 @@ import { command as trainCmd } from './train.ts';
 import { command as genCmd } from './generate.ts';
 import { command as dpoCmd } from './dpo.ts';
 import { UsageError } from './command.ts';
+import { captureConsole } from './testing.ts';
 
 test('train → generate → dpo through the CLI commands', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'cli-nn-'));
-  const log = console.log;
-  const lines: string[] = [];
   try {
     const data = join(dir, 'd.jsonl');
     writeFileSync(data, Array.from({ length: 20 }, (_, i) => JSON.stringify({ prompt: `${i % 10}>`, completion: String((i + 1) % 10) })).join('\n') + '\n');
     const cfg = join(dir, 'c.yml');
     writeFileSync(cfg, `out: ${join(dir, 'm')}\ndata: ${data}\nmodel: {hidden_size: 16, num_hidden_layers: 1, num_attention_heads: 2}\nsteps: 4\nbatch_size: 4\nseq_len: 8\n`);
-    console.log = (s: string) => void lines.push(s);
-    assert.equal(await trainCmd.run([cfg]), 0);
+    const train = await captureConsole(() => trainCmd.run([cfg]));
+    assert.equal(train.code, 0, train.err);
     for (const f of ['config.json', 'model.safetensors', 'tokenizer.json', 'generation_config.json', 'trainer_state.json', 'optimizer.safetensors']) {
       assert.ok(existsSync(join(dir, 'm', f)), f);
     }
-    assert.equal(JSON.parse(lines[0]).steps, 4);
-    assert.equal(await genCmd.run(['--model', join(dir, 'm'), '--prompt', '3>', '--prompt', '4>', '--max-tokens', '2']), 0);
-    assert.deepEqual(lines.slice(1).map((l) => JSON.parse(l).prompt), ['3>', '4>']);
+    assert.equal(JSON.parse(train.out.split('\n')[0]).steps, 4);
+    const gen = await captureConsole(() => genCmd.run(['--model', join(dir, 'm'), '--prompt', '3>', '--prompt', '4>', '--max-tokens', '2']));
+    assert.equal(gen.code, 0, gen.err);
+    assert.deepEqual(gen.out.split('\n').map((l) => JSON.parse(l).prompt), ['3>', '4>']);
     const pairs = join(dir, 'p.jsonl');
     writeFileSync(pairs, '{"prompt":"1>","chosen":"2","rejected":"7"}\n{"prompt":"5>","chosen":"6","rejected":"0"}\n');
-    assert.equal(await dpoCmd.run(['--model', join(dir, 'm'), '--data', pairs, '--out', join(dir, 'd'), '--steps', '2', '--batch', '2']), 0);
+    const dpo = await captureConsole(() => dpoCmd.run(['--model', join(dir, 'm'), '--data', pairs, '--out', join(dir, 'd'), '--steps', '2', '--batch', '2']));
+    assert.equal(dpo.code, 0, dpo.err);
     const dlog = JSON.parse(readFileSync(join(dir, 'd', 'dpo_log.json'), 'utf8'));
     assert.equal(dlog.length, 2);
     assert.ok('rewards/margins' in dlog[0]);
   } finally {
-    console.log = log;
     rmSync(dir, { recursive: true, force: true });
   }
 });

@@ -14,6 +14,7 @@ import { runLoop } from './controller.ts';
 import { loadShotSpec } from './eval-protocol.ts';
 import { checkRunPaths } from './run-paths.ts';
 import { makeMicroWorld } from './testing.ts';
+import { captureConsole } from '../cli/testing.ts';
 
 const ROOT = resolve(fileURLToPath(import.meta.url), '../../..');
 const W = { seedModel: 's', experts: ['e'], dev: 'data/dev.jsonl' };
@@ -76,13 +77,10 @@ test('the loop sends byte-identical requests to `selfdev eval --shots 5` with th
 
     const cliLog = join(tmp.path, 'cli-requests.jsonl');
     const srv = await startCannedServer({ model: 'merged', table: {}, fallback: ' #### 1', log: cliLog });
-    const out: string[] = [];
-    const log = console.log;
-    console.log = (...a: unknown[]) => void out.push(a.join(' '));
     try {
-      assert.equal(await main(['eval', '--endpoint', srv.url, '--model-name', 'merged', '--bench', `gsm8k:${w.dev}`, '--split', 'all', '--shots', '5', '--seed', '7', '--json']), 0);
+      const r = await captureConsole(() => main(['eval', '--endpoint', srv.url, '--model-name', 'merged', '--bench', `gsm8k:${w.dev}`, '--split', 'all', '--shots', '5', '--seed', '7', '--json']));
+      assert.equal(r.code, 0, r.err);
     } finally {
-      console.log = log;
       await srv.close();
     }
     const cli = readFileSync(cliLog, 'utf8').trim().split('\n');

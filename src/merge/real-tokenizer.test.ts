@@ -11,6 +11,7 @@ import { makeTempDir } from '../io/testing.ts';
 import { HfTokenizer } from '../nn/hf-tokenizer.ts';
 import { loadTokenizer } from '../nn/load-tokenizer.ts';
 import { makeRealTokenizerCheckpoint } from '../nn/testing.ts';
+import { captureConsole } from '../cli/testing.ts';
 
 test('selfdev merge of llama3-tokenizer checkpoints: runs, tokenizer files carried verbatim, the result loads with its own tokenizer', async () => {
   const tmp = makeTempDir('selfdev-merge-realtok-');
@@ -20,13 +21,8 @@ test('selfdev merge of llama3-tokenizer checkpoints: runs, tokenizer files carri
     const yml = join(tmp.path, 'merge.yml');
     writeFileSync(yml, `merge_method: task_arithmetic\nbase_model: ${base}\nmodels:\n  - model: ${ft}\n    parameters: {weight: 0.5}\ndtype: bfloat16\n`);
     const out = join(tmp.path, 'out');
-    const log = console.log;
-    console.log = () => {};
-    try {
-      assert.equal(await mergeCommand.run([yml, out]), 0);
-    } finally {
-      console.log = log;
-    }
+    const cli = await captureConsole(() => mergeCommand.run([yml, out]));
+    assert.equal(cli.code, 0, cli.err);
     for (const f of ['tokenizer.json', 'tokenizer_config.json', 'generation_config.json']) {
       assert.ok(readFileSync(join(out, f)).equals(readFileSync(join(base, f))), `${f} carried verbatim`);
     }

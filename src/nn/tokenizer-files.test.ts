@@ -25,6 +25,7 @@ import { loadGsm8k } from '../eval/gsm8k.ts';
 import { BuiltinBackend } from '../eval/backends.ts';
 import { BuiltinFactory } from '../factory/builtin.ts';
 import { command as mergeCommand } from '../cli/merge.ts';
+import { captureConsole } from '../cli/testing.ts';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const dev = loadGsm8k(join(root, 'world', 'bench', 'dev.jsonl'));
@@ -100,13 +101,8 @@ test('checkpoints selfdev writes (save, train, dpo, merge, merged-model folder o
     const merged = join(tmp.path, 'merged');
     const yml = join(tmp.path, 'merge.yml');
     writeFileSync(yml, `merge_method: task_arithmetic\nbase_model: ${saved}\nmodels:\n  - model: ${trained}\n    parameters: {weight: 0.5}\n  - model: ${dpo}\n    parameters: {weight: 0.5}\ndtype: float32\n`);
-    const log = console.log;
-    console.log = () => {};
-    try {
-      assert.equal(await mergeCommand.run([yml, merged]), 0);
-    } finally {
-      console.log = log;
-    }
+    const cli = await captureConsole(() => mergeCommand.run([yml, merged]));
+    assert.equal(cli.code, 0, cli.err);
     await assertFilesAgree(merged);
 
     // the folder of a loop merge (recursive mode's next factory, eval.server's candidate)

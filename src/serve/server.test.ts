@@ -10,6 +10,7 @@ import { OVERFIT_DATA, makeOverfitModel } from './testing.ts';
 import { CompletionServer, chatPrompt } from './server.ts';
 import { BuiltinBackend, engineGenerate } from '../eval/backends.ts';
 import { main } from '../cli/main.ts';
+import { captureConsole } from '../cli/testing.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'selfdev-serve-test-'));
 const modelDir = join(root, 'tiny');
@@ -127,16 +128,9 @@ test('selfdev eval --endpoint against selfdev serve equals the builtin engine (g
   const tinyDev = readFileSync(fileURLToPath(new URL('../../world/bench/dev.jsonl', import.meta.url)), 'utf8').split('\n').slice(0, 4).join('\n');
   writeFileSync(bench, OVERFIT_DATA.map((d) => JSON.stringify({ question: d.question, answer: d.answer, family: d.family })).join('\n') + '\n' + tinyDev + '\n');
   const run = async (args: string[]) => {
-    const lines: string[] = [];
-    const orig = console.log;
-    console.log = (...a: unknown[]) => void lines.push(a.join(' '));
-    try {
-      const code = await main(['eval', '--bench', `gsm8k:${bench}`, '--split', 'all', '--shots', '0', '--max-tokens', '40', '--json', ...args]);
-      assert.equal(code, 0, lines.join('\n'));
-    } finally {
-      console.log = orig;
-    }
-    return JSON.parse(lines[lines.length - 1]);
+    const r = await captureConsole(() => main(['eval', '--bench', `gsm8k:${bench}`, '--split', 'all', '--shots', '0', '--max-tokens', '40', '--json', ...args]));
+    assert.equal(r.code, 0, `${r.out}\n${r.err}`);
+    return JSON.parse(r.out.split('\n').at(-1)!);
   };
   const recs = (f: string) => readFileSync(f, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
   const eOut = join(root, 'endpoint.jsonl');

@@ -15,6 +15,7 @@ import { makeMicroWorld } from './testing.ts';
 import { defaultGrid, discoverWorld, formatBaselines, runBaselines, type BaselineWorld, type Candidate } from './baselines.ts';
 import { command } from '../cli/baselines.ts';
 import { UsageError } from '../cli/command.ts';
+import { captureConsole } from '../cli/testing.ts';
 
 // one micro world for this file: random-init seed, 2 experts trained on disjoint problems, 1 OOD expert
 const shared = makeTempDir('selfdev-baselines-');
@@ -170,24 +171,20 @@ test('baselines CLI: discovers roles from world.json, prints the table and JSON,
   mkdirSync(join(root, 'bench'));
   cpSync(w.dev, join(root, 'bench', 'dev.jsonl'));
   cpSync(w.test, join(root, 'bench', 'test.jsonl'));
-  const lines: string[] = [];
-  const orig = console.log;
-  console.log = (...a: unknown[]) => void lines.push(a.map(String).join(' '));
-  try {
-    assert.equal(await command.run(['--world', wdir, '--quick', '--limit', '3', '--max-tokens', '16', '--json']), 0);
-    const rep = JSON.parse(lines.join('\n')) as { world: { seed: string; experts: string[]; ood: string[]; oracles: string[] }; settings: { devN: number }; rows: Array<{ family: string; models: string[] }>; headroom: Array<{ oracles: Record<string, number> }> };
+  {
+    const json = await captureConsole(() => command.run(['--world', wdir, '--quick', '--limit', '3', '--max-tokens', '16', '--json']));
+    assert.equal(json.code, 0, json.err);
+    const rep = JSON.parse(json.out) as { world: { seed: string; experts: string[]; ood: string[]; oracles: string[] }; settings: { devN: number }; rows: Array<{ family: string; models: string[] }>; headroom: Array<{ oracles: Record<string, number> }> };
     assert.deepEqual(rep.world, { seed: 'M0', experts: ['EA', 'EB'], ood: ['XA'], oracles: ['OR'] });
     assert.equal(rep.settings.devN, 3);
     assert.ok(rep.rows.some((r) => r.family === 'OR' && r.models[0] === 'OR'));
     assert.ok('OR' in rep.headroom[0]!.oracles);
-    lines.length = 0;
-    assert.equal(await command.run(['--world', wdir, '--quick', '--limit', '3', '--max-tokens', '16']), 0);
-    const text = lines.join('\n');
+    const again = await captureConsole(() => command.run(['--world', wdir, '--quick', '--limit', '3', '--max-tokens', '16']));
+    assert.equal(again.code, 0, again.err);
+    const text = again.out;
     assert.match(text, /0 evaluations computed, \d+ from the cache/);
     assert.match(text, /OR − best TA = [+-]\d/);
     assert.match(text, new RegExp(`results and cache: ${join(root, 'baselines.json').replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`));
-  } finally {
-    console.log = orig;
   }
 });
 
