@@ -25,6 +25,8 @@ Options:
 
 merge_method: custom runs a merge algorithm program (docs/algorithm-contract.md), e.g. one that
 \`selfdev run\` discovered, in the sandbox: \`algorithm: path/to/algorithm.js\` in the config.
+The sandbox reads each tensor from the model files itself, as the loop's streamed merges do; a
+program failing on a tensor stops the merge with the tensor's name and the failure, no output left.
 
 Example:
   selfdev merge examples/ties.yml ./merged --seed 1`;

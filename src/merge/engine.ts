@@ -358,7 +358,7 @@ export async function executeMerge(plan: MergePlan, outDir: string, config: Merg
       }
       const common = { name: t.name, shape: t.shape, modelParams: t.modelParams, params: t.params, layer: t.layer, numLayers: plan.numLayers, seed: t.seed };
       if (plan.mergeFile && fileMergeable(plan, inputs, t.name, config, allowNonFinite)) {
-        // merged from the files by the merger itself: no input bytes are read (or sent) here
+        // the merger reads the inputs from their files itself (counted in bytesRead all the same): none are read or sent from here
         const refs = inputs.map((c) => tensorRef(c, t.name));
         bytesRead += refs.reduce((a, r) => a + r.byteLength, 0);
         const bytes = await plan.mergeFile({ name: t.name, shape: t.shape, layer: t.layer, numLayers: plan.numLayers, seed: t.seed, base: refs[0]!, models: refs.slice(1), outDtype: t.outDtype });
