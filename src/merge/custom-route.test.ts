@@ -169,6 +169,16 @@ test('a program failing on a later tensor: the error names the tensor and the fa
   );
   assert.ok(!existsSync(out));
   assert.deepEqual(readdirSync(root).filter((f) => f.startsWith('out-boom')), []);
+  // the sandbox's limits hold on this route too: a program that never returns on one tensor fails with
+  // `timeout` at the CPU-time limit streamLimits gives these small tensors (2000 ms)
+  const spin = join(root, 'spin.js');
+  writeFileSync(spin, 'function merge(tv, ctx) { if (ctx.name === "model.layers.1.mlp.down_proj.weight") for (;;) {} return tv[0]; }\n');
+  await assert.rejects(
+    merge({ algorithm: spin }, out, { seed: 1 }),
+    (e: unknown) => e instanceof AlgorithmRejected && e.category === 'timeout' && /CPU-time limit of 2000 ms/.test(e.message) && /\[tensor model\.layers\.1\.mlp\.down_proj\.weight\]/.test(e.message),
+  );
+  assert.ok(!existsSync(out));
+  assert.deepEqual(readdirSync(root).filter((f) => f.startsWith('out-boom')), []);
   // finite in float32, not in the output dtype (F16 max 65504)
   const big = join(root, 'big.js');
   writeFileSync(big, 'function merge(tv, ctx) { return ctx.layer === 1 ? torch.full_like(tv[0], 1e5) : tv[0]; }\n');
