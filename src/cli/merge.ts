@@ -70,6 +70,7 @@ export const command: Command = {
     const custom = config.method === 'custom' ? await loadCustomAlgorithm(config, { seed }) : null;
     const bar = new ProgressBar('merge');
     let summary;
+    let sandboxRss: number | null = null;
     try {
       summary = await runMerge(config, outDir, {
         seed,
@@ -79,11 +80,13 @@ export const command: Command = {
         custom: custom?.custom,
         onProgress: (p) => bar.update(p.done, p.total, `${formatBytes((p.bytesRead + p.bytesWritten) / Math.max(p.seconds, 1e-9))}/s`),
       });
+      sandboxRss = custom?.sandboxPeakRssBytes() ?? null;
     } finally {
       bar.done();
       custom?.close();
     }
-    if (v.json) console.log(JSON.stringify({ ...summary, maxRssBytes: peakRssBytes() }));
+    // merge_method: custom: the sandbox process's own peak too (it holds the tensors of the merge)
+    if (v.json) console.log(JSON.stringify({ ...summary, maxRssBytes: peakRssBytes(), ...(custom && { sandboxMaxRssBytes: sandboxRss }) }));
     else
       console.log(
         `merged ${summary.tensors} tensors (${summary.merged} merged, ${summary.copied} copied), ${(summary.parameters / 1e6).toFixed(2)}M parameters, ` +

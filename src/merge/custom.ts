@@ -13,6 +13,7 @@
  * does not do: task_vector_base, inputs rounded to another `dtype:` first, stored F64 inputs, and
  * --allow-non-finite. Both routes give the same bytes (src/merge/custom-route.test.ts).
  */
+import { readFileSync } from 'node:fs';
 import { extname } from 'node:path';
 import { Sandbox, validateAlgorithm, makeMergeFunction, makeFileMergeFunction, transpileIfTypeScript, tensorKind, AlgorithmRejected, type ModelStats, type SandboxLimits } from '../sandbox/index.ts';
 import { Checkpoint } from '../io/checkpoint.ts';
@@ -25,6 +26,8 @@ import { streamLimits } from './stream-world.ts';
 
 export interface CustomAlgorithm {
   custom: NonNullable<MergeOptions['custom']>;
+  /** Peak resident memory of the sandbox process (VmHWM; null without /proc or before it started): call before close(). */
+  sandboxPeakRssBytes(): number | null;
   close(): void;
 }
 
@@ -116,6 +119,14 @@ export async function loadCustomAlgorithm(config: MergeConfig, opts: CustomAlgor
           axpy(out, 1, base);
           return out;
         },
+      },
+      sandboxPeakRssBytes: () => {
+        try {
+          const m = sandbox.pid === undefined ? null : /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${sandbox.pid}/status`, 'utf8'));
+          return m ? Number(m[1]) * 1024 : null;
+        } catch {
+          return null;
+        }
       },
       close: () => sandbox.close(),
     };
