@@ -25,6 +25,8 @@ Options:
 
 merge_method: custom runs a merge algorithm program (docs/algorithm-contract.md), e.g. one that
 \`selfdev run\` discovered, in the sandbox: \`algorithm: path/to/algorithm.js\` in the config.
+The sandbox reads each tensor from the model files itself, as the loop's streamed merges do; a
+program failing on a tensor stops the merge with the tensor's name and the failure, no output left.
 
 Example:
   selfdev merge examples/ties.yml ./merged --seed 1`;
@@ -68,6 +70,7 @@ export const command: Command = {
     const custom = config.method === 'custom' ? await loadCustomAlgorithm(config, { seed }) : null;
     const bar = new ProgressBar('merge');
     let summary;
+    let sandboxRss: number | null = null;
     try {
       summary = await runMerge(config, outDir, {
         seed,
@@ -77,11 +80,13 @@ export const command: Command = {
         custom: custom?.custom,
         onProgress: (p) => bar.update(p.done, p.total, `${formatBytes((p.bytesRead + p.bytesWritten) / Math.max(p.seconds, 1e-9))}/s`),
       });
+      sandboxRss = custom?.sandboxPeakRssBytes() ?? null;
     } finally {
       bar.done();
       custom?.close();
     }
-    if (v.json) console.log(JSON.stringify({ ...summary, maxRssBytes: peakRssBytes() }));
+    // merge_method: custom: the sandbox process's own peak too (it holds the tensors of the merge)
+    if (v.json) console.log(JSON.stringify({ ...summary, maxRssBytes: peakRssBytes(), ...(custom && { sandboxMaxRssBytes: sandboxRss }) }));
     else
       console.log(
         `merged ${summary.tensors} tensors (${summary.merged} merged, ${summary.copied} copied), ${(summary.parameters / 1e6).toFixed(2)}M parameters, ` +

@@ -27,10 +27,15 @@ function read(dir: string): Map<string, Float32Array> {
 test('merge_method: custom runs an algorithm file in the sandbox and matches the built-in method', () => {
   writeFileSync(join(root, 'custom.yml'), `merge_method: custom\nalgorithm: ${join(algorithms, 'task_arithmetic.js')}\nbase_model: seed\nmodels: [e1, e2]\n`);
   writeFileSync(join(root, 'ta.yml'), 'merge_method: task_arithmetic\nbase_model: seed\nmodels:\n  - {model: e1, parameters: {weight: 0.4}}\n  - {model: e2, parameters: {weight: 0.4}}\n');
+  const json: Record<string, Record<string, unknown>> = {};
   for (const [cfg, out] of [['custom.yml', 'out-custom'], ['ta.yml', 'out-ta']]) {
-    const r = spawnSync(process.execPath, [bin, 'merge', join(root, cfg), join(root, out)], { encoding: 'utf8', cwd: root });
+    const r = spawnSync(process.execPath, [bin, 'merge', join(root, cfg), join(root, out), '--json'], { encoding: 'utf8', cwd: root });
     assert.equal(r.status, 0, r.stderr);
+    json[cfg] = JSON.parse(r.stdout.trim().split('\n').pop()!) as Record<string, unknown>;
   }
+  // --json reports the sandbox process's peak memory beside this process's (Linux: /proc)
+  if (existsSync('/proc/self/status')) assert.ok(Number(json['custom.yml']!.sandboxMaxRssBytes) > 20 * 2 ** 20, JSON.stringify(json['custom.yml']));
+  assert.ok(!('sandboxMaxRssBytes' in json['ta.yml']!));
   const a = read(join(root, 'out-custom'));
   const b = read(join(root, 'out-ta'));
   for (const [name, x] of a) {

@@ -1,12 +1,21 @@
 /**
  * `merge_method: custom` — a merge algorithm written in the contract of docs/algorithm-contract.md
- * (typically one the Self-Developing loop discovered), run per tensor in the sandbox: the engine
- * hands it the task vectors (model − base) of one tensor, the program returns the merged task
- * vector, and the engine adds it to the base. The program is validated (parse + smoke cascade)
- * before any tensor is read, and never trusted: limits apply to every call.
+ * (typically one the Self-Developing loop discovered), run per tensor in the sandbox: the program
+ * gets the task vectors (model − base) of one tensor, returns the merged task vector, and that is
+ * added to the base. The program is validated (parse + smoke cascade) before any tensor is read,
+ * and never trusted: limits apply to every call.
+ *
+ * Route of the tensors: the loop's streamed merge world's (`mergeFile`, Sandbox.runFile): the
+ * sandbox child reads base and model tensors from their safetensors files, forms the task vectors,
+ * runs the program, adds the result to the base, encodes it and hands the bytes back through a
+ * scratch file, so no tensor data crosses the child's IPC channel. The engine falls back to `merge`
+ * (task vectors sent to the child over IPC, the result sent back) only for what the file route
+ * does not do: task_vector_base, inputs rounded to another `dtype:` first, stored F64 inputs, and
+ * --allow-non-finite. Both routes give the same bytes (src/merge/custom-route.test.ts).
  */
+import { readFileSync } from 'node:fs';
 import { extname } from 'node:path';
-import { Sandbox, validateAlgorithm, makeMergeFunction, transpileIfTypeScript, tensorKind, type ModelStats, type SandboxLimits } from '../sandbox/index.ts';
+import { Sandbox, validateAlgorithm, makeMergeFunction, makeFileMergeFunction, transpileIfTypeScript, tensorKind, AlgorithmRejected, type ModelStats, type SandboxLimits } from '../sandbox/index.ts';
 import { Checkpoint } from '../io/checkpoint.ts';
 import { readRegularText } from '../io/files.ts';
 import { axpy, dot, sub } from '../tensor/kernels.ts';
@@ -17,6 +26,8 @@ import { streamLimits } from './stream-world.ts';
 
 export interface CustomAlgorithm {
   custom: NonNullable<MergeOptions['custom']>;
+  /** Peak resident memory of the sandbox process (VmHWM; null without /proc or before it started): call before close(). */
+  sandboxPeakRssBytes(): number | null;
   close(): void;
 }
 
@@ -45,8 +56,15 @@ function streamStats(base: Checkpoint, models: Checkpoint[], names: string[]): M
   return stats;
 }
 
+export interface CustomAlgorithmOptions {
+  seed?: number;
+  timeScale?: number;
+  /** 'file' (default): tensors merged from their files when the engine can (`mergeFile`); 'ipc': always sent over IPC (the fallback route, kept for comparison) */
+  route?: 'file' | 'ipc';
+}
+
 /** Loads, validates and prepares the algorithm of a `merge_method: custom` config. */
-export async function loadCustomAlgorithm(config: MergeConfig, opts: { seed?: number; timeScale?: number } = {}): Promise<CustomAlgorithm> {
+export async function loadCustomAlgorithm(config: MergeConfig, opts: CustomAlgorithmOptions = {}): Promise<CustomAlgorithm> {
   const file = config.algorithm!;
   const source = readRegularText(file, 'algorithm file', 16 << 20);
   if (!config.base) throw new Error('merge_method: custom needs base_model (task vectors are taken relative to it)');
@@ -71,14 +89,23 @@ export async function loadCustomAlgorithm(config: MergeConfig, opts: { seed?: nu
     const limits = limitsFor(maxNumel, models.length, opts.timeScale);
     const js = transpileIfTypeScript(source, language);
     if (!js.ok) throw new Error(`algorithm ${file}: ${js.message}`);
-    const mergeFn = makeMergeFunction(js.source, sandbox, {
-      stats,
-      seed: opts.seed ?? 0,
-      limits,
-    });
+    const fnOpts = { stats, seed: opts.seed ?? 0, limits };
+    const mergeFn = makeMergeFunction(js.source, sandbox, fnOpts);
+    const fileFn = opts.route === 'ipc' ? null : makeFileMergeFunction(js.source, sandbox, fnOpts);
     return {
       custom: {
         method: { name: 'custom', summary: `custom algorithm ${file}`, base: 'required', minModels: 1, globalParams: [], modelParams: [] },
+        ...(fileFn && {
+          mergeFile: async (input) => {
+            try {
+              return await fileFn(input.base, input.models, input.outDtype, { name: input.name, layer: input.layer, numLayers: input.numLayers, shape: [...input.shape], seed: input.seed });
+            } catch (e) {
+              if (e instanceof AlgorithmRejected && e.category === 'non-finite')
+                throw new AlgorithmRejected(e.category, `${e.message.replace(/^non-finite: /, '')}; nothing was written (--allow-non-finite or allow_non_finite: true writes them anyway)`);
+              throw e;
+            }
+          },
+        }),
         merge: async (input) => {
           const base = input.base!;
           const taus = input.models.map((m) => {
@@ -92,6 +119,14 @@ export async function loadCustomAlgorithm(config: MergeConfig, opts: { seed?: nu
           axpy(out, 1, base);
           return out;
         },
+      },
+      sandboxPeakRssBytes: () => {
+        try {
+          const m = sandbox.pid === undefined ? null : /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${sandbox.pid}/status`, 'utf8'));
+          return m ? Number(m[1]) * 1024 : null;
+        } catch {
+          return null;
+        }
       },
       close: () => sandbox.close(),
     };

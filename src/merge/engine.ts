@@ -6,7 +6,7 @@
  * renamed only when complete.
  */
 import { closeSync, existsSync, lstatSync, readdirSync, statSync } from 'node:fs';
-import { basename, join } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import { Checkpoint, CheckpointWriter, type PlannedTensor } from '../io/checkpoint.ts';
 import { checkOutputPath, openRegularFile, readJsonObject } from '../io/files.ts';
 import { checkConfigAgainstTensors, checkTokenizerFile } from '../io/model-config.ts';
@@ -16,6 +16,7 @@ import { matchesPattern, type MergeConfig, type ModelEntry, ConfigError } from '
 import { layerOf, resolveParams, tensorSeed } from './params.ts';
 import { getMethod } from './registry.ts';
 import type { MergeMethod, MergeTensorInput, ParamSpec, ParamValue, RawTensor } from './types.ts';
+import type { TensorRef } from '../sandbox/types.ts';
 
 /** Parameters mergekit accepts that change nothing numerically here (memory layout hints). */
 const NO_OP_PARAMS = new Set(['int8_mask']);
@@ -29,14 +30,34 @@ const TOKENIZER_FILES = [
 
 export type TensorMerger = (input: MergeTensorInput) => Float32Array | Promise<Float32Array>;
 
+/**
+ * One tensor merged from its place on disk (merge_method: custom through Sandbox.runFile): the
+ * merger reads base and model tensors from their files itself and returns the merged tensor
+ * (base + result) already encoded as `outDtype`, its values checked finite. The engine reads no
+ * input bytes for it.
+ */
+export type FileTensorMerger = (input: {
+  name: string;
+  shape: number[];
+  layer: number | null;
+  numLayers: number;
+  seed: number;
+  base: TensorRef;
+  models: TensorRef[];
+  outDtype: FloatDType;
+}) => Promise<Uint8Array>;
+
 export interface MergeOptions {
   seed?: number;
   maxShardBytes?: number;
   overwrite?: boolean;
   /** Write NaN / ±Inf results (else the merge stops at the first tensor holding any; see also allow_non_finite). */
   allowNonFinite?: boolean;
-  /** Replaces the registry method (merge_method: custom): spec of parameters plus the merge function. */
-  custom?: { method: Omit<MergeMethod, 'merge'>; merge: TensorMerger };
+  /**
+   * Replaces the registry method (merge_method: custom): spec of parameters plus the merge function;
+   * `mergeFile`, when given, merges every tensor it can take (see `fileMergeable`) from the files.
+   */
+  custom?: { method: Omit<MergeMethod, 'merge'>; merge: TensorMerger; mergeFile?: FileTensorMerger };
   onProgress?: (p: MergeProgress) => void;
 }
 
@@ -75,6 +96,7 @@ interface TensorPlan {
 export interface MergePlan {
   method: Omit<MergeMethod, 'merge'>;
   merge: TensorMerger;
+  mergeFile: FileTensorMerger | null;
   base: Checkpoint | null;
   models: Checkpoint[];
   modelEntries: ModelEntry[];
@@ -95,10 +117,12 @@ export function planMerge(config: MergeConfig, opts: MergeOptions = {}): MergePl
   const seed = opts.seed ?? 0;
   let method: Omit<MergeMethod, 'merge'>;
   let merge: TensorMerger;
+  let mergeFile: FileTensorMerger | null = null;
   if (config.method === 'custom') {
     if (!opts.custom) throw new ConfigError('merge_method: custom needs an algorithm runner (use `selfdev merge`, which loads `algorithm:` into the sandbox)');
     method = opts.custom.method;
     merge = opts.custom.merge;
+    mergeFile = opts.custom.mergeFile ?? null;
   } else {
     const m = getMethod(config.method);
     method = m;
@@ -190,7 +214,7 @@ export function planMerge(config: MergeConfig, opts: MergeOptions = {}): MergePl
     const tokenizerDir = config.tokenizerSource ?? base?.dir ?? config.base?.path ?? models[0]!.dir;
     checkCarriedFiles(reference.dir, tokenizerDir, reference);
     return {
-      method, merge, base, models, modelEntries: entries, taskVectorBase: tvb, reference, tensors, numLayers, tokenizerDir,
+      method, merge, mergeFile, base, models, modelEntries: entries, taskVectorBase: tvb, reference, tensors, numLayers, tokenizerDir,
       close: () => opened.forEach((c) => c.close()),
     };
   } catch (e) {
@@ -306,8 +330,9 @@ export async function executeMerge(plan: MergePlan, outDir: string, config: Merg
       done++;
       opts.onProgress?.({ done, total: plan.tensors.length, bytesRead, bytesWritten, seconds: (performance.now() - t0) / 1000, tensor: name });
     };
-    const write = (name: string, bytes: Uint8Array, dtype: DType) => {
-      if (!allowNonFinite) {
+    /** `checked`: the bytes come from a merger that already refused non-finite values (mergeFile) */
+    const write = (name: string, bytes: Uint8Array, dtype: DType, checked = false) => {
+      if (!allowNonFinite && !checked) {
         const bad = countNonFinite(bytes, dtype);
         if (bad > 0) {
           throw new ConfigError(
@@ -331,6 +356,17 @@ export async function executeMerge(plan: MergePlan, outDir: string, config: Merg
         else write(t.name, encodeFromF32(decodeToF32(bytes, info.dtype, f32Slots().out.subarray(0, n)), t.outDtype, outBytes), t.outDtype);
         continue;
       }
+      const common = { name: t.name, shape: t.shape, modelParams: t.modelParams, params: t.params, layer: t.layer, numLayers: plan.numLayers, seed: t.seed };
+      if (plan.mergeFile && fileMergeable(plan, inputs, t.name, config, allowNonFinite)) {
+        // the merger reads the inputs from their files itself (counted in bytesRead all the same): none are read or sent from here
+        const refs = inputs.map((c) => tensorRef(c, t.name));
+        bytesRead += refs.reduce((a, r) => a + r.byteLength, 0);
+        const bytes = await plan.mergeFile({ name: t.name, shape: t.shape, layer: t.layer, numLayers: plan.numLayers, seed: t.seed, base: refs[0]!, models: refs.slice(1), outDtype: t.outDtype });
+        if (bytes.byteLength !== outBytes.byteLength) throw new Error(`merge method ${config.method} returned ${bytes.byteLength} bytes for tensor ${t.name}, expected ${outBytes.byteLength} (${n} × ${t.outDtype})`);
+        merged++;
+        write(t.name, bytes, t.outDtype, true);
+        continue;
+      }
       const raws = inputs.map((c, i) => {
         const b = c.readBytes(t.name, rawSlots[i]!);
         bytesRead += b.byteLength;
@@ -339,7 +375,6 @@ export async function executeMerge(plan: MergePlan, outDir: string, config: Merg
       const rawOk =
         mergeRaw !== undefined && !plan.taskVectorBase &&
         raws.every((r) => isFloatDType(r.dtype) && (config.dtype === null || config.dtype === 'F32' || config.dtype === r.dtype));
-      const common = { name: t.name, shape: t.shape, modelParams: t.modelParams, params: t.params, layer: t.layer, numLayers: plan.numLayers, seed: t.seed };
       if (rawOk) {
         const rt = raws as RawTensor[];
         const ok = mergeRaw!({ ...common, base: plan.base ? rt[0]! : null, models: plan.base ? rt.slice(1) : rt, out: { bytes: outBytes, dtype: t.outDtype } });
@@ -411,6 +446,24 @@ export async function executeMerge(plan: MergePlan, outDir: string, config: Merg
     outDir, tensors: plan.tensors.length, merged, copied: plan.tensors.length - merged, parameters,
     bytesRead, bytesWritten, seconds, shards: readdirSync(outDir).filter((f) => f.endsWith('.safetensors')).length,
   };
+}
+
+/**
+ * Whether the file merger can take this tensor with the same result as the float32 path: inputs
+ * relative to the base (no task_vector_base), stored as F32/F16/BF16 and not rounded to another
+ * `dtype:` first, and non-finite results refused (the merger always refuses them).
+ */
+function fileMergeable(plan: MergePlan, inputs: Checkpoint[], name: string, config: MergeConfig, allowNonFinite: boolean): boolean {
+  if (!plan.base || plan.taskVectorBase || allowNonFinite) return false;
+  return inputs.every((c) => {
+    const d = c.info(name).dtype;
+    return isFloatDType(d) && (config.dtype === null || config.dtype === 'F32' || config.dtype === d);
+  });
+}
+
+function tensorRef(c: Checkpoint, name: string): TensorRef {
+  const e = c.info(name);
+  return { path: resolve(e.file), offset: e.offset, byteLength: e.byteLength, dtype: e.dtype as TensorRef['dtype'] };
 }
 
 function existsFile(p: string): boolean {
