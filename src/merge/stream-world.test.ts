@@ -82,6 +82,36 @@ test('micro world: the same program gives byte-identical merged weights in memor
   }
 });
 
+test('a file merge hands its bytes back in the caller\'s buffer when it fits (a view of it), else in a new one; same bytes either way', async () => {
+  const seed = Checkpoint.open(bSeed);
+  const experts = bExperts.map((d) => Checkpoint.open(d));
+  try {
+    const name = seed.tensorNames().find((n) => /\.mlp\./.test(n))!;
+    const ref = (c: Checkpoint) => {
+      const e = c.info(name);
+      return { path: e.file, offset: e.offset, byteLength: e.byteLength, dtype: e.dtype as 'BF16' };
+    };
+    const shape = [...seed.info(name).shape];
+    const fn = makeFileMergeFunction(TA, sb, { limits: streamLimits(shape[0]! * shape[1]!, 3) });
+    const ctx = { name, layer: 0, numLayers: big.layers, shape, seed: 3 };
+    const fresh = await fn(ref(seed), experts.map(ref), 'BF16', ctx);
+    const into = new Uint8Array(fresh.byteLength + 10).fill(0xee);
+    const viaInto = await fn(ref(seed), experts.map(ref), 'BF16', ctx, into);
+    assert.equal(viaInto.buffer, into.buffer);
+    assert.equal(viaInto.byteLength, fresh.byteLength);
+    assert.ok(Buffer.from(viaInto).equals(Buffer.from(fresh)));
+    assert.ok(!Buffer.from(fresh).equals(Buffer.from(seed.readBytes(name))), 'the merge changed the tensor');
+    assert.equal(into[fresh.byteLength], 0xee, 'nothing written past the tensor');
+    const small = new Uint8Array(fresh.byteLength - 1);
+    const viaSmall = await fn(ref(seed), experts.map(ref), 'BF16', ctx, small);
+    assert.notEqual(viaSmall.buffer, small.buffer);
+    assert.ok(Buffer.from(viaSmall).equals(Buffer.from(fresh)));
+  } finally {
+    seed.close();
+    experts.forEach((e) => e.close());
+  }
+});
+
 test('bf16 shards: streamed merge equals `selfdev merge` (custom algorithm) byte for byte; other tensors and files copied verbatim', async () => {
   const st = StreamWorld.open(bSeed, bExperts, 'mlp', { maxMemoryBytes: 8 * GB });
   try {

@@ -66,6 +66,8 @@ export class StreamWorld {
   /** Elements of the largest selected tensor. */
   readonly maxNumel: number;
   private statsCache: ModelStats | null = null;
+  /** receives each merged tensor's bytes from the sandbox (grown to the largest) */
+  private mergedSlot = new Uint8Array(0);
 
   private constructor(
     readonly seedDir: string,
@@ -249,7 +251,10 @@ export class StreamWorld {
     const shape = this.shapeOf(name);
     if (merger.kind === 'program') {
       const ctx = { name, layer: tensorLayer(name), numLayers: this.numLayers, shape, seed: merger.seed };
-      return merger.fn(this.ref(this.seed, name), this.experts.map((e) => this.ref(e, name)), outDt, ctx);
+      // the merged bytes land in one buffer reused from tensor to tensor (written out before the next tensor)
+      const size = numel(shape) * DTYPE_BYTES[outDt];
+      if (this.mergedSlot.byteLength < size) this.mergedSlot = new Uint8Array(size);
+      return merger.fn(this.ref(this.seed, name), this.experts.map((e) => this.ref(e, name)), outDt, ctx, this.mergedSlot);
     }
     const base = this.seed.readF32(name);
     const w = Float32Array.from(base);
