@@ -38,6 +38,10 @@ export interface NativeKernels {
   ndNonFinite(x: Float32Array): [number, number];
   ndOverflow16(x: Uint16Array, mask: number): number;
   ndTopkMask(out: Float32Array, x: Float32Array, thr: number, k: number): void;
+  /** out = decode(x) − decode(base) (dtype codes NATIVE_DT), returns checksum32(out) */
+  ndTaskVector(out: Float32Array, x: Uint8Array, xDt: number, base: Uint8Array, baseDt: number): number;
+  /** out = encode(decode(base) + r) in outDt; returns [values with an all-ones exponent, first index or -1] */
+  ndAddEncode(out: Uint8Array, outDt: number, base: Uint8Array, baseDt: number, r: Float32Array): [number, number];
   gta(
     out: Uint8Array | Float32Array, outDt: number,
     base: Uint8Array | Float32Array | null, baseDt: number,

@@ -4,8 +4,8 @@ import * as nd from './nd.ts';
 import { NDArray } from './nd.ts';
 import { configureNative, nativeStatus, setNativeMinLength } from './kernels.ts';
 import { nativeAvailable } from './native.ts';
-import { checksum32, countNonFinite, countOverflow16 } from './nd-native.ts';
-import { encodeFromF32 } from './dtype.ts';
+import { addEncodeInto, checksum32, countNonFinite, countOverflow16, taskVectorInto } from './nd-native.ts';
+import { DTYPE_BYTES, decodeToF32, encodeFromF32 } from './dtype.ts';
 import { mulberry32 } from './random.ts';
 
 // Every nd op with a native loop is run twice on the same seeded inputs: once with the JS loops
@@ -173,4 +173,45 @@ test('stack and cat copy natively (bits preserved); checksum32, countNonFinite a
     assert.equal(o.native, o.js);
     assert.ok(o.js >= nf.js.count, `${dt}: every float32 NaN/Inf is one in ${dt} too`);
   }
+});
+
+test('fused streamed-merge passes: taskVectorInto (decode − decode + checksum) and addEncodeInto (base + r, encode, count) = their separate JS passes', { skip }, () => {
+  const n = 3 * 65536 + 4099; // several checksum blocks and a tail that is not a multiple of 8
+  const dts = ['F32', 'BF16', 'F16'] as const;
+  let seed = 300;
+  for (const xDt of dts)
+    for (const bDt of dts) {
+      const x = encodeFromF32(values(n, seed++), xDt);
+      const b = encodeFromF32(values(n, seed++), bDt);
+      const r = both(() => {
+        const out = new Float32Array(n);
+        return { out, sum: taskVectorInto(out, x, xDt, b, bDt) };
+      });
+      same(`task vector ${xDt} − ${bDt}`, new NDArray(r.js.out, [n]), new NDArray(r.native.out, [n]));
+      assert.equal(r.native.sum, r.js.sum, `checksum ${xDt} − ${bDt}`);
+      assert.equal(r.native.sum, checksum32(r.native.out), 'the fused checksum is checksum32 of the task vector');
+      // the values are decode(x) − decode(b)
+      const xv = decodeToF32(x, xDt);
+      const bv = decodeToF32(b, bDt);
+      for (let i = 0; i < n; i += 997) {
+        const want = Math.fround(xv[i]! - bv[i]!);
+        assert.ok(Object.is(r.native.out[i], want) || (Number.isNaN(want) && Number.isNaN(r.native.out[i])), `element ${i}`);
+      }
+    }
+  for (const bDt of dts)
+    for (const oDt of dts) {
+      const b = encodeFromF32(values(n, seed++), bDt);
+      const res = values(n, seed++);
+      const r = both(() => {
+        const out = new Uint8Array(n * DTYPE_BYTES[oDt]);
+        return { out, bad: addEncodeInto(out, oDt, b, bDt, res) };
+      });
+      same(`base ${bDt} + r → ${oDt}`, new NDArray(decodeToF32(r.js.out, oDt), [n]), new NDArray(decodeToF32(r.native.out, oDt), [n]));
+      assert.deepEqual(r.native.bad, r.js.bad, `non-finite count ${bDt} → ${oDt}`);
+      assert.ok(r.js.bad.count > 0 && r.js.bad.first >= 0, 'the special values give non-finite sums');
+      const finite = both(() => addEncodeInto(new Uint8Array(4096 * DTYPE_BYTES[oDt]), oDt, encodeFromF32(values(4096, seed, false), bDt), bDt, values(4096, seed + 1, false)));
+      assert.deepEqual(finite.native, finite.js);
+    }
+  assert.throws(() => taskVectorInto(new Float32Array(10), new Uint8Array(20), 'BF16', new Uint8Array(19), 'BF16'), /bytes/);
+  assert.throws(() => addEncodeInto(new Uint8Array(20), 'BF16', new Uint8Array(20), 'BF16', new Float32Array(11)), /bytes/);
 });
