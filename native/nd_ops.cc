@@ -265,6 +265,43 @@ inline float ext_step(float acc, float v) {
   return (MAX ? v > acc : v < acc) ? v : acc;
 }
 
+// The leading layout: group g is row(0)[g], row(1)[g], …, row(size − 1)[g]. Tiles of 256 groups,
+// rows visited in order (every group's elements in index order), one tile per thread at a time.
+template <class Row>
+void leading_reduce(int kind, float* out, size_t G, size_t size, size_t work, Row row) {
+  const bool ext = kind == R_AMAX || kind == R_AMIN;
+  const bool sq = kind == R_SUMSQ || kind == R_NORM2;
+  const size_t T = 256;
+  par((G + T - 1) / T, work, [&](size_t t0, size_t t1) {
+    double s[T];
+    float m[T];
+    for (size_t t = t0; t < t1; t++) {
+      const size_t g0 = t * T, len = std::min(T, G - g0);
+      if (ext) {
+        for (size_t j = 0; j < len; j++) m[j] = kind == R_AMAX ? -INFINITY : INFINITY;
+        for (size_t r = 0; r < size; r++) {
+          const float* p = row(r) + g0;
+          if (kind == R_AMAX)
+            for (size_t j = 0; j < len; j++) m[j] = ext_step<true>(m[j], p[j]);
+          else
+            for (size_t j = 0; j < len; j++) m[j] = ext_step<false>(m[j], p[j]);
+        }
+        std::memcpy(out + g0, m, len * 4);
+        continue;
+      }
+      for (size_t j = 0; j < len; j++) s[j] = 0;
+      for (size_t r = 0; r < size; r++) {
+        const float* p = row(r) + g0;
+        if (sq)
+          for (size_t j = 0; j < len; j++) s[j] += static_cast<double>(p[j]) * static_cast<double>(p[j]);
+        else
+          for (size_t j = 0; j < len; j++) s[j] += static_cast<double>(p[j]);
+      }
+      for (size_t j = 0; j < len; j++) out[g0 + j] = finish(kind, s[j], size);
+    }
+  });
+}
+
 // reduce(kind, out, x, groups, size, leading): group g is x[g*size .. (g+1)*size) (leading = 0) or
 // x[g], x[g+groups], … (leading = 1); elements are visited in increasing index order per group.
 napi_value js_reduce(napi_env env, napi_callback_info info) {
@@ -305,36 +342,38 @@ napi_value js_reduce(napi_env env, napi_callback_info info) {
       });
       return static_cast<napi_value>(nullptr);
     }
-    // leading: tiles of 256 groups, rows visited in order (every group's elements in index order)
-    const size_t T = 256;
-    par((G + T - 1) / T, n, [&](size_t t0, size_t t1) {
-      double s[T];
-      float m[T];
-      for (size_t t = t0; t < t1; t++) {
-        const size_t g0 = t * T, len = std::min(T, G - g0);
-        if (ext) {
-          for (size_t j = 0; j < len; j++) m[j] = kind == R_AMAX ? -INFINITY : INFINITY;
-          for (size_t r = 0; r < size; r++) {
-            const float* p = x + r * G + g0;
-            if (kind == R_AMAX)
-              for (size_t j = 0; j < len; j++) m[j] = ext_step<true>(m[j], p[j]);
-            else
-              for (size_t j = 0; j < len; j++) m[j] = ext_step<false>(m[j], p[j]);
-          }
-          std::memcpy(out + g0, m, len * 4);
-          continue;
-        }
-        for (size_t j = 0; j < len; j++) s[j] = 0;
-        for (size_t r = 0; r < size; r++) {
-          const float* p = x + r * G + g0;
-          if (sq)
-            for (size_t j = 0; j < len; j++) s[j] += static_cast<double>(p[j]) * static_cast<double>(p[j]);
-          else
-            for (size_t j = 0; j < len; j++) s[j] += static_cast<double>(p[j]);
-        }
-        for (size_t j = 0; j < len; j++) out[g0 + j] = finish(kind, s[j], size);
-      }
-    });
+    leading_reduce(kind, out, G, size, n, [&](size_t r) { return x + r * G; });
+    return static_cast<napi_value>(nullptr);
+  });
+}
+
+// reduceParts(kind, out, parts): the leading-layout reduction of the stack of `parts` (each of
+// out's length) without the stack's copy: group g is parts[0][g], parts[1][g], … in that order,
+// exactly the visiting order of reduce(kind, out, stack, G, parts.length, leading = 1).
+napi_value js_reduce_parts(napi_env env, napi_callback_info info) {
+  return guarded(env, [&] {
+    Args a(env, info, 3);
+    const int kind = static_cast<int>(a.num(0));
+    if (kind < R_SUM || kind > R_AMIN) throw Err{"ndReduceParts: unknown kind"};
+    size_t G;
+    float* out = a.f32(1, &G, "ndReduceParts out");
+    bool is_array = false;
+    napi::check(napi_is_array(env, a.v[2], &is_array), "is_array");
+    if (!is_array) throw Err{"ndReduceParts: parts must be an array of Float32Arrays"};
+    uint32_t k = 0;
+    napi::check(napi_get_array_length(env, a.v[2], &k), "array_length");
+    if (k == 0) throw Err{"ndReduceParts: no parts"};
+    std::vector<const float*> rows(k);
+    for (uint32_t r = 0; r < k; r++) {
+      napi_value e;
+      napi::check(napi_get_element(env, a.v[2], r, &e), "get_element");
+      size_t len;
+      void* p = napi::typed_data(env, e, napi_float32_array, &len);
+      if ((!p && len != 0) || len != G) throw Err{"ndReduceParts: every part must be a Float32Array of the output's length"};
+      rows[r] = static_cast<const float*>(p);
+    }
+    if (G == 0) return static_cast<napi_value>(nullptr);
+    leading_reduce(kind, out, G, k, G * k, [&](size_t r) { return rows[r]; });
     return static_cast<napi_value>(nullptr);
   });
 }
@@ -640,7 +679,7 @@ const std::pair<const char*, napi_callback> FUNCTIONS[] = {
     {"ndBinary", js_binary}, {"ndWhere", js_where},       {"ndUnary", js_unary},
     {"ndReduce", js_reduce}, {"ndChecksum", js_checksum}, {"ndNonFinite", js_non_finite},
     {"ndOverflow16", js_overflow16}, {"ndTopkMask", js_topk_mask}, {"ndTaskVector", js_task_vector},
-    {"ndAddEncode", js_add_encode}};
+    {"ndAddEncode", js_add_encode}, {"ndReduceParts", js_reduce_parts}};
 
 }  // namespace
 

@@ -215,3 +215,36 @@ test('fused streamed-merge passes: taskVectorInto (decode − decode + checksum)
   assert.throws(() => taskVectorInto(new Float32Array(10), new Uint8Array(20), 'BF16', new Uint8Array(19), 'BF16'), /bytes/);
   assert.throws(() => addEncodeInto(new Uint8Array(20), 'BF16', new Uint8Array(20), 'BF16', new Float32Array(11)), /bytes/);
 });
+
+test('stack along dim 0 is copied only when read: reductions over dim 0 read its parts in place, bit-identical to the copy and to JS', { skip }, () => {
+  let seed = 500;
+  for (const shape of [[300, 257], [70000], [1]]) {
+    for (const k of [1, 3, 4]) {
+      const parts = Array.from({ length: k }, () => T(shape, seed++));
+      for (const keep of [false, true])
+        for (const [name, f] of [
+          ['sum', (x: NDArray) => nd.sum(x, 0, keep)], ['mean', (x: NDArray) => nd.mean(x, 0, keep)], ['norm2', (x: NDArray) => nd.norm(x, 2, 0, keep)],
+          ['amax', (x: NDArray) => nd.amax(x, 0, keep)], ['amin', (x: NDArray) => nd.amin(x, 0, keep)], ['sum -k', (x: NDArray) => nd.sum(x, -(shape.length + 1), keep)],
+        ] as const) {
+          const r = both(() => {
+            const st = nd.stack(parts, 0);
+            const v = f(st);
+            return { v, lazy: st.stackedParts !== null, copied: f(new NDArray(Float32Array.from(st.data), st.shape)) };
+          });
+          const what = `${name} of a stack of ${k} × ${nd.fmtShape(shape)} keepdim ${keep}`;
+          same(what, r.js.v, r.native.v);
+          same(`${what} (vs the copy)`, r.native.copied, r.native.v);
+          if (shape[0]! > 1) assert.ok(r.native.lazy, `${what}: the stack was not copied`);
+        }
+    }
+  }
+  // the copy, once read, holds the parts' bits one after the other; other ops see the same data
+  const parts = [T([5, 7000], 1), T([5, 7000], 2)];
+  const st = nd.stack(parts);
+  assert.ok(st.stackedParts);
+  assert.equal(st.numel, 70000);
+  const bits = new Uint32Array(st.data.buffer, st.data.byteOffset, st.numel);
+  assert.equal(st.stackedParts, null);
+  parts.forEach((p, k) => assert.deepEqual(bits.subarray(k * 35000, (k + 1) * 35000), new Uint32Array(p.data.buffer, p.data.byteOffset, 35000)));
+  same('sum over dim 1 of a stack (copied)', nd.sum(new NDArray(Float32Array.from(st.data), st.shape), 1), nd.sum(nd.stack(parts, 0), 1));
+});

@@ -11,6 +11,7 @@
 import { DTYPE_BYTES, decodeToF32, encodeFromF32, type FloatDType } from './dtype.ts';
 import { axpy, sub, useNative } from './kernels.ts';
 import { NATIVE_DT, native } from './native.ts';
+export { copyInto } from './nd-core.ts';
 import { NDArray, broadcastMap, broadcastShapes, bstrides, f32w as f32, numelOf, sameShape } from './nd-core.ts';
 
 export const ND_BINARY = { add: 0, sub: 1, mul: 2, div: 3, maximum: 4, minimum: 5, gt: 6, ge: 7, lt: 8, le: 9, eq: 10 } as const;
@@ -97,6 +98,19 @@ export function nativeReduce(kind: NativeReduce, A: NDArray, groups: number, siz
   return new NDArray(out, outShape);
 }
 
+/**
+ * The reduction over dim 0 of a stack whose copy was not made (NDArray.stacked): group g is
+ * parts[0][g], parts[1][g], … — the order nativeReduce visits the copied stack in (leading
+ * layout), so the result is the same, without the copy. null: no addon or short array.
+ */
+export function nativeReduceParts(kind: NativeReduce, parts: readonly Float32Array[], outShape: readonly number[]): NDArray | null {
+  const groups = parts[0]!.length;
+  if (!useNative(groups * parts.length)) return null;
+  const out = f32(groups);
+  native!.ndReduceParts(ND_REDUCE[kind], out, [...parts]);
+  return new NDArray(out, outShape);
+}
+
 const CBLOCK = 1 << 16;
 /**
  * 32-bit checksum of a float32 array's bits: FNV-1a in 8 interleaved lanes over each 65536-element
@@ -132,13 +146,6 @@ export function countNonFinite(x: Float32Array): { count: number; first: number 
       count++;
     }
   return { count, first };
-}
-
-/** Copies src into out (same length), natively in parallel for long arrays. */
-export function copyInto(out: Float32Array, src: Float32Array): void {
-  if (out.length !== src.length) throw new Error(`copyInto: lengths ${out.length} and ${src.length} differ`);
-  if (useNative(src.length) && src.length >= 1 << 16) native!.ndUnary(ND_UNARY.copy, out, src, 0, 0);
-  else out.set(src);
 }
 
 /** Number of 16-bit values (BF16 or F16 bytes) with an all-ones exponent: NaN or ±Inf. */
