@@ -137,11 +137,11 @@ export class StreamWorld {
   }
 
   /**
-   * Worst-case memory of one candidate, in bytes: the sandbox child holds the seed and the k task
-   * vectors in float32, one read buffer, the program's allocation budget (limits().maxElements)
-   * and the encoded result (plus its IPC copy); the loop holds the result as received, one copy
-   * buffer for the largest tensor passed through, and (prepare's statistics, the TA baseline)
-   * k + 1 float32 tensors.
+   * Worst-case memory of one candidate, in bytes: the sandbox child holds the k task vectors in
+   * float32, two read buffers (the seed's stored bytes and one expert's), the program's allocation
+   * budget (limits().maxElements) and the encoded result; the loop holds the result as received
+   * (one reused buffer), one copy buffer for the largest tensor passed through, and (prepare's
+   * statistics, the TA baseline) k + 1 float32 tensors.
    */
   memoryBound(dtype?: FloatDType): MemoryBound {
     const k = this.experts.length;
@@ -158,7 +158,7 @@ export class StreamWorld {
     const elements = this.limits().maxElements ?? DEFAULT_LIMITS.maxElements;
     const parts = {
       processes: PROCESS_OVERHEAD_BYTES,
-      'inputs f32': (k + 1) * 4 * n + maxSelBytes,
+      'inputs f32': k * 4 * n + 2 * maxSelBytes,
       'program budget': elements * 4,
       result: 3 * outBytes * n,
       'copy-through': maxAll + (dtype ? maxAllNumel * (4 + DTYPE_BYTES[dtype]) : 0),
