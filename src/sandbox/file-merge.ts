@@ -9,7 +9,7 @@
  * channel). So a program sees the same float32 task vectors, and returns the same values, whether
  * its tensor came from memory or from a checkpoint on disk.
  */
-import { closeSync, openSync, readSync, writeFileSync } from 'node:fs';
+import { closeSync, constants, openSync, readSync, writeSync } from 'node:fs';
 import { DTYPE_BYTES } from '../tensor/dtype.ts';
 import { addEncodeInto, taskVectorInto } from '../tensor/nd-native.ts';
 import { execute, type ExecuteOptions } from './execute.ts';
@@ -53,6 +53,21 @@ function readRaw(ref: TensorRef, n: number, what: string, buf: Uint8Array): { by
   return { bytes, buf };
 }
 
+/**
+ * Writes `bytes` at the start of the file at `path` (created when missing) without truncating it:
+ * the parent reuses one scratch file and reads back exactly the bytes this request wrote, and
+ * overwriting pages already in the page cache is cheaper than a new file per tensor.
+ */
+function writeAtStart(path: string, bytes: Uint8Array): void {
+  const fd = openSync(path, constants.O_WRONLY | constants.O_CREAT, 0o600);
+  try {
+    let done = 0;
+    while (done < bytes.byteLength) done += writeSync(fd, bytes, done, bytes.byteLength - done, done);
+  } finally {
+    closeSync(fd);
+  }
+}
+
 export function executeFileMerge(req: Extract<RunRequest, { type: 'merge-file' }>, opts: Pick<ExecuteOptions, 'onRetry'> = {}): RunOutcome {
   const t0 = performance.now();
   const n = req.ctx.shape.reduce((a, b) => a * b, 1);
@@ -92,7 +107,7 @@ export function executeFileMerge(req: Extract<RunRequest, { type: 'merge-file' }
   const bytes = encoded;
   // the bytes go back through a file the parent names: a large result through the IPC channel costs far more than a file in the page cache (see Sandbox.runFile)
   try {
-    writeFileSync(req.outPath, bytes);
+    writeAtStart(req.outPath, bytes);
   } catch (e) {
     return { ok: false, category: 'crash', message: `host error writing the merged tensor to ${req.outPath}: ${(e as Error).message}` };
   }
