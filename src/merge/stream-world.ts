@@ -66,8 +66,8 @@ export class StreamWorld {
   /** Elements of the largest selected tensor. */
   readonly maxNumel: number;
   private statsCache: ModelStats | null = null;
-  /** receive the merged tensors' bytes from the sandbox, alternately (each grown to the largest) */
-  private mergedSlots = [new Uint8Array(0), new Uint8Array(0)];
+  /** receives each merged tensor's bytes from the sandbox (grown to the largest) */
+  private mergedSlot = new Uint8Array(0);
 
   private constructor(
     readonly seedDir: string,
@@ -213,27 +213,12 @@ export class StreamWorld {
     try {
       writer.plan(names.map((name): PlannedTensor => ({ name, dtype: outDtypeOf(name) as PlannedTensor['dtype'], shape: [...this.seed.info(name).shape] })));
       let slot = new Uint8Array(0);
-      const mergedNames = merger.kind === 'seed' ? [] : names.filter((n) => this.selected.has(n));
-      // A program's merges run in the sandbox child: once a tensor is merged, the next one's request
-      // is sent before this one is written (and the tensors between them copied), so the child
-      // computes while this process writes. Tensor k's bytes arrive in mergedSlots[k % 2].
-      let ahead: { name: string; bytes: Promise<Uint8Array> } | null = null;
-      const start = (k: number): Promise<Uint8Array> => {
-        const name = mergedNames[k]!;
-        const p = this.mergeOne(name, outDtypeOf(name) as FloatDType, merger as Exclude<StreamMerger, { kind: 'seed' }>, k % 2);
-        p.catch(() => undefined); // awaited below; a failure while an earlier tensor is written must not go unhandled
-        return p;
-      };
-      let k = 0;
       for (const name of names) {
         const info = this.seed.info(name);
         const outDt = outDtypeOf(name);
         let bytes: Uint8Array;
         if (this.selected.has(name) && merger.kind !== 'seed') {
-          bytes = await (ahead?.name === name ? ahead.bytes : start(k));
-          // merged: the next tensor's request goes out now (never before: a failed candidate leaves no merge running)
-          ahead = merger.kind === 'program' && k + 1 < mergedNames.length ? { name: mergedNames[k + 1]!, bytes: start(k + 1) } : null;
-          k++;
+          bytes = await this.mergeOne(name, outDt as FloatDType, merger);
           merged++;
         } else {
           if (slot.byteLength < info.byteLength) slot = new Uint8Array(info.byteLength);
@@ -262,14 +247,14 @@ export class StreamWorld {
     return { merged, copied: names.length - merged, bytesWritten, seconds: (performance.now() - t0) / 1000 };
   }
 
-  private async mergeOne(name: string, outDt: FloatDType, merger: Exclude<StreamMerger, { kind: 'seed' }>, slotIndex: number): Promise<Uint8Array> {
+  private async mergeOne(name: string, outDt: FloatDType, merger: Exclude<StreamMerger, { kind: 'seed' }>): Promise<Uint8Array> {
     const shape = this.shapeOf(name);
     if (merger.kind === 'program') {
       const ctx = { name, layer: tensorLayer(name), numLayers: this.numLayers, shape, seed: merger.seed };
-      // the merged bytes land in one of two buffers reused from tensor to tensor (tensor k's are written out before tensor k + 2 starts)
+      // the merged bytes land in one buffer reused from tensor to tensor (written out before the next tensor)
       const size = numel(shape) * DTYPE_BYTES[outDt];
-      if (this.mergedSlots[slotIndex]!.byteLength < size) this.mergedSlots[slotIndex] = new Uint8Array(size);
-      return merger.fn(this.ref(this.seed, name), this.experts.map((e) => this.ref(e, name)), outDt, ctx, this.mergedSlots[slotIndex]);
+      if (this.mergedSlot.byteLength < size) this.mergedSlot = new Uint8Array(size);
+      return merger.fn(this.ref(this.seed, name), this.experts.map((e) => this.ref(e, name)), outDt, ctx, this.mergedSlot);
     }
     const base = this.seed.readF32(name);
     const w = Float32Array.from(base);
