@@ -605,7 +605,7 @@ napi_value js_task_vector(napi_env env, napi_callback_info info) {
 }
 
 // addEncode(out, outDt, base, baseDt, r): out = encode(decode(base) + r) with the sum as
-// kernels.axpy(base, 1, r) rounds it (double sum, one rounding to float32), in one pass; returns
+// kernels.axpy(base, 1, r) rounds it (the float32 sum), in one pass; returns
 // [number of encoded values with an all-ones exponent (NaN/±Inf, or outside the 16-bit range),
 // index of the first or -1].
 napi_value js_add_encode(napi_env env, napi_callback_info info) {
@@ -630,7 +630,9 @@ napi_value js_add_encode(napi_env env, napi_callback_info info) {
           const size_t len = std::min(FTILE, e - t);
           const float* bv = tile_of(L, b, bdt, t, len, tb);
           const float* rv = r + t;
-          for (size_t i = 0; i < len; i++) sum[i] = static_cast<float>(static_cast<double>(bv[i]) + 1.0 * static_cast<double>(rv[i]));
+          // kernels.axpy(base, 1, r) rounds the double sum to float32 once; that is the float32 sum
+          // itself (a double holds more than 2 × 24 + 2 bits, so rounding twice changes nothing)
+          for (size_t i = 0; i < len; i++) sum[i] = bv[i] + rv[i];
           if (odt == DT_F32) {
             std::memcpy(reinterpret_cast<float*>(out) + t, sum, len * 4);
             const uint32_t* u = reinterpret_cast<const uint32_t*>(sum);
