@@ -16,7 +16,10 @@
  * The last line is one JSON object. `--clean` deletes the synthetic models and outputs at the end.
  * `--out DIR` puts the merged outputs there instead of <world>/out (a world shared read-only);
  * `--custom-layers N` runs the slow `selfdev merge` custom comparison on the MLP tensors of the
- * first N layers only (identical_to_cli then covers those, `identical_to_cli_tensors` says how many).
+ * first N layers only (identical_to_cli then covers those, `identical_to_cli_tensors` says how many;
+ * 0 skips it). `--repeat N` times the TA program and `selfdev merge` task_arithmetic N times each,
+ * alternately (machine load varies from minute to minute on a shared VM): merge_seconds.ta,
+ * cli_merge_seconds and ta_time_vs_cli are then medians, every run in ta_seconds_runs / cli_seconds_runs.
  */
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -30,7 +33,7 @@ import { encodeFromF32 } from '../src/tensor/dtype.ts';
 import { Sandbox, validateAlgorithm, makeFileMergeFunction, tensorLayer } from '../src/sandbox/index.ts';
 import { StreamWorld, defaultMaxMergeMemory, streamLimits, PROCESS_OVERHEAD_BYTES } from '../src/merge/stream-world.ts';
 
-const { values } = parseArgs({ options: { 'params-b': { type: 'string', default: '1.5' }, dir: { type: 'string' }, clean: { type: 'boolean', default: false }, 'build-only': { type: 'boolean', default: false }, 'time-scale': { type: 'string', default: '1' }, 'no-cli': { type: 'boolean', default: false }, tensors: { type: 'string', default: 'mlp' }, programs: { type: 'string', default: 'ta,ties' }, out: { type: 'string' }, 'custom-layers': { type: 'string' } } });
+const { values } = parseArgs({ options: { 'params-b': { type: 'string', default: '1.5' }, dir: { type: 'string' }, clean: { type: 'boolean', default: false }, 'build-only': { type: 'boolean', default: false }, 'time-scale': { type: 'string', default: '1' }, 'no-cli': { type: 'boolean', default: false }, tensors: { type: 'string', default: 'mlp' }, programs: { type: 'string', default: 'ta,ties' }, out: { type: 'string' }, 'custom-layers': { type: 'string' }, repeat: { type: 'string', default: '1' } } });
 const P = Number(values['params-b']) * 1e9;
 if (!(P >= 1e7 && P <= 2e10)) throw new Error(`--params-b must be between 0.01 and 20, got ${values['params-b']}`);
 const ROOT = resolve(import.meta.dirname, '..');
@@ -185,9 +188,11 @@ const programs: Record<string, string> = { ta: 'task_arithmetic', ties: 'ties' }
 const results: Record<string, { seconds: number; mparams_per_s: number; peak_rss_gib: number; out: string }> = {};
 const outRoot = resolve(values.out ?? join(dir, 'out'));
 const customLayers = values['custom-layers'] === undefined ? null : Number(values['custom-layers']);
-if (customLayers !== null && !(Number.isInteger(customLayers) && customLayers >= 1 && customLayers <= layers)) throw new Error(`--custom-layers must be an integer from 1 to ${layers}, got ${values['custom-layers']}`);
+if (customLayers !== null && !(Number.isInteger(customLayers) && customLayers >= 0 && customLayers <= layers)) throw new Error(`--custom-layers must be an integer from 0 to ${layers}, got ${values['custom-layers']}`);
+const repeat = Number(values.repeat);
+if (!(Number.isInteger(repeat) && repeat >= 1 && repeat <= 50)) throw new Error(`--repeat must be an integer from 1 to 50, got ${values.repeat}`);
 mkdirSync(outRoot, { recursive: true });
-for (const key of values.programs!.split(',')) {
+async function mergeProgram(key: string): Promise<{ seconds: number; out: string }> {
   const file = join(ROOT, 'algorithms', `${programs[key] ?? key}.js`);
   const source = readFileSync(file, 'utf8');
   const out = join(outRoot, `served-${key}`);
@@ -204,10 +209,12 @@ for (const key of values.programs!.split(',')) {
       return { validateS: (t1 - t0) / 1000, ...s };
     },
   );
-  results[key] = { seconds: value.seconds, mparams_per_s: mergedParams / 1e6 / value.seconds, peak_rss_gib: peak / GiB, out };
+  const prev = results[key];
+  results[key] = { seconds: value.seconds, mparams_per_s: mergedParams / 1e6 / value.seconds, peak_rss_gib: Math.max(peak / GiB, prev?.peak_rss_gib ?? 0), out };
   log(`${key}: validate ${value.validateS.toFixed(1)} s, merge+write ${value.seconds.toFixed(1)} s (${(mergedParams / 1e6 / value.seconds).toFixed(1)} M merged params/s), peak tree RSS ${(peak / GiB).toFixed(2)} GiB`);
+  return { seconds: value.seconds, out };
 }
-sandbox.close();
+for (const key of values.programs!.split(',')) await mergeProgram(key);
 
 // the same formula through `selfdev merge`
 const models = world.experts.map((m) => `  - model: ${m}\n    parameters: { weight: 0.4 }`).join('\n');
@@ -219,9 +226,29 @@ writeFileSync(customCfg, `merge_method: custom\nalgorithm: ${join(ROOT, 'algorit
 const noCli = values['no-cli'] === true;
 const cliBuiltin = noCli ? { seconds: NaN, wallSeconds: NaN, peakRss: NaN } : await runCli(builtinCfg, join(outRoot, 'cli-ta-builtin'));
 if (!noCli) log(`selfdev merge task_arithmetic: ${cliBuiltin.seconds.toFixed(1)} s (wall ${cliBuiltin.wallSeconds.toFixed(1)} s), peak RSS ${(cliBuiltin.peakRss / GiB).toFixed(2)} GiB`);
+// more alternating rounds of the TA program and the builtin (medians below)
+const taRuns = results.ta ? [results.ta.seconds] : [];
+const cliRuns = noCli ? [] : [cliBuiltin.seconds];
+for (let r = 2; r <= repeat && results.ta && !noCli; r++) {
+  taRuns.push((await mergeProgram('ta')).seconds);
+  const c = await runCli(builtinCfg, join(outRoot, 'cli-ta-builtin'));
+  cliRuns.push(c.seconds);
+  cliBuiltin.peakRss = Math.max(cliBuiltin.peakRss, c.peakRss);
+  log(`round ${r}: ta ${taRuns.at(-1)!.toFixed(1)} s, selfdev merge task_arithmetic ${c.seconds.toFixed(1)} s (ratio ${(taRuns.at(-1)! / c.seconds).toFixed(2)}); load average ${loadavg()[0]!.toFixed(1)}`);
+}
+sandbox.close();
+const median = (a: number[]): number => {
+  const b = [...a].sort((x, y) => x - y);
+  return b.length % 2 ? b[b.length >> 1]! : (b[b.length / 2 - 1]! + b[b.length / 2]!) / 2;
+};
+if (results.ta && taRuns.length > 1) {
+  results.ta.seconds = median(taRuns);
+  results.ta.mparams_per_s = mergedParams / 1e6 / results.ta.seconds;
+}
+if (cliRuns.length > 1) cliBuiltin.seconds = median(cliRuns);
 let cliCustom: { seconds: number; wallSeconds: number; peakRss: number } | null = null;
 let cliCustomError: string | null = null;
-if (!noCli) try {
+if (!noCli && customLayers !== 0) try {
   cliCustom = await runCli(customCfg, join(outRoot, 'cli-ta-custom'));
   log(`selfdev merge custom TA: ${cliCustom.seconds.toFixed(1)} s (wall ${cliCustom.wallSeconds.toFixed(1)} s), peak RSS ${(cliCustom.peakRss / GiB).toFixed(2)} GiB`);
 } catch (e) {
@@ -265,6 +292,9 @@ const summary = {
   ta_time_vs_cli: ta ? +(ta.seconds / cliBuiltin.seconds).toFixed(2) : null,
   identical_to_cli: vsCustom?.identical ?? null,
   identical_to_cli_tensors: vsCustom ? customNames.length : null,
+  repeat,
+  ta_seconds_runs: taRuns.map((x) => +x.toFixed(2)),
+  cli_seconds_runs: cliRuns.map((x) => +x.toFixed(2)),
   differing_tensors_vs_cli_builtin: vsBuiltin?.differing ?? null,
   seconds_per_candidate_7b: +(secondsPerParam * P7).toFixed(1),
   seconds_per_candidate_7b_note: `TA merge+write time per parameter here × 7.24B (${(M7 / 1e9).toFixed(2)}B merged)`,
