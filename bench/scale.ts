@@ -210,7 +210,7 @@ async function mergeProgram(key: string): Promise<{ seconds: number; out: string
     },
   );
   const prev = results[key];
-  results[key] = { seconds: value.seconds, mparams_per_s: mergedParams / 1e6 / value.seconds, peak_rss_gib: Math.max(peak / GiB, prev?.peak_rss_gib ?? 0), out };
+  results[key] = { seconds: value.seconds, mparams_per_s: mergedParams / 1e6 / value.seconds, peak_rss_gib: prev?.peak_rss_gib ?? peak / GiB, out }; // a repeat's peak would include what the previous program left in the sandbox child's pool
   log(`${key}: validate ${value.validateS.toFixed(1)} s, merge+write ${value.seconds.toFixed(1)} s (${(mergedParams / 1e6 / value.seconds).toFixed(1)} M merged params/s), peak tree RSS ${(peak / GiB).toFixed(2)} GiB`);
   return { seconds: value.seconds, out };
 }
