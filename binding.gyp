@@ -2,7 +2,7 @@
   "targets": [
     {
       "target_name": "selfdev_native",
-      "sources": ["native/kernels.cc", "native/leaf_base.cc", "native/leaf_avx2.cc", "native/infer.cc", "native/train.cc", "native/nd_ops.cc"],
+      "sources": ["native/kernels.cc", "native/leaf_base.cc", "native/leaf_avx2.cc", "native/infer.cc", "native/train.cc", "native/nd_ops.cc", "native/stream_ops.cc"],
       "cflags!": ["-fno-exceptions"],
       "cflags_cc!": ["-fno-exceptions", "-std=gnu++17", "-std=gnu++14"],
       "cflags": ["-O3", "-ffp-contract=off", "-fno-math-errno", "-fno-trapping-math"],

@@ -14,6 +14,12 @@
  *   - the merged tensors compared byte for byte with the CLI's outputs;
  *   - this machine's memcpy bandwidth (Buffer.copy of 256 MiB), the reference for "memory speed".
  * The last line is one JSON object. `--clean` deletes the synthetic models and outputs at the end.
+ * `--out DIR` puts the merged outputs there instead of <world>/out (a world shared read-only);
+ * `--custom-layers N` runs the slow `selfdev merge` custom comparison on the MLP tensors of the
+ * first N layers only (identical_to_cli then covers those, `identical_to_cli_tensors` says how many;
+ * 0 skips it). `--repeat N` times the TA program and `selfdev merge` task_arithmetic N times each,
+ * alternately (machine load varies from minute to minute on a shared VM): merge_seconds.ta,
+ * cli_merge_seconds and ta_time_vs_cli are then medians, every run in ta_seconds_runs / cli_seconds_runs.
  */
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -24,10 +30,10 @@ import { treeRss } from './proc-rss.ts';
 import { Checkpoint, CheckpointWriter } from '../src/io/checkpoint.ts';
 import { llamaConfig, llamaTensors, fixtureTokenizerJson } from '../src/io/testing.ts';
 import { encodeFromF32 } from '../src/tensor/dtype.ts';
-import { Sandbox, validateAlgorithm, makeFileMergeFunction } from '../src/sandbox/index.ts';
+import { Sandbox, validateAlgorithm, makeFileMergeFunction, tensorLayer } from '../src/sandbox/index.ts';
 import { StreamWorld, defaultMaxMergeMemory, streamLimits, PROCESS_OVERHEAD_BYTES } from '../src/merge/stream-world.ts';
 
-const { values } = parseArgs({ options: { 'params-b': { type: 'string', default: '1.5' }, dir: { type: 'string' }, clean: { type: 'boolean', default: false }, 'build-only': { type: 'boolean', default: false }, 'time-scale': { type: 'string', default: '1' }, 'no-cli': { type: 'boolean', default: false }, tensors: { type: 'string', default: 'mlp' }, programs: { type: 'string', default: 'ta,ties' } } });
+const { values } = parseArgs({ options: { 'params-b': { type: 'string', default: '1.5' }, dir: { type: 'string' }, clean: { type: 'boolean', default: false }, 'build-only': { type: 'boolean', default: false }, 'time-scale': { type: 'string', default: '1' }, 'no-cli': { type: 'boolean', default: false }, tensors: { type: 'string', default: 'mlp' }, programs: { type: 'string', default: 'ta,ties' }, out: { type: 'string' }, 'custom-layers': { type: 'string' }, repeat: { type: 'string', default: '1' } } });
 const P = Number(values['params-b']) * 1e9;
 if (!(P >= 1e7 && P <= 2e10)) throw new Error(`--params-b must be between 0.01 and 20, got ${values['params-b']}`);
 const ROOT = resolve(import.meta.dirname, '..');
@@ -180,9 +186,13 @@ const sandbox = new Sandbox();
 await sandbox.start();
 const programs: Record<string, string> = { ta: 'task_arithmetic', ties: 'ties' };
 const results: Record<string, { seconds: number; mparams_per_s: number; peak_rss_gib: number; out: string }> = {};
-const outRoot = join(dir, 'out');
+const outRoot = resolve(values.out ?? join(dir, 'out'));
+const customLayers = values['custom-layers'] === undefined ? null : Number(values['custom-layers']);
+if (customLayers !== null && !(Number.isInteger(customLayers) && customLayers >= 0 && customLayers <= layers)) throw new Error(`--custom-layers must be an integer from 0 to ${layers}, got ${values['custom-layers']}`);
+const repeat = Number(values.repeat);
+if (!(Number.isInteger(repeat) && repeat >= 1 && repeat <= 50)) throw new Error(`--repeat must be an integer from 1 to 50, got ${values.repeat}`);
 mkdirSync(outRoot, { recursive: true });
-for (const key of values.programs!.split(',')) {
+async function mergeProgram(key: string): Promise<{ seconds: number; out: string }> {
   const file = join(ROOT, 'algorithms', `${programs[key] ?? key}.js`);
   const source = readFileSync(file, 'utf8');
   const out = join(outRoot, `served-${key}`);
@@ -199,23 +209,46 @@ for (const key of values.programs!.split(',')) {
       return { validateS: (t1 - t0) / 1000, ...s };
     },
   );
-  results[key] = { seconds: value.seconds, mparams_per_s: mergedParams / 1e6 / value.seconds, peak_rss_gib: peak / GiB, out };
+  const prev = results[key];
+  results[key] = { seconds: value.seconds, mparams_per_s: mergedParams / 1e6 / value.seconds, peak_rss_gib: prev?.peak_rss_gib ?? peak / GiB, out }; // a repeat's peak would include what the previous program left in the sandbox child's pool
   log(`${key}: validate ${value.validateS.toFixed(1)} s, merge+write ${value.seconds.toFixed(1)} s (${(mergedParams / 1e6 / value.seconds).toFixed(1)} M merged params/s), peak tree RSS ${(peak / GiB).toFixed(2)} GiB`);
+  return { seconds: value.seconds, out };
 }
-sandbox.close();
+for (const key of values.programs!.split(',')) await mergeProgram(key);
 
 // the same formula through `selfdev merge`
 const models = world.experts.map((m) => `  - model: ${m}\n    parameters: { weight: 0.4 }`).join('\n');
 const builtinCfg = join(outRoot, 'ta-builtin.yml');
 writeFileSync(builtinCfg, `merge_method: task_arithmetic\nbase_model: ${world.seed}\nparameters: { normalize: false }\ninclude_tensors: ['.mlp.']\nmodels:\n${models}\n`);
 const customCfg = join(outRoot, 'ta-custom.yml');
-writeFileSync(customCfg, `merge_method: custom\nalgorithm: ${join(ROOT, 'algorithms', 'task_arithmetic.js')}\nbase_model: ${world.seed}\ninclude_tensors: ['.mlp.']\nmodels:\n${world.experts.map((m) => `  - model: ${m}`).join('\n')}\n`);
+const customInclude = customLayers === null ? "'.mlp.'" : `'/^model\\.layers\\.(${[...Array(customLayers).keys()].join('|')})\\.mlp\\./'`;
+writeFileSync(customCfg, `merge_method: custom\nalgorithm: ${join(ROOT, 'algorithms', 'task_arithmetic.js')}\nbase_model: ${world.seed}\ninclude_tensors: [${customInclude}]\nmodels:\n${world.experts.map((m) => `  - model: ${m}`).join('\n')}\n`);
 const noCli = values['no-cli'] === true;
 const cliBuiltin = noCli ? { seconds: NaN, wallSeconds: NaN, peakRss: NaN } : await runCli(builtinCfg, join(outRoot, 'cli-ta-builtin'));
 if (!noCli) log(`selfdev merge task_arithmetic: ${cliBuiltin.seconds.toFixed(1)} s (wall ${cliBuiltin.wallSeconds.toFixed(1)} s), peak RSS ${(cliBuiltin.peakRss / GiB).toFixed(2)} GiB`);
+// more alternating rounds of the TA program and the builtin (medians below)
+const taRuns = results.ta ? [results.ta.seconds] : [];
+const cliRuns = noCli ? [] : [cliBuiltin.seconds];
+for (let r = 2; r <= repeat && results.ta && !noCli; r++) {
+  taRuns.push((await mergeProgram('ta')).seconds);
+  const c = await runCli(builtinCfg, join(outRoot, 'cli-ta-builtin'));
+  cliRuns.push(c.seconds);
+  cliBuiltin.peakRss = Math.max(cliBuiltin.peakRss, c.peakRss);
+  log(`round ${r}: ta ${taRuns.at(-1)!.toFixed(1)} s, selfdev merge task_arithmetic ${c.seconds.toFixed(1)} s (ratio ${(taRuns.at(-1)! / c.seconds).toFixed(2)}); load average ${loadavg()[0]!.toFixed(1)}`);
+}
+sandbox.close();
+const median = (a: number[]): number => {
+  const b = [...a].sort((x, y) => x - y);
+  return b.length % 2 ? b[b.length >> 1]! : (b[b.length / 2 - 1]! + b[b.length / 2]!) / 2;
+};
+if (results.ta && taRuns.length > 1) {
+  results.ta.seconds = median(taRuns);
+  results.ta.mparams_per_s = mergedParams / 1e6 / results.ta.seconds;
+}
+if (cliRuns.length > 1) cliBuiltin.seconds = median(cliRuns);
 let cliCustom: { seconds: number; wallSeconds: number; peakRss: number } | null = null;
 let cliCustomError: string | null = null;
-if (!noCli) try {
+if (!noCli && customLayers !== 0) try {
   cliCustom = await runCli(customCfg, join(outRoot, 'cli-ta-custom'));
   log(`selfdev merge custom TA: ${cliCustom.seconds.toFixed(1)} s (wall ${cliCustom.wallSeconds.toFixed(1)} s), peak RSS ${(cliCustom.peakRss / GiB).toFixed(2)} GiB`);
 } catch (e) {
@@ -228,7 +261,8 @@ const allNames = (() => {
   c.close();
   return n;
 })();
-const vsCustom = results.ta && cliCustom ? compare(results.ta.out, join(outRoot, 'cli-ta-custom'), allNames) : null;
+const customNames = customLayers === null ? allNames : allNames.filter((n) => /\.mlp\./.test(n) && (tensorLayer(n) ?? Infinity) < customLayers);
+const vsCustom = results.ta && cliCustom ? compare(results.ta.out, join(outRoot, 'cli-ta-custom'), customNames) : null;
 const vsBuiltin = results.ta && !noCli ? compare(results.ta.out, join(outRoot, 'cli-ta-builtin'), allNames) : null;
 
 // extrapolation to Mistral-7B (32 layers, hidden 4096, MLP 14336: 96 merged tensors of 58.7M, 5.64B merged of 7.24B params)
@@ -237,7 +271,7 @@ const M7 = 5.637e9;
 const N7 = 14336 * 4096;
 const ta = results.ta;
 const secondsPerParam = ta ? ta.seconds / world.params : NaN; // merge + write, whole model (reads 4×, writes 1× every byte)
-const bound7 = PROCESS_OVERHEAD_BYTES + 4 * 4 * N7 + 2 * N7 + (streamLimits(N7, 3).maxElements ?? 0) * 4 + 3 * 2 * N7 + vocab * 4096 * 2;
+const bound7 = PROCESS_OVERHEAD_BYTES + 3 * 4 * N7 + 2 * 2 * N7 + (streamLimits(N7, 3).maxElements ?? 0) * 4 + 3 * 2 * N7 + vocab * 4096 * 2;
 const peakAll = Math.max(...Object.values(results).map((r) => r.peak_rss_gib));
 const summary = {
   params_per_model: world.params,
@@ -257,6 +291,10 @@ const summary = {
   cli_custom_error: cliCustomError,
   ta_time_vs_cli: ta ? +(ta.seconds / cliBuiltin.seconds).toFixed(2) : null,
   identical_to_cli: vsCustom?.identical ?? null,
+  identical_to_cli_tensors: vsCustom ? customNames.length : null,
+  repeat,
+  ta_seconds_runs: taRuns.map((x) => +x.toFixed(2)),
+  cli_seconds_runs: cliRuns.map((x) => +x.toFixed(2)),
   differing_tensors_vs_cli_builtin: vsBuiltin?.differing ?? null,
   seconds_per_candidate_7b: +(secondsPerParam * P7).toFixed(1),
   seconds_per_candidate_7b_note: `TA merge+write time per parameter here × 7.24B (${(M7 / 1e9).toFixed(2)}B merged)`,

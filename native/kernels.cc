@@ -39,6 +39,7 @@ static int threads_for(size_t n) {
 }
 
 int kernel_threads(size_t n) { return threads_for(n); }  // for nd_ops.cc
+const Leaf* kernel_leaf() { return g_leaf; }               // for nd_ops.cc
 
 // f(begin, end) over contiguous element ranges, boundaries multiples of 64 elements.
 template <class F>

@@ -15,73 +15,18 @@
 #include <limits>
 #include <vector>
 
-#include "napi_util.h"
-#include "pool.h"
+#include "nd_args.h"
 
 namespace sd {
-int kernel_threads(size_t n);  // kernels.cc: threads for an array of n elements
+bool register_stream_ops(napi_env env, napi_value exports);  // stream_ops.cc
 
 namespace {
 using napi::Err;
 using napi::guarded;
+using nd::Args;
+using nd::CBLOCK;
+using nd::par;
 
-// f(begin, end) over [0, n) split into one contiguous range per thread
-template <class F>
-void par(size_t n, size_t work, F f) {
-  int nt = kernel_threads(work);
-  if (nt > static_cast<int>(n)) nt = static_cast<int>(n);
-  if (nt <= 1) {
-    if (n > 0) f(size_t(0), n);
-    return;
-  }
-  std::function<void(int)> job = [&](int t) {
-    size_t b = n * static_cast<size_t>(t) / nt;
-    size_t e = n * static_cast<size_t>(t + 1) / nt;
-    if (b < e) f(b, e);
-  };
-  Pool::get().run(nt, job);
-}
-
-struct Args {
-  napi_env env;
-  napi_value v[12];
-  size_t argc = 12;
-  Args(napi_env e, napi_callback_info info, size_t want) : env(e) {
-    napi::check(napi_get_cb_info(e, info, &argc, v, nullptr, nullptr), "cb_info");
-    if (argc < want) throw Err{"too few arguments"};
-  }
-  double num(int i) const {
-    double d;
-    if (napi_get_value_double(env, v[i], &d) != napi_ok) throw Err{"expected a number"};
-    return d;
-  }
-  size_t size(int i, const char* what) const {
-    size_t s;
-    if (!napi::size_value(env, v[i], &s)) throw Err{std::string(what) + ": expected a non-negative integer"};
-    return s;
-  }
-  float* f32(int i, size_t* n, const char* what) const {
-    void* p = napi::typed_data(env, v[i], napi_float32_array, n);
-    if (!p && *n != 0) throw Err{std::string(what) + ": expected a Float32Array"};
-    if (!p) {
-      bool is_ta = false;
-      napi::check(napi_is_typedarray(env, v[i], &is_ta), "is_typedarray");
-      if (!is_ta) throw Err{std::string(what) + ": expected a Float32Array"};
-    }
-    return static_cast<float*>(p);
-  }
-  const uint32_t* u32(int i, size_t* n, const char* what) const {
-    napi_valuetype t;
-    napi::check(napi_typeof(env, v[i], &t), "typeof");
-    if (t == napi_null || t == napi_undefined) {
-      *n = 0;
-      return nullptr;
-    }
-    void* p = napi::typed_data(env, v[i], napi_uint32_array, n);
-    if (!p && *n != 0) throw Err{std::string(what) + ": expected a Uint32Array or null"};
-    return static_cast<const uint32_t*>(p);
-  }
-};
 
 // ---------------------------------------------------------------- binary ops
 
@@ -249,6 +194,43 @@ inline float ext_step(float acc, float v) {
   return (MAX ? v > acc : v < acc) ? v : acc;
 }
 
+// The leading layout: group g is row(0)[g], row(1)[g], …, row(size − 1)[g]. Tiles of 256 groups,
+// rows visited in order (every group's elements in index order), one tile per thread at a time.
+template <class Row>
+void leading_reduce(int kind, float* out, size_t G, size_t size, size_t work, Row row) {
+  const bool ext = kind == R_AMAX || kind == R_AMIN;
+  const bool sq = kind == R_SUMSQ || kind == R_NORM2;
+  const size_t T = 256;
+  par((G + T - 1) / T, work, [&](size_t t0, size_t t1) {
+    double s[T];
+    float m[T];
+    for (size_t t = t0; t < t1; t++) {
+      const size_t g0 = t * T, len = std::min(T, G - g0);
+      if (ext) {
+        for (size_t j = 0; j < len; j++) m[j] = kind == R_AMAX ? -INFINITY : INFINITY;
+        for (size_t r = 0; r < size; r++) {
+          const float* p = row(r) + g0;
+          if (kind == R_AMAX)
+            for (size_t j = 0; j < len; j++) m[j] = ext_step<true>(m[j], p[j]);
+          else
+            for (size_t j = 0; j < len; j++) m[j] = ext_step<false>(m[j], p[j]);
+        }
+        std::memcpy(out + g0, m, len * 4);
+        continue;
+      }
+      for (size_t j = 0; j < len; j++) s[j] = 0;
+      for (size_t r = 0; r < size; r++) {
+        const float* p = row(r) + g0;
+        if (sq)
+          for (size_t j = 0; j < len; j++) s[j] += static_cast<double>(p[j]) * static_cast<double>(p[j]);
+        else
+          for (size_t j = 0; j < len; j++) s[j] += static_cast<double>(p[j]);
+      }
+      for (size_t j = 0; j < len; j++) out[g0 + j] = finish(kind, s[j], size);
+    }
+  });
+}
+
 // reduce(kind, out, x, groups, size, leading): group g is x[g*size .. (g+1)*size) (leading = 0) or
 // x[g], x[g+groups], … (leading = 1); elements are visited in increasing index order per group.
 napi_value js_reduce(napi_env env, napi_callback_info info) {
@@ -289,36 +271,38 @@ napi_value js_reduce(napi_env env, napi_callback_info info) {
       });
       return static_cast<napi_value>(nullptr);
     }
-    // leading: tiles of 256 groups, rows visited in order (every group's elements in index order)
-    const size_t T = 256;
-    par((G + T - 1) / T, n, [&](size_t t0, size_t t1) {
-      double s[T];
-      float m[T];
-      for (size_t t = t0; t < t1; t++) {
-        const size_t g0 = t * T, len = std::min(T, G - g0);
-        if (ext) {
-          for (size_t j = 0; j < len; j++) m[j] = kind == R_AMAX ? -INFINITY : INFINITY;
-          for (size_t r = 0; r < size; r++) {
-            const float* p = x + r * G + g0;
-            if (kind == R_AMAX)
-              for (size_t j = 0; j < len; j++) m[j] = ext_step<true>(m[j], p[j]);
-            else
-              for (size_t j = 0; j < len; j++) m[j] = ext_step<false>(m[j], p[j]);
-          }
-          std::memcpy(out + g0, m, len * 4);
-          continue;
-        }
-        for (size_t j = 0; j < len; j++) s[j] = 0;
-        for (size_t r = 0; r < size; r++) {
-          const float* p = x + r * G + g0;
-          if (sq)
-            for (size_t j = 0; j < len; j++) s[j] += static_cast<double>(p[j]) * static_cast<double>(p[j]);
-          else
-            for (size_t j = 0; j < len; j++) s[j] += static_cast<double>(p[j]);
-        }
-        for (size_t j = 0; j < len; j++) out[g0 + j] = finish(kind, s[j], size);
-      }
-    });
+    leading_reduce(kind, out, G, size, n, [&](size_t r) { return x + r * G; });
+    return static_cast<napi_value>(nullptr);
+  });
+}
+
+// reduceParts(kind, out, parts): the leading-layout reduction of the stack of `parts` (each of
+// out's length) without the stack's copy: group g is parts[0][g], parts[1][g], … in that order,
+// exactly the visiting order of reduce(kind, out, stack, G, parts.length, leading = 1).
+napi_value js_reduce_parts(napi_env env, napi_callback_info info) {
+  return guarded(env, [&] {
+    Args a(env, info, 3);
+    const int kind = static_cast<int>(a.num(0));
+    if (kind < R_SUM || kind > R_AMIN) throw Err{"ndReduceParts: unknown kind"};
+    size_t G;
+    float* out = a.f32(1, &G, "ndReduceParts out");
+    bool is_array = false;
+    napi::check(napi_is_array(env, a.v[2], &is_array), "is_array");
+    if (!is_array) throw Err{"ndReduceParts: parts must be an array of Float32Arrays"};
+    uint32_t k = 0;
+    napi::check(napi_get_array_length(env, a.v[2], &k), "array_length");
+    if (k == 0) throw Err{"ndReduceParts: no parts"};
+    std::vector<const float*> rows(k);
+    for (uint32_t r = 0; r < k; r++) {
+      napi_value e;
+      napi::check(napi_get_element(env, a.v[2], r, &e), "get_element");
+      size_t len;
+      void* p = napi::typed_data(env, e, napi_float32_array, &len);
+      if ((!p && len != 0) || len != G) throw Err{"ndReduceParts: every part must be a Float32Array of the output's length"};
+      rows[r] = static_cast<const float*>(p);
+    }
+    if (G == 0) return static_cast<napi_value>(nullptr);
+    leading_reduce(kind, out, G, k, G * k, [&](size_t r) { return rows[r]; });
     return static_cast<napi_value>(nullptr);
   });
 }
@@ -387,7 +371,6 @@ napi_value js_topk_mask(napi_env env, napi_callback_info info) {
 
 // ---------------------------------------------------------------- checks
 
-const size_t CBLOCK = 1u << 16;
 
 // FNV-1a in 8 interleaved lanes (word i in lane i mod 8) over each 65536-element block, the lanes
 // then the block hashes combined in order the same way (the same value as checksum32 in src/tensor/nd-native.ts, whatever the thread count)
@@ -488,11 +471,11 @@ napi_value js_overflow16(napi_env env, napi_callback_info info) {
 const std::pair<const char*, napi_callback> FUNCTIONS[] = {
     {"ndBinary", js_binary}, {"ndWhere", js_where},       {"ndUnary", js_unary},
     {"ndReduce", js_reduce}, {"ndChecksum", js_checksum}, {"ndNonFinite", js_non_finite},
-    {"ndOverflow16", js_overflow16}, {"ndTopkMask", js_topk_mask}};
+    {"ndOverflow16", js_overflow16}, {"ndTopkMask", js_topk_mask}, {"ndReduceParts", js_reduce_parts}};
 
 }  // namespace
 
 // Called from the module init in kernels.cc.
-bool register_nd(napi_env env, napi_value exports) { return napi::export_functions(env, exports, FUNCTIONS); }
+bool register_nd(napi_env env, napi_value exports) { return napi::export_functions(env, exports, FUNCTIONS) && register_stream_ops(env, exports); }
 
 }  // namespace sd

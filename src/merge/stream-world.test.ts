@@ -82,6 +82,71 @@ test('micro world: the same program gives byte-identical merged weights in memor
   }
 });
 
+test('a file merge hands its bytes back in the caller\'s buffer when it fits (a view of it), else in a new one; same bytes either way', async () => {
+  const seed = Checkpoint.open(bSeed);
+  const experts = bExperts.map((d) => Checkpoint.open(d));
+  try {
+    const name = seed.tensorNames().find((n) => /\.mlp\./.test(n))!;
+    const ref = (c: Checkpoint) => {
+      const e = c.info(name);
+      return { path: e.file, offset: e.offset, byteLength: e.byteLength, dtype: e.dtype as 'BF16' };
+    };
+    const shape = [...seed.info(name).shape];
+    const fn = makeFileMergeFunction(TA, sb, { limits: streamLimits(shape[0]! * shape[1]!, 3) });
+    const ctx = { name, layer: 0, numLayers: big.layers, shape, seed: 3 };
+    const fresh = await fn(ref(seed), experts.map(ref), 'BF16', ctx);
+    const into = new Uint8Array(fresh.byteLength + 10).fill(0xee);
+    const viaInto = await fn(ref(seed), experts.map(ref), 'BF16', ctx, into);
+    assert.equal(viaInto.buffer, into.buffer);
+    assert.equal(viaInto.byteLength, fresh.byteLength);
+    assert.ok(Buffer.from(viaInto).equals(Buffer.from(fresh)));
+    assert.ok(!Buffer.from(fresh).equals(Buffer.from(seed.readBytes(name))), 'the merge changed the tensor');
+    assert.equal(into[fresh.byteLength], 0xee, 'nothing written past the tensor');
+    const small = new Uint8Array(fresh.byteLength - 1);
+    const viaSmall = await fn(ref(seed), experts.map(ref), 'BF16', ctx, small);
+    assert.notEqual(viaSmall.buffer, small.buffer);
+    assert.ok(Buffer.from(viaSmall).equals(Buffer.from(fresh)));
+  } finally {
+    seed.close();
+    experts.forEach((e) => e.close());
+  }
+});
+
+test('one scratch file per sandbox, overwritten in place: a smaller tensor after a larger one gets exactly its own bytes; close() removes the file', async () => {
+  const seed = Checkpoint.open(bSeed);
+  const experts = bExperts.map((d) => Checkpoint.open(d));
+  const own = new Sandbox();
+  const scratch = () => readdirSync(tmpdir()).filter((f) => f.startsWith(`selfdev-merge-${process.pid}-`));
+  let before = new Set(scratch());
+  try {
+    const names = [seed.tensorNames().find((n) => /\.mlp\.down_proj/.test(n))!, seed.tensorNames().find((n) => /self_attn\.k_proj\.weight/.test(n))!];
+    const sizes = names.map((n) => seed.info(n).byteLength);
+    assert.ok(sizes[0]! > sizes[1]!, 'the second tensor is smaller');
+    const run = async (sb2: Sandbox, name: string) => {
+      const ref = (c: Checkpoint) => {
+        const e = c.info(name);
+        return { path: e.file, offset: e.offset, byteLength: e.byteLength, dtype: e.dtype as 'BF16' };
+      };
+      const shape = [...seed.info(name).shape];
+      const fn = makeFileMergeFunction(TA, sb2, { limits: streamLimits(shape.reduce((a, b) => a * b, 1), 3) });
+      return Buffer.from(await fn(ref(seed), experts.map(ref), 'BF16', { name, layer: 0, numLayers: big.layers, shape, seed: 3 }));
+    };
+    const expected = await run(sb, names[1]!); // the shared sandbox's own scratch file exists from here on
+    before = new Set(scratch());
+    const first = await run(own, names[0]!);
+    const second = await run(own, names[1]!);
+    assert.equal(first.byteLength, sizes[0]);
+    assert.equal(second.byteLength, sizes[1]);
+    assert.ok(second.equals(expected), 'same bytes as a sandbox that merged only this tensor');
+    assert.equal(scratch().filter((f) => !before.has(f)).length, 1, 'one scratch file while the sandbox is open');
+  } finally {
+    own.close();
+    seed.close();
+    experts.forEach((e) => e.close());
+  }
+  assert.deepEqual(scratch().filter((f) => !before.has(f)), [], 'close() removed it');
+});
+
 test('bf16 shards: streamed merge equals `selfdev merge` (custom algorithm) byte for byte; other tensors and files copied verbatim', async () => {
   const st = StreamWorld.open(bSeed, bExperts, 'mlp', { maxMemoryBytes: 8 * GB });
   try {

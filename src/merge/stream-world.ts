@@ -66,6 +66,8 @@ export class StreamWorld {
   /** Elements of the largest selected tensor. */
   readonly maxNumel: number;
   private statsCache: ModelStats | null = null;
+  /** receives each merged tensor's bytes from the sandbox (grown to the largest) */
+  private mergedSlot = new Uint8Array(0);
 
   private constructor(
     readonly seedDir: string,
@@ -135,11 +137,11 @@ export class StreamWorld {
   }
 
   /**
-   * Worst-case memory of one candidate, in bytes: the sandbox child holds the seed and the k task
-   * vectors in float32, one read buffer, the program's allocation budget (limits().maxElements)
-   * and the encoded result (plus its IPC copy); the loop holds the result as received, one copy
-   * buffer for the largest tensor passed through, and (prepare's statistics, the TA baseline)
-   * k + 1 float32 tensors.
+   * Worst-case memory of one candidate, in bytes: the sandbox child holds the k task vectors in
+   * float32, two read buffers (the seed's stored bytes and one expert's), the program's allocation
+   * budget (limits().maxElements) and the encoded result; the loop holds the result as received
+   * (one reused buffer), one copy buffer for the largest tensor passed through, and (prepare's
+   * statistics, the TA baseline) k + 1 float32 tensors.
    */
   memoryBound(dtype?: FloatDType): MemoryBound {
     const k = this.experts.length;
@@ -156,7 +158,7 @@ export class StreamWorld {
     const elements = this.limits().maxElements ?? DEFAULT_LIMITS.maxElements;
     const parts = {
       processes: PROCESS_OVERHEAD_BYTES,
-      'inputs f32': (k + 1) * 4 * n + maxSelBytes,
+      'inputs f32': k * 4 * n + 2 * maxSelBytes,
       'program budget': elements * 4,
       result: 3 * outBytes * n,
       'copy-through': maxAll + (dtype ? maxAllNumel * (4 + DTYPE_BYTES[dtype]) : 0),
@@ -249,7 +251,10 @@ export class StreamWorld {
     const shape = this.shapeOf(name);
     if (merger.kind === 'program') {
       const ctx = { name, layer: tensorLayer(name), numLayers: this.numLayers, shape, seed: merger.seed };
-      return merger.fn(this.ref(this.seed, name), this.experts.map((e) => this.ref(e, name)), outDt, ctx);
+      // the merged bytes land in one buffer reused from tensor to tensor (written out before the next tensor)
+      const size = numel(shape) * DTYPE_BYTES[outDt];
+      if (this.mergedSlot.byteLength < size) this.mergedSlot = new Uint8Array(size);
+      return merger.fn(this.ref(this.seed, name), this.experts.map((e) => this.ref(e, name)), outDt, ctx, this.mergedSlot);
     }
     const base = this.seed.readF32(name);
     const w = Float32Array.from(base);

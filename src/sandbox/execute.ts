@@ -118,6 +118,8 @@ export interface ExecuteOptions {
   copyResult?: boolean;
   /** called before each retry of a run starved of CPU by machine load (attempt = the coming one, from 2) */
   onRetry?: (attempt: number, wallMs: number) => void;
+  /** the inputs' checksums (checksum32), when the caller computed them while forming the inputs (file-merge.ts); else computed here */
+  inputSums?: readonly number[];
 }
 
 const pool = new RunArrayPool();
@@ -138,9 +140,9 @@ export function execute(req: ExecRequest, opts: ExecuteOptions = {}): RunOutcome
   if (typeof req.source !== 'string' || req.source.length > MAX_SOURCE) return fail('syntax', `source must be a string of at most ${MAX_SOURCE} characters`, null, t0);
   const inputSums: number[] = [];
   if (req.type === 'merge')
-    for (const x of req.inputs) {
+    for (const [i, x] of req.inputs.entries()) {
       if (x.length !== req.ctx.shape.reduce((a, b) => a * b, 1)) return fail('crash', `host error: input of ${x.length} elements for shape ${fmtShape(req.ctx.shape)}`, null, t0);
-      inputSums.push(checksum(x));
+      inputSums.push(opts.inputSums?.[i] ?? checksum(x));
     }
   const factor = limits.backstopFactor ?? DEFAULT_LIMITS.backstopFactor;
   let wallMs = firstWallMs(limits.timeoutMs);

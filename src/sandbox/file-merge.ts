@@ -1,28 +1,29 @@
 /**
  * Child side of a streamed tensor merge (request `merge-file`, see types.ts): the tensors never
  * cross the IPC pipe. The child reads the base and expert tensors from their safetensors files
- * (absolute offsets sent by the parent), decodes them to float32 and forms the task vectors
- * (expert − base) with the native kernels, runs the program on them exactly as a `merge` request
- * (execute.ts: same ops, same limits, same checks), adds the result to the base and encodes it in
- * the output dtype; only those bytes go back, written to a scratch file the parent names (not through
- * the IPC channel). So a program sees the same float32 task vectors, and
- * returns the same values, whether its tensor came from memory or from a checkpoint on disk.
+ * (absolute offsets sent by the parent), forms the task vectors (expert − base, in float32) and
+ * their input checksums from the stored bytes in one native pass per expert, runs the program on
+ * them exactly as a `merge` request (execute.ts: same ops, same limits, same checks), and adds the
+ * result to the base, encodes it in the output dtype and counts non-finite values in one more pass.
+ * Only those bytes go back, written to a scratch file the parent names (not through the IPC
+ * channel). So a program sees the same float32 task vectors, and returns the same values, whether
+ * its tensor came from memory or from a checkpoint on disk.
  */
-import { closeSync, openSync, readSync, writeFileSync } from 'node:fs';
-import { DTYPE_BYTES, decodeToF32, encodeFromF32 } from '../tensor/dtype.ts';
-import { axpy, sub } from '../tensor/kernels.ts';
-import { countNonFinite, countOverflow16 } from '../tensor/nd-native.ts';
+import { closeSync, constants, openSync, readSync, writeSync } from 'node:fs';
+import { DTYPE_BYTES } from '../tensor/dtype.ts';
+import { addEncodeInto, taskVectorInto } from '../tensor/nd-native.ts';
 import { execute, type ExecuteOptions } from './execute.ts';
 import type { RunOutcome, RunRequest, TensorRef } from './types.ts';
 
 const CHUNK = 64 << 20;
 
-/** Reusable byte buffer for reads (grown to the largest tensor seen). */
-let raw = new Uint8Array(0);
+/** Reusable byte buffers for reads: the base's bytes (kept until the result is encoded) and one expert's. */
+let rawBase: Uint8Array = new Uint8Array(0);
+let rawExpert: Uint8Array = new Uint8Array(0);
 /**
- * Float32 buffers of the last tensor size (base + task vectors) and the encoded output, reused
+ * Float32 buffers of the last tensor size (the task vectors) and the encoded output, reused
  * from tensor to tensor (a model's MLP tensors share one size): touching fresh memory costs page
- * faults. The encoded bytes are serialised by process.send before the next request is read.
+ * faults. The encoded bytes are written to the request's outPath before the next request is read.
  */
 let slots: Float32Array[] = [];
 let encoded = new Uint8Array(0);
@@ -32,61 +33,81 @@ function slot(i: number, n: number): Float32Array {
   return (slots[i] ??= new Float32Array(n));
 }
 
-function readTensor(ref: TensorRef, n: number, what: string, into: Float32Array): Float32Array {
+/** The tensor's stored bytes, read into `buf` (grown when too small; the caller keeps the returned buffer). */
+function readRaw(ref: TensorRef, n: number, what: string, buf: Uint8Array): { bytes: Uint8Array; buf: Uint8Array } {
   const size = DTYPE_BYTES[ref.dtype];
   if (!size || ref.byteLength !== n * size) throw new Error(`${what}: ${ref.byteLength} bytes of ${ref.dtype} for ${n} elements`);
-  if (raw.byteLength < ref.byteLength) raw = new Uint8Array(ref.byteLength);
-  const buf = raw.subarray(0, ref.byteLength);
+  if (buf.byteLength < ref.byteLength) buf = new Uint8Array(ref.byteLength);
+  const bytes = buf.subarray(0, ref.byteLength);
   const fd = openSync(ref.path, 'r');
   try {
     let done = 0;
-    while (done < buf.byteLength) {
-      const got = readSync(fd, buf, done, Math.min(CHUNK, buf.byteLength - done), ref.offset + done);
+    while (done < bytes.byteLength) {
+      const got = readSync(fd, bytes, done, Math.min(CHUNK, bytes.byteLength - done), ref.offset + done);
       if (got === 0) throw new Error(`${what}: unexpected end of ${ref.path} at byte ${ref.offset + done}`);
       done += got;
     }
   } finally {
     closeSync(fd);
   }
-  return decodeToF32(buf, ref.dtype, into);
+  return { bytes, buf };
+}
+
+/**
+ * Writes `bytes` at the start of the file at `path` (created when missing) without truncating it:
+ * the parent reuses one scratch file and reads back exactly the bytes this request wrote, and
+ * overwriting pages already in the page cache is cheaper than a new file per tensor.
+ */
+function writeAtStart(path: string, bytes: Uint8Array): void {
+  const fd = openSync(path, constants.O_WRONLY | constants.O_CREAT, 0o600);
+  try {
+    let done = 0;
+    while (done < bytes.byteLength) done += writeSync(fd, bytes, done, bytes.byteLength - done, done);
+  } finally {
+    closeSync(fd);
+  }
 }
 
 export function executeFileMerge(req: Extract<RunRequest, { type: 'merge-file' }>, opts: Pick<ExecuteOptions, 'onRetry'> = {}): RunOutcome {
   const t0 = performance.now();
   const n = req.ctx.shape.reduce((a, b) => a * b, 1);
-  let base: Float32Array;
+  let base: Uint8Array;
   const taus: Float32Array[] = [];
+  // each task vector's input checksum, computed in the same pass that forms it (execute checks the inputs against them after the run)
+  const sums: number[] = [];
   try {
-    base = readTensor(req.base, n, `${req.ctx.name} (base)`, slot(0, n));
+    const rb = readRaw(req.base, n, `${req.ctx.name} (base)`, rawBase);
+    rawBase = rb.buf;
+    base = rb.bytes;
     for (const [i, r] of req.experts.entries()) {
-      const x = readTensor(r, n, `${req.ctx.name} (expert ${i})`, slot(i + 1, n));
-      sub(x, x, base);
-      taus.push(x);
+      const rx = readRaw(r, n, `${req.ctx.name} (expert ${i})`, rawExpert);
+      rawExpert = rx.buf;
+      const tau = slot(i, n);
+      sums.push(taskVectorInto(tau, rx.bytes, r.dtype, base, req.base.dtype));
+      taus.push(tau);
     }
   } catch (e) {
     return { ok: false, category: 'crash', message: `host error reading the tensor: ${(e as Error).message}` };
   }
   const readMs = performance.now() - t0;
-  const r = execute({ type: 'merge', id: req.id, source: req.source, inputs: taus, ctx: req.ctx, limits: req.limits, testHooks: req.testHooks }, { copyResult: false, onRetry: opts.onRetry });
+  const r = execute({ type: 'merge', id: req.id, source: req.source, inputs: taus, ctx: req.ctx, limits: req.limits, testHooks: req.testHooks }, { copyResult: false, onRetry: opts.onRetry, inputSums: sums });
   if (!r.ok) return r;
-  axpy(base, 1, r.result!);
-  if (req.outDtype === 'F32') {
-    const bad = countNonFinite(base);
-    if (bad.count > 0)
-      return { ok: false, category: 'non-finite', message: `seed + merge gives ${bad.count} non-finite values (NaN/Inf) out of ${n} for ${req.ctx.name} (first at flat index ${bad.first})`, ops: r.ops, elements: r.elements, ms: performance.now() - t0, cpuMs: r.cpuMs, attempts: r.attempts };
-  }
   const size = DTYPE_BYTES[req.outDtype];
   if (encoded.byteLength !== n * size) encoded = new Uint8Array(n * size);
-  const bytes = encodeFromF32(base, req.outDtype, encoded);
-  if (req.outDtype !== 'F32') {
-    // one pass on the encoded bytes: an overflow of the 16-bit format, or of float32 in the sum, shows as an all-ones exponent
-    const over = countOverflow16(bytes, req.outDtype);
-    if (over > 0)
-      return { ok: false, category: 'non-finite', message: `seed + merge gives ${over} non-finite values (NaN/Inf, or outside the range of ${req.outDtype}) out of ${n} for ${req.ctx.name}`, ops: r.ops, elements: r.elements, ms: performance.now() - t0, cpuMs: r.cpuMs, attempts: r.attempts };
+  // base + result, encoded, and the count of non-finite values in one pass
+  const bad = addEncodeInto(encoded, req.outDtype, base, req.base.dtype, r.result!);
+  if (bad.count > 0) {
+    const message =
+      req.outDtype === 'F32'
+        ? `seed + merge gives ${bad.count} non-finite values (NaN/Inf) out of ${n} for ${req.ctx.name} (first at flat index ${bad.first})`
+        : // an overflow of the 16-bit format, or of float32 in the sum, shows as an all-ones exponent
+          `seed + merge gives ${bad.count} non-finite values (NaN/Inf, or outside the range of ${req.outDtype}) out of ${n} for ${req.ctx.name}`;
+    return { ok: false, category: 'non-finite', message, ops: r.ops, elements: r.elements, ms: performance.now() - t0, cpuMs: r.cpuMs, attempts: r.attempts };
   }
+  const bytes = encoded;
   // the bytes go back through a file the parent names: a large result through the IPC channel costs far more than a file in the page cache (see Sandbox.runFile)
   try {
-    writeFileSync(req.outPath, bytes);
+    writeAtStart(req.outPath, bytes);
   } catch (e) {
     return { ok: false, category: 'crash', message: `host error writing the merged tensor to ${req.outPath}: ${(e as Error).message}` };
   }

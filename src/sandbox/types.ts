@@ -107,7 +107,7 @@ export type RunRequest =
   | { type: 'check'; id: number; source: string; limits: SandboxLimits }
   | { type: 'merge'; id: number; source: string; inputs: Float32Array[]; ctx: MergeContext; limits: SandboxLimits; testHooks?: boolean }
   | { type: 'prepare'; id: number; source: string; stats: ModelStats; numModels: number; seed: number; limits: SandboxLimits; testHooks?: boolean }
-  /** Streamed merge of one tensor: the child reads base and experts from their files, forms the task vectors, runs the program, adds the result to the base and writes the encoded bytes to outPath. */
+  /** Streamed merge of one tensor: the child reads base and experts from their files, forms the task vectors, runs the program, adds the result to the base and writes the encoded bytes at the start of outPath (created if missing, not truncated: the parent reads back bytesWritten bytes). */
   | { type: 'merge-file'; id: number; source: string; base: TensorRef; experts: TensorRef[]; outDtype: 'F32' | 'F16' | 'BF16'; ctx: MergeContext; limits: SandboxLimits; testHooks?: boolean; outPath: string };
 
 export interface RunResponse extends RunOutcome {

@@ -249,6 +249,8 @@ export type FileMergeFunction = (
   experts: TensorRef[],
   outDtype: TensorRef['dtype'],
   ctx: Omit<MergeContext, 'state' | 'numModels' | 'kind'> & { kind?: TensorKind },
+  /** a buffer to receive the merged bytes (the result is then a view of it, valid until the caller reuses it) */
+  into?: Uint8Array,
 ) => Promise<Uint8Array>;
 
 /**
@@ -257,10 +259,10 @@ export type FileMergeFunction = (
  */
 export function makeFileMergeFunction(source: string, sandbox: Pick<Sandbox, 'runFile' | 'prepare'>, opts: { stats?: ModelStats; seed?: number; limits?: Partial<SandboxLimits> } = {}): FileMergeFunction {
   const getState = stateOnce(source, sandbox, opts);
-  return async (base, experts, outDtype, ctx) => {
+  return async (base, experts, outDtype, ctx, into) => {
     const st = await getState(experts.length);
     const full: MergeContext = { ...ctx, kind: ctx.kind ?? tensorKind(ctx.name), numModels: experts.length, shape: [...ctx.shape], ...(st === undefined ? {} : { state: st }) };
-    const r = await sandbox.runFile(source, base, experts, outDtype, full, opts.limits);
+    const r = await sandbox.runFile(source, base, experts, outDtype, full, opts.limits, into);
     if (!r.ok) throw new AlgorithmRejected(r.category ?? 'runtime', `${r.message} [tensor ${ctx.name}]`);
     return r.bytes!;
   };

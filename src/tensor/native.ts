@@ -34,10 +34,16 @@ export interface NativeKernels {
   ndUnary(op: number, out: Float32Array, x: Float32Array, lo: number, hi: number): void;
   /** kind: 0 sum, 1 sum of squares, 2 mean, 3 2-norm, 4 amax, 5 amin; leading: 0 contiguous groups, 1 strided */
   ndReduce(kind: number, out: Float32Array, x: Float32Array, groups: number, size: number, leading: number): void;
+  /** the leading-layout reduction of the stack of `parts` (each of out's length), without copying them */
+  ndReduceParts(kind: number, out: Float32Array, parts: Float32Array[]): void;
   ndChecksum(x: Float32Array): number;
   ndNonFinite(x: Float32Array): [number, number];
   ndOverflow16(x: Uint16Array, mask: number): number;
   ndTopkMask(out: Float32Array, x: Float32Array, thr: number, k: number): void;
+  /** out = decode(x) − decode(base) (dtype codes NATIVE_DT), returns checksum32(out) */
+  ndTaskVector(out: Float32Array, x: Uint8Array, xDt: number, base: Uint8Array, baseDt: number): number;
+  /** out = encode(decode(base) + r) in outDt; returns [values with an all-ones exponent, first index or -1] */
+  ndAddEncode(out: Uint8Array, outDt: number, base: Uint8Array, baseDt: number, r: Float32Array): [number, number];
   gta(
     out: Uint8Array | Float32Array, outDt: number,
     base: Uint8Array | Float32Array | null, baseDt: number,

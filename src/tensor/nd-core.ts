@@ -3,6 +3,12 @@
  * shapes and PyTorch broadcasting. Helpers exported here are for the nd-*.ts modules; the public
  * surface is nd.ts.
  */
+import { useNative } from './kernels.ts';
+import { native } from './native.ts';
+
+/** The parts of stacks along dim 0 whose copy is not made yet (NDArray.stacked). */
+const lazyParts = new WeakMap<NDArray, readonly Float32Array[]>();
+
 export class NDArray {
   readonly data: Float32Array;
   readonly shape: readonly number[];
@@ -12,10 +18,43 @@ export class NDArray {
     this.shape = Object.freeze([...shape]);
   }
   get numel(): number {
-    return this.data.length;
+    return numelOf(this.shape);
   }
   get rank(): number {
     return this.shape.length;
+  }
+
+  /**
+   * The stack of `parts` (equal lengths) along a new leading dim, copied only when its `data` is
+   * first read (`data` is then an accessor until the copy is made): a reduction over that dim (sum,
+   * mean, … of torch.stack(list)) reads the parts in place instead (nd-reduce.ts), the same values
+   * in the same order as over the copy. The parts must never change (arrays of this library never do).
+   */
+  static stacked(parts: readonly Float32Array[], shape: readonly number[]): NDArray {
+    const each = parts[0]?.length ?? 0;
+    if (parts.length === 0 || parts.some((p) => p.length !== each) || numelOf(shape) !== parts.length * each || shape[0] !== parts.length)
+      throw new Error(`NDArray.stacked: ${parts.length} parts do not make shape [${shape.join(', ')}]`);
+    const t = new NDArray(parts[0]!, shape.slice(1));
+    (t as { shape: readonly number[] }).shape = Object.freeze([...shape]);
+    const list = [...parts];
+    lazyParts.set(t, list);
+    Object.defineProperty(t, 'data', {
+      enumerable: true,
+      configurable: true,
+      get(): Float32Array {
+        const out = f32w(numelOf(shape));
+        for (let k = 0; k < list.length; k++) copyInto(out.subarray(k * each, (k + 1) * each), list[k]!);
+        Object.defineProperty(t, 'data', { value: out, enumerable: true, writable: false, configurable: false });
+        lazyParts.delete(t);
+        return out;
+      },
+    });
+    return t;
+  }
+
+  /** The parts of a stack along dim 0 while its copy is not made (else null). */
+  get stackedParts(): readonly Float32Array[] | null {
+    return lazyParts.get(this) ?? null;
   }
 }
 
@@ -61,6 +100,13 @@ export function toF32(x: Float64Array, fn?: (v: number) => number): Float32Array
   if (fn) for (let i = 0; i < x.length; i++) o[i] = fn(x[i]!);
   else for (let i = 0; i < x.length; i++) o[i] = x[i]!;
   return o;
+}
+
+/** Copies src into out (same length), natively in parallel for long arrays (the native unary op 7, ND_UNARY.copy in nd-native.ts). */
+export function copyInto(out: Float32Array, src: Float32Array): void {
+  if (out.length !== src.length) throw new Error(`copyInto: lengths ${out.length} and ${src.length} differ`);
+  if (native && useNative(src.length) && src.length >= 1 << 16) native.ndUnary(7, out, src, 0, 0);
+  else out.set(src);
 }
 
 export function numelOf(shape: readonly number[]): number {

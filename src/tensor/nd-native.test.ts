@@ -4,8 +4,8 @@ import * as nd from './nd.ts';
 import { NDArray } from './nd.ts';
 import { configureNative, nativeStatus, setNativeMinLength } from './kernels.ts';
 import { nativeAvailable } from './native.ts';
-import { checksum32, countNonFinite, countOverflow16 } from './nd-native.ts';
-import { encodeFromF32 } from './dtype.ts';
+import { addEncodeInto, checksum32, countNonFinite, countOverflow16, taskVectorInto } from './nd-native.ts';
+import { DTYPE_BYTES, decodeToF32, encodeFromF32 } from './dtype.ts';
 import { mulberry32 } from './random.ts';
 
 // Every nd op with a native loop is run twice on the same seeded inputs: once with the JS loops
@@ -173,4 +173,78 @@ test('stack and cat copy natively (bits preserved); checksum32, countNonFinite a
     assert.equal(o.native, o.js);
     assert.ok(o.js >= nf.js.count, `${dt}: every float32 NaN/Inf is one in ${dt} too`);
   }
+});
+
+test('fused streamed-merge passes: taskVectorInto (decode − decode + checksum) and addEncodeInto (base + r, encode, count) = their separate JS passes', { skip }, () => {
+  const n = 3 * 65536 + 4099; // several checksum blocks and a tail that is not a multiple of 8
+  const dts = ['F32', 'BF16', 'F16'] as const;
+  let seed = 300;
+  for (const xDt of dts)
+    for (const bDt of dts) {
+      const x = encodeFromF32(values(n, seed++), xDt);
+      const b = encodeFromF32(values(n, seed++), bDt);
+      const r = both(() => {
+        const out = new Float32Array(n);
+        return { out, sum: taskVectorInto(out, x, xDt, b, bDt) };
+      });
+      same(`task vector ${xDt} − ${bDt}`, new NDArray(r.js.out, [n]), new NDArray(r.native.out, [n]));
+      assert.equal(r.native.sum, r.js.sum, `checksum ${xDt} − ${bDt}`);
+      assert.equal(r.native.sum, checksum32(r.native.out), 'the fused checksum is checksum32 of the task vector');
+      // the values are decode(x) − decode(b)
+      const xv = decodeToF32(x, xDt);
+      const bv = decodeToF32(b, bDt);
+      for (let i = 0; i < n; i += 997) {
+        const want = Math.fround(xv[i]! - bv[i]!);
+        assert.ok(Object.is(r.native.out[i], want) || (Number.isNaN(want) && Number.isNaN(r.native.out[i])), `element ${i}`);
+      }
+    }
+  for (const bDt of dts)
+    for (const oDt of dts) {
+      const b = encodeFromF32(values(n, seed++), bDt);
+      const res = values(n, seed++);
+      const r = both(() => {
+        const out = new Uint8Array(n * DTYPE_BYTES[oDt]);
+        return { out, bad: addEncodeInto(out, oDt, b, bDt, res) };
+      });
+      same(`base ${bDt} + r → ${oDt}`, new NDArray(decodeToF32(r.js.out, oDt), [n]), new NDArray(decodeToF32(r.native.out, oDt), [n]));
+      assert.deepEqual(r.native.bad, r.js.bad, `non-finite count ${bDt} → ${oDt}`);
+      assert.ok(r.js.bad.count > 0 && r.js.bad.first >= 0, 'the special values give non-finite sums');
+      const finite = both(() => addEncodeInto(new Uint8Array(4096 * DTYPE_BYTES[oDt]), oDt, encodeFromF32(values(4096, seed, false), bDt), bDt, values(4096, seed + 1, false)));
+      assert.deepEqual(finite.native, finite.js);
+    }
+  assert.throws(() => taskVectorInto(new Float32Array(10), new Uint8Array(20), 'BF16', new Uint8Array(19), 'BF16'), /bytes/);
+  assert.throws(() => addEncodeInto(new Uint8Array(20), 'BF16', new Uint8Array(20), 'BF16', new Float32Array(11)), /bytes/);
+});
+
+test('stack along dim 0 is copied only when read: reductions over dim 0 read its parts in place, bit-identical to the copy and to JS', { skip }, () => {
+  let seed = 500;
+  for (const shape of [[300, 257], [70000], [1]]) {
+    for (const k of [1, 3, 4]) {
+      const parts = Array.from({ length: k }, () => T(shape, seed++));
+      for (const keep of [false, true])
+        for (const [name, f] of [
+          ['sum', (x: NDArray) => nd.sum(x, 0, keep)], ['mean', (x: NDArray) => nd.mean(x, 0, keep)], ['norm2', (x: NDArray) => nd.norm(x, 2, 0, keep)],
+          ['amax', (x: NDArray) => nd.amax(x, 0, keep)], ['amin', (x: NDArray) => nd.amin(x, 0, keep)], ['sum -k', (x: NDArray) => nd.sum(x, -(shape.length + 1), keep)],
+        ] as const) {
+          const r = both(() => {
+            const st = nd.stack(parts, 0);
+            const v = f(st);
+            return { v, lazy: st.stackedParts !== null, copied: f(new NDArray(Float32Array.from(st.data), st.shape)) };
+          });
+          const what = `${name} of a stack of ${k} × ${nd.fmtShape(shape)} keepdim ${keep}`;
+          same(what, r.js.v, r.native.v);
+          same(`${what} (vs the copy)`, r.native.copied, r.native.v);
+          if (shape[0]! > 1) assert.ok(r.native.lazy, `${what}: the stack was not copied`);
+        }
+    }
+  }
+  // the copy, once read, holds the parts' bits one after the other; other ops see the same data
+  const parts = [T([5, 7000], 1), T([5, 7000], 2)];
+  const st = nd.stack(parts);
+  assert.ok(st.stackedParts);
+  assert.equal(st.numel, 70000);
+  const bits = new Uint32Array(st.data.buffer, st.data.byteOffset, st.numel);
+  assert.equal(st.stackedParts, null);
+  parts.forEach((p, k) => assert.deepEqual(bits.subarray(k * 35000, (k + 1) * 35000), new Uint32Array(p.data.buffer, p.data.byteOffset, 35000)));
+  same('sum over dim 1 of a stack (copied)', nd.sum(new NDArray(Float32Array.from(st.data), st.shape), 1), nd.sum(nd.stack(parts, 0), 1));
 });

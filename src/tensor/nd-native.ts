@@ -8,8 +8,10 @@
  * (NaN payloads aside), whatever the thread count. Also the sandbox's input checksum and
  * non-finite count, with their JS fallbacks.
  */
-import { useNative } from './kernels.ts';
-import { native } from './native.ts';
+import { DTYPE_BYTES, decodeToF32, encodeFromF32, type FloatDType } from './dtype.ts';
+import { axpy, sub, useNative } from './kernels.ts';
+import { NATIVE_DT, native } from './native.ts';
+export { copyInto } from './nd-core.ts';
 import { NDArray, broadcastMap, broadcastShapes, bstrides, f32w as f32, numelOf, sameShape } from './nd-core.ts';
 
 export const ND_BINARY = { add: 0, sub: 1, mul: 2, div: 3, maximum: 4, minimum: 5, gt: 6, ge: 7, lt: 8, le: 9, eq: 10 } as const;
@@ -96,6 +98,19 @@ export function nativeReduce(kind: NativeReduce, A: NDArray, groups: number, siz
   return new NDArray(out, outShape);
 }
 
+/**
+ * The reduction over dim 0 of a stack whose copy was not made (NDArray.stacked): group g is
+ * parts[0][g], parts[1][g], … — the order nativeReduce visits the copied stack in (leading
+ * layout), so the result is the same, without the copy. null: no addon or short array.
+ */
+export function nativeReduceParts(kind: NativeReduce, parts: readonly Float32Array[], outShape: readonly number[]): NDArray | null {
+  const groups = parts[0]!.length;
+  if (!useNative(groups * parts.length)) return null;
+  const out = f32(groups);
+  native!.ndReduceParts(ND_REDUCE[kind], out, [...parts]);
+  return new NDArray(out, outShape);
+}
+
 const CBLOCK = 1 << 16;
 /**
  * 32-bit checksum of a float32 array's bits: FNV-1a in 8 interleaved lanes over each 65536-element
@@ -133,13 +148,6 @@ export function countNonFinite(x: Float32Array): { count: number; first: number 
   return { count, first };
 }
 
-/** Copies src into out (same length), natively in parallel for long arrays. */
-export function copyInto(out: Float32Array, src: Float32Array): void {
-  if (out.length !== src.length) throw new Error(`copyInto: lengths ${out.length} and ${src.length} differ`);
-  if (useNative(src.length) && src.length >= 1 << 16) native!.ndUnary(ND_UNARY.copy, out, src, 0, 0);
-  else out.set(src);
-}
-
 /** Number of 16-bit values (BF16 or F16 bytes) with an all-ones exponent: NaN or ±Inf. */
 export function countOverflow16(bytes: Uint8Array, dtype: 'BF16' | 'F16'): number {
   const mask = dtype === 'BF16' ? 0x7f80 : 0x7c00;
@@ -148,4 +156,54 @@ export function countOverflow16(bytes: Uint8Array, dtype: 'BF16' | 'F16'): numbe
   let n = 0;
   for (let i = 1; i < bytes.length; i += 2) if ((((bytes[i]! << 8) | bytes[i - 1]!) & mask) === mask) n++;
   return n;
+}
+
+const aligned = (b: Uint8Array, dt: FloatDType): boolean => b.byteOffset % DTYPE_BYTES[dt] === 0;
+
+/**
+ * A task vector straight from stored bytes: out = decode(x) − decode(base) (float32 subtraction,
+ * as kernels.sub after decodeToF32), and checksum32(out), natively in one pass over the bytes.
+ * The JS path decodes, subtracts and hashes in separate passes (same values, same checksum).
+ */
+export function taskVectorInto(out: Float32Array, x: Uint8Array, xDt: FloatDType, base: Uint8Array, baseDt: FloatDType): number {
+  const n = out.length;
+  if (x.byteLength !== n * DTYPE_BYTES[xDt] || base.byteLength !== n * DTYPE_BYTES[baseDt])
+    throw new Error(`taskVectorInto: ${x.byteLength} bytes of ${xDt} and ${base.byteLength} bytes of ${baseDt} for ${n} elements`);
+  if (native && useNative(n) && aligned(x, xDt) && aligned(base, baseDt)) return native.ndTaskVector(out, x, NATIVE_DT[xDt], base, NATIVE_DT[baseDt]);
+  const b = decodeToF32(base, baseDt);
+  decodeToF32(x, xDt, out);
+  sub(out, out, b);
+  return checksum32(out);
+}
+
+/**
+ * The merged tensor from the stored base bytes and a merge result r: out = encode(decode(base) + r)
+ * in `outDt`, the sum rounded as kernels.axpy(base, 1, r) rounds it; natively in one pass. Returns
+ * the number of encoded values with an all-ones exponent (NaN/±Inf, or beyond the range of a 16-bit
+ * dtype) and the first one's index (-1 when none).
+ */
+export function addEncodeInto(out: Uint8Array, outDt: FloatDType, base: Uint8Array, baseDt: FloatDType, r: Float32Array): { count: number; first: number } {
+  const n = r.length;
+  if (out.byteLength !== n * DTYPE_BYTES[outDt] || base.byteLength !== n * DTYPE_BYTES[baseDt])
+    throw new Error(`addEncodeInto: ${out.byteLength} bytes of ${outDt} and ${base.byteLength} bytes of ${baseDt} for ${n} elements`);
+  if (native && useNative(n) && aligned(out, outDt) && aligned(base, baseDt)) {
+    const [count, first] = native.ndAddEncode(out, NATIVE_DT[outDt], base, NATIVE_DT[baseDt], r);
+    return { count, first };
+  }
+  const sum = decodeToF32(base, baseDt);
+  axpy(sum, 1, r);
+  if (outDt === 'F32') {
+    encodeFromF32(sum, 'F32', out);
+    return countNonFinite(sum);
+  }
+  encodeFromF32(sum, outDt, out);
+  const mask = outDt === 'BF16' ? 0x7f80 : 0x7c00;
+  let count = 0;
+  let first = -1;
+  for (let i = 0; i < n; i++)
+    if ((((out[2 * i + 1]! << 8) | out[2 * i]!) & mask) === mask) {
+      if (first < 0) first = i;
+      count++;
+    }
+  return { count, first };
 }

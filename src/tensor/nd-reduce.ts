@@ -6,7 +6,7 @@ import { dot as kdot, kthLargestAbs } from './kernels.ts';
 import { NDArray, asND, broadcastMap, broadcastShapes, f32, f64, numelOf, scalar, toF32, type Operand } from './nd-core.ts';
 import { abs, div, maximum, mul, unary } from './nd-elementwise.ts';
 import { broadcastTo } from './nd-shape.ts';
-import { nativeReduce, nativeTopkMask, type NativeReduce } from './nd-native.ts';
+import { nativeReduce, nativeReduceParts, nativeTopkMask, type NativeReduce } from './nd-native.ts';
 
 /** Normalises `dim` (number, array, or null/undefined = all dims) into a sorted list of dims. */
 export function normDims(dim: number | readonly number[] | null | undefined, rank: number): number[] {
@@ -119,6 +119,12 @@ function reduceNative(kind: NativeReduce, A: NDArray, dims: number[], keepdim: b
   const layout = layoutOf(A.shape, dims);
   if (layout === null || A.numel === 0) return null;
   const plan = planShape(A.shape, dims, keepdim);
+  // torch.stack(list) reduced over its new dim 0: read the parts in place (same order, no copy)
+  const parts = A.stackedParts;
+  if (parts && dims.length === 1 && dims[0] === 0) {
+    const nat = nativeReduceParts(kind, parts, plan.outShape);
+    if (nat) return nat;
+  }
   return nativeReduce(kind, A, plan.groups, plan.groupSize, layout === 'leading', plan.outShape);
 }
 

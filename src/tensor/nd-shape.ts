@@ -24,6 +24,8 @@ export function stack(list: readonly NDArray[], dim = 0): NDArray {
   const r = s0.length + 1;
   const d = dim < 0 ? dim + r : dim;
   if (!Number.isInteger(d) || d < 0 || d >= r) throw new Error(`stack: dim ${dim} out of range for result rank ${r}`);
+  // along a new leading dim the stack is its parts one after the other: its copy is made only when its data is read (NDArray.stacked)
+  if (d === 0 && numelOf(s0) > 0) return NDArray.stacked(list.map((t) => t.data), [list.length, ...s0]);
   const outer = numelOf(s0.slice(0, d));
   const inner = numelOf(s0.slice(d));
   const out = f32w(outer * list.length * inner);
