@@ -18,8 +18,12 @@ export interface Mat {
   Mp: number;
 }
 
-/** Tile edge of the blocked transpose (a 64×64 f32 tile of source and destination stays in L1/L2). */
-const TILE = 64;
+/**
+ * Tile edge of the blocked transpose (contiguous writes along a destination row, reads down a
+ * source column): 16 was the fastest of 16–128 on this project's VM for a 7168 × 2048 matrix
+ * (33 ms vs 84 ms at 64 and 168 ms untiled, warm buffers).
+ */
+const TILE = 16;
 
 /**
  * Builds a Mat from row blocks of W given one at a time (e.g. q, k and v of a stacked q|k|v), so a
@@ -54,10 +58,9 @@ export class MatBuilder {
         const me = Math.min(R, mb + TILE);
         for (let kb = 0; kb < K; kb += TILE) {
           const ke = Math.min(K, kb + TILE);
-          for (let m = mb; m < me; m++) {
-            const src = m * K;
-            const col = m0 + m;
-            for (let k = kb; k < ke; k++) wt[k * Mp + col] = block[src + k];
+          for (let k = kb; k < ke; k++) {
+            const dst = k * Mp + m0;
+            for (let m = mb; m < me; m++) wt[dst + m] = block[m * K + k];
           }
         }
       }
