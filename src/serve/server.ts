@@ -515,7 +515,10 @@ function readJson(req: IncomingMessage): Promise<Record<string, unknown>> {
  * `host` is a loopback interface, or with `allowLoad` (`--allow-load`).
  */
 export async function serveModelDir(dir: string, opts: { port: number; host: string; name?: string; batchSize?: number; log?: (l: string) => void; allowLoad?: boolean }): Promise<{ url: string; server: CompletionServer }> {
+  const t0 = performance.now();
   const first = await loadServedModel(dir, opts.name);
+  const gib = 'weightBytes' in first.model ? `, ${(first.model.weightBytes() / 2 ** 30).toFixed(2)} GiB of weights` : '';
+  opts.log?.(`loaded ${first.dir} as '${first.name}' in ${((performance.now() - t0) / 1000).toFixed(2)}s${gib}`);
   const loadRefused = opts.allowLoad || isLoopbackHost(opts.host) ? undefined : `POST /selfdev/load is disabled: this server listens on ${opts.host}, not loopback (start selfdev serve with --allow-load to enable it)`;
   const server = new CompletionServer(first.model, first.tok, { name: first.name, batchSize: opts.batchSize, log: opts.log, chatTemplate: first.chatTemplate, eosIds: first.eosIds, onClose: first.release, loader: loadServedModel, loadRefused });
   const url = await server.listen(opts.port, opts.host);
