@@ -19,6 +19,11 @@
  * ~40% in attention, which streams each row's whole KV cache (f32; memory-bound once the batch's
  * caches outgrow the L2/L3 caches), so questions/s per CPU-second hardly grow with the batch size.
  *
+ * Memory: each weight is kept once, in the form its kernel reads (Wᵀ padded to 16 columns for the
+ * native matmul, W for the JS one; q|k|v and gate|up packed from their parts): ≈ 4 bytes per
+ * parameter. checkpoint.ts `loadInferModel` fills it from a model folder one tensor at a time, with
+ * no framework model in between (`selfdev serve`, `selfdev eval`: any size that fits in RAM).
+ *
  * Architectures (io/architectures.ts): q/k/v biases are added to the fused q|k|v product and the o
  * bias to o_proj's, Llama 3 rope scaling lives in the rotary tables (model.ts `ropeTables`), and a
  * layer with a sliding window attends to slots slot − window + 1..slot (`inferAttentionWindow`; the
@@ -161,8 +166,9 @@ export class InferModel {
   }
 
   /**
-   * From f32 weights by HF name (the arrays are kept, not copied: do not change them afterwards).
-   * `useNative` defaults to the addon's availability.
+   * From f32 weights by HF name. Some arrays are kept, not copied (the embedding and norms; on the
+   * JS path also the unstacked matrices): do not change them afterwards. `useNative` defaults to
+   * the addon's availability.
    */
   static fromWeights(config: LlamaConfig, weights: Map<string, Float32Array>, opts: { useNative?: boolean } = {}): InferModel {
     return InferModel.fromSource(config, (n) => {
