@@ -102,18 +102,23 @@ try {
   log(`cannot read the run's store: ${(e as Error).message}`);
 }
 const serveLines = readFileSync(SERVE_LOG, 'utf8').split('\n').filter((l) => l.trim() !== '');
-const servers: Array<{ load: string; requests: number; seconds: number }> = [];
+// per server: its load time, then the wall span of its requests (a request's line is written when it
+// is answered, with its duration; concurrent requests overlap)
+const servers: Array<{ load: string; requests: number; start: number; end: number }> = [];
 for (const l of serveLines) {
+  const at = Date.parse(l.split(' ')[0]!);
   const m = /loaded (\S+) as '[^']*' in ([\d.]+)s(.*)$/.exec(l);
-  if (m) servers.push({ load: `${m[2]} s${m[3]}`, requests: 0, seconds: 0 });
+  if (m) servers.push({ load: `${m[2]} s${m[3]}`, requests: 0, start: Infinity, end: -Infinity });
   const q = / (\d+) prompt\(s\) (\d+) tok ([\d.]+)s$/.exec(l);
-  if (q && servers.length) {
-    servers[servers.length - 1]!.requests++;
-    servers[servers.length - 1]!.seconds += Number(q[3]);
+  const v = servers[servers.length - 1];
+  if (q && v && Number.isFinite(at)) {
+    v.requests++;
+    v.start = Math.min(v.start, at - Number(q[3]) * 1000);
+    v.end = Math.max(v.end, at);
   }
 }
-console.log('\nservers (in start order): load | requests | seconds answering requests');
-for (const v of servers) console.log(`${v.load} | ${v.requests} | ${v.seconds.toFixed(1)}`);
+console.log('\nservers (in start order): load | requests | scoring wall seconds (first request in to last answer out)');
+for (const v of servers) console.log(`${v.load} | ${v.requests} | ${v.requests ? ((v.end - v.start) / 1000).toFixed(1) : '-'}`);
 const errors = serveLines.filter((l) => /error|RangeError|out of bounds|Aborted/i.test(l));
 if (errors.length) console.log(`\nserver errors:\n${errors.slice(0, 10).join('\n')}`);
 const summary = {
