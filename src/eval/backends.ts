@@ -26,6 +26,7 @@
 import { calculatorCompletion } from './calculator.ts';
 import { firstStopIndex } from './prompt.ts';
 import type { Llama } from '../nn/model.ts';
+import type { EngineModel } from '../nn/generate.ts';
 import type { TextTokenizer } from '../nn/hf-tokenizer.ts';
 
 export type FinishReason = 'eos' | 'stop' | 'length';
@@ -99,7 +100,7 @@ const KV_BUDGET = 64e6;
  * `<<EXPR=`. Greedy prompts are batched in order of length; with sampling, row i's stream is seeded
  * by (seed, i) whatever the chunking.
  */
-export async function engineGenerate(model: Llama, tok: TextTokenizer, prompts: ReadonlyArray<string | readonly number[]>, o: EngineGenerateOptions): Promise<EngineGeneration[]> {
+export async function engineGenerate(model: EngineModel, tok: TextTokenizer, prompts: ReadonlyArray<string | readonly number[]>, o: EngineGenerateOptions): Promise<EngineGeneration[]> {
   const { generateIds } = await import('../nn/generate.ts');
   const maxPos = model.config.max_position_embeddings;
   if (!Number.isInteger(o.maxTokens) || o.maxTokens < 1) throw new Error(`maxTokens must be a positive integer, got ${o.maxTokens}`);
@@ -180,7 +181,8 @@ export interface BuiltinBackendOptions {
 export class BuiltinBackend implements EvalBackend {
   readonly description: string;
   private constructor(
-    readonly model: Llama,
+    /** A framework Llama (fromModel, or load with engine 'tfjs'), else the engine-only model of loadInferModel. */
+    readonly model: EngineModel,
     readonly tokenizer: TextTokenizer,
     private readonly batchSize: number,
     where: string,
@@ -194,7 +196,11 @@ export class BuiltinBackend implements EvalBackend {
     return new BuiltinBackend(model, tokenizer, opts.batchSize ?? 32, where, opts.engine);
   }
 
-  /** Load a model folder (config.json, model.safetensors, tokenizer.json). */
+  /**
+   * Load a model folder (config.json, model.safetensors, tokenizer.json): straight into the inference
+   * engine (checkpoint.ts `loadInferModel`, any size) for the default engine; as a framework Llama
+   * for engine 'tfjs'.
+   */
   static async load(dir: string, opts: BuiltinBackendOptions = {}): Promise<BuiltinBackend> {
     const { existsSync, statSync } = await import('node:fs');
     const { join } = await import('node:path');
@@ -206,11 +212,15 @@ export class BuiltinBackend implements EvalBackend {
     const { readLlamaFolder, checkTokenizerFile } = await import('../io/model-config.ts');
     const spec = readLlamaFolder(dir, { tokenizer: false });
     checkTokenizerFile(join(dir, 'tokenizer.json'), { vocabSize: spec.vocab_size });
-    const O = await import('../nn/ops.ts');
-    const { loadModel } = await import('../nn/checkpoint.ts');
-    await O.initBackend();
+    const { loadModel, loadInferModel } = await import('../nn/checkpoint.ts');
     const { endOfTextIds } = await import('../nn/load-tokenizer.ts');
-    const { model, tokenizer } = loadModel(dir, { tokenizer: 'any' });
+    let loaded: { model: EngineModel; tokenizer: TextTokenizer | null };
+    if (opts.engine === 'tfjs') {
+      const O = await import('../nn/ops.ts');
+      await O.initBackend();
+      loaded = loadModel(dir, { tokenizer: 'any' });
+    } else loaded = loadInferModel(dir, { tokenizer: 'any' });
+    const { model, tokenizer } = loaded;
     if (!tokenizer) throw new Error(`${dir}: no tokenizer.json`);
     const b = new BuiltinBackend(model, tokenizer, opts.batchSize ?? 32, dir, opts.engine);
     b.owned = true;
@@ -233,7 +243,7 @@ export class BuiltinBackend implements EvalBackend {
 
   async close(): Promise<void> {
     if (this.owned) {
-      this.model.dispose();
+      if ('dispose' in this.model) this.model.dispose(); // a framework Llama's tensors; an InferModel is plain arrays
       const { closeTokenizer } = await import('../nn/load-tokenizer.ts');
       await closeTokenizer(this.tokenizer);
     }

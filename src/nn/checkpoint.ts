@@ -6,10 +6,11 @@ import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node
 import { basename, dirname, join, resolve } from 'node:path';
 import { Checkpoint, CheckpointWriter, INDEX_FILE, planShards, replaceDir, shardName } from '../io/checkpoint.ts';
 import { SafetensorsFile, writeSafetensors } from '../io/safetensors.ts';
-import { decodeToF32, DTYPE_BYTES, encodeFromF32, torchDTypeName } from '../tensor/dtype.ts';
+import { decodeToF32, DTYPE_BYTES, encodeFromF32, isFloatDType, torchDTypeName } from '../tensor/dtype.ts';
 import type { FloatDType } from '../tensor/dtype.ts';
 import { Llama, makeConfig, paramShapes } from './model.ts';
 import type { LlamaConfig } from './model.ts';
+import { InferModel } from './infer.ts';
 import type { Tokenizer } from './tokenizer.ts';
 import { readArchFeatures, readModelType } from '../io/architectures.ts';
 import { closeTokenizer, loadEngineTokenizer, loadTokenizer } from './load-tokenizer.ts';
@@ -336,6 +337,49 @@ export function loadModel(dir: string, opts: LoadModelOptions = {}): { model: Ll
       weights.set(name, decodeToF32(ck.readBytes(name), info.dtype));
     }
     return { model: Llama.fromWeights(config, weights), tokenizer, config };
+  } catch (e) {
+    void closeTokenizer(tokenizer);
+    throw e;
+  } finally {
+    ck.close();
+  }
+}
+
+/**
+ * Load an HF Llama folder straight into the inference engine (`InferModel`, infer.ts), never through
+ * the framework (whose 32-bit wasm heap caps a model at ≈ 1B parameters): every tensor's presence,
+ * shape and dtype checked against config.json before anything is allocated, then each tensor read
+ * and decoded (bf16 / f16 / f32, one file or shards) into a scratch buffer and packed into the form
+ * the kernels read, one at a time. Peak memory: the engine's packed weights (4 bytes per parameter)
+ * plus the largest tensor twice (raw and f32). Same f32 values as `loadModel` + `InferModel.of`, so
+ * the same logits and generations. The tokenizer as loadModel's 'any' / 'none'. `useNative` as
+ * `InferModel.fromWeights` (default: the addon's kernels when loaded).
+ */
+export function loadInferModel(dir: string, opts: { tokenizer?: 'any' | 'none'; useNative?: boolean } = {}): { model: InferModel; tokenizer: TextTokenizer | null; config: LlamaConfig } {
+  const config = readConfig(dir);
+  const ck = Checkpoint.open(dir);
+  let tokenizer: TextTokenizer | null = null;
+  try {
+    let maxBytes = 0;
+    let maxNumel = 0;
+    for (const [name, shape] of paramShapes(config)) {
+      if (!ck.has(name)) throw new Error(`${dir}: missing tensor ${name}`);
+      const info = ck.info(name);
+      if (info.shape.length !== shape.length || info.shape.some((s, i) => s !== shape[i])) {
+        throw new Error(`${dir}: tensor ${name} has shape [${info.shape}], config implies [${shape}]`);
+      }
+      if (!isFloatDType(info.dtype) && info.dtype !== 'F64') throw new Error(`${dir}: tensor ${name} has dtype ${info.dtype} (not a float type)`);
+      maxNumel = Math.max(maxNumel, shape.reduce((a, b) => a * b, 1));
+      if (info.dtype !== 'F32') maxBytes = Math.max(maxBytes, info.byteLength);
+    }
+    if ((opts.tokenizer ?? 'any') === 'any' && existsSync(join(dir, 'tokenizer.json'))) tokenizer = loadTokenizer(dir, { vocabSize: config.vocab_size });
+    const raw = new Uint8Array(maxBytes);
+    const f32 = new Float32Array(maxNumel);
+    const model = InferModel.fromSource(config, (name, keep) => {
+      const n = ck.info(name).shape.reduce((a, b) => a * b, 1);
+      return ck.readF32(name, keep ? undefined : f32.subarray(0, n), raw);
+    }, { useNative: opts.useNative });
+    return { model, tokenizer, config };
   } catch (e) {
     void closeTokenizer(tokenizer);
     throw e;

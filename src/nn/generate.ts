@@ -13,6 +13,20 @@ import { Rng, rowStreamKey } from './rng.ts';
 import { batchLogprobs, encodePair, makeBatch, rowCounts } from './data.ts';
 import type { Example } from './data.ts';
 
+/**
+ * A model generation runs on: a framework `Llama` (training, DPO, the in-memory worlds; decoded on
+ * its `InferModel.of` snapshot) or an engine-only `InferModel` (checkpoint.ts `loadInferModel`:
+ * `selfdev serve`, `selfdev eval`), which has no framework forward: the 'tfjs' engine, useCache
+ * false and log-probs need a `Llama`.
+ */
+export type EngineModel = Llama | InferModel;
+
+/** `model` as a framework Llama, or a clear error naming `what` for an engine-only model. */
+export function frameworkModel(model: EngineModel, what: string): Llama {
+  if (model instanceof InferModel) throw new Error(`${what} needs the framework model (src/nn/model.ts Llama); this model was loaded for the inference engine only (loadInferModel): use the default 'infer' engine`);
+  return model;
+}
+
 export interface GenerateOptions {
   /** Maximum number of new tokens per row (forced tokens included). */
   maxTokens: number;
@@ -54,7 +68,7 @@ export interface Generation {
 }
 
 /** Generate completions for `prompts`. Rows are independent of how the call batches them. */
-export function generate(model: Llama, tok: TextTokenizer, prompts: string[], opts: GenerateOptions): Generation[] {
+export function generate(model: EngineModel, tok: TextTokenizer, prompts: string[], opts: GenerateOptions): Generation[] {
   const bs = Math.max(1, opts.batchSize ?? 32);
   const out: Generation[] = [];
   for (let i = 0; i < prompts.length; i += bs) {
@@ -95,17 +109,18 @@ function sample(logits: Float32Array, off: number, V: number, temperature: numbe
 }
 
 /** Generate from token-id prompts (one batch). `rowBase` offsets row numbers for seeds and onToken. */
-export function generateIds(model: Llama, tok: TextTokenizer, prompts: number[][], opts: GenerateOptions, rowBase = 0): Generation[] {
+export function generateIds(model: EngineModel, tok: TextTokenizer, prompts: number[][], opts: GenerateOptions, rowBase = 0): Generation[] {
   const B = prompts.length;
   if (B === 0) return [];
+  const useCache = opts.useCache ?? true;
+  const useInfer = useCache && (opts.engine ?? 'infer') === 'infer';
+  const fw = useInfer ? null : frameworkModel(model, `generate with ${useCache ? "engine 'tfjs'" : 'useCache: false'}`);
   const V = model.config.vocab_size;
   const eos = model.config.eos_token_id;
   const ends = new Set([eos, ...(opts.eosIds ?? [])]);
   const pad = model.config.pad_token_id;
   const temperature = opts.temperature ?? 0;
   const topP = opts.topP ?? 1;
-  const useCache = opts.useCache ?? true;
-  const useInfer = useCache && (opts.engine ?? 'infer') === 'infer';
   const rngs = prompts.map((_, i) => (temperature > 0 ? new Rng(rowStreamKey(opts.seed ?? 0, rowBase + i)) : null));
   for (const [i, p] of prompts.entries()) if (p.length === 0) throw new Error(`generate: prompt ${rowBase + i} is empty (use addBos)`);
   const L = Math.max(...prompts.map((p) => p.length));
@@ -142,7 +157,7 @@ export function generateIds(model: Llama, tok: TextTokenizer, prompts: number[][
   // infer engine: rows keep unpadded caches; finished rows are dropped from the batch, so `at[b]`
   // tells which row of the returned logits belongs to row b
   const at = Int32Array.from(prompts.keys());
-  const session = useInfer ? InferModel.of(model).session(B, L + opts.maxTokens) : null;
+  const session = useInfer ? (model instanceof InferModel ? model : InferModel.of(model)).session(B, L + opts.maxTokens) : null;
   const stepInfer = (first: boolean): Float32Array => {
     const rows: number[] = [];
     const toks: number[][] = [];
@@ -170,7 +185,7 @@ export function generateIds(model: Llama, tok: TextTokenizer, prompts: number[][
       }
     }
     const res = O.tidy(() => {
-      const r = model.forward(O.intTensor(ids, [B, T]), {
+      const r = fw!.forward(O.intTensor(ids, [B, T]), {
         positions,
         mask: fullMask(T, Tk, offset),
         cache: useCache ? (cache ?? { k: [], v: [], length: 0 }) : undefined,
@@ -254,6 +269,7 @@ export function logprobs(model: Llama, tok: Tokenizer, prompts: string[], comple
 
 /** Sum of masked-token log-probs for each example (tokens with mask 1 are scored). */
 export function exampleLogprobs(model: Llama, examples: Example[], opts: { batchSize?: number; maxLen?: number } = {}): LogprobResult[] {
+  frameworkModel(model, 'log-probs');
   const bs = Math.max(1, opts.batchSize ?? 16);
   const maxLen = opts.maxLen ?? model.config.max_position_embeddings;
   const out: LogprobResult[] = [];

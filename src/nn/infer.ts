@@ -19,14 +19,20 @@
  * ~40% in attention, which streams each row's whole KV cache (f32; memory-bound once the batch's
  * caches outgrow the L2/L3 caches), so questions/s per CPU-second hardly grow with the batch size.
  *
+ * Memory: each weight is kept once, in the form its kernel reads (Wᵀ padded to 16 columns for the
+ * native matmul, W for the JS one; q|k|v and gate|up packed from their parts): ≈ 4 bytes per
+ * parameter. checkpoint.ts `loadInferModel` fills it from a model folder one tensor at a time, with
+ * no framework model in between (`selfdev serve`, `selfdev eval`: any size that fits in RAM).
+ *
  * Architectures (io/architectures.ts): q/k/v biases are added to the fused q|k|v product and the o
  * bias to o_proj's, Llama 3 rope scaling lives in the rotary tables (model.ts `ropeTables`), and a
  * layer with a sliding window attends to slots slot − window + 1..slot (`inferAttentionWindow`; the
  * cache keeps every slot, which costs only memory at the sizes this engine runs).
  */
 import { native } from '../tensor/native.ts';
-import { fusedLayerWeights, ropeTables, type Llama, type LlamaConfig } from './model.ts';
+import { ropeTables, type Llama, type LlamaConfig } from './model.ts';
 import { layerWindow } from '../io/architectures.ts';
+import { addRows, attentionJs, MatBuilder, matmulJs, matRows, type Mat } from './infer-mat.ts';
 
 /** Addon entry points used here (native/infer.cc); absent from older builds of the addon. */
 interface InferKernels {
@@ -59,63 +65,6 @@ export function inferNative(): boolean {
   return nativeInfer !== null;
 }
 
-/** A weight matrix W [M, K] (PyTorch Linear layout) in the forms the kernels read. */
-interface Mat {
-  M: number;
-  K: number;
-  /** W itself, row-major [M, K] (JS kernel). */
-  w: Float32Array;
-  /** Wᵀ padded to Mp columns (native kernel), or null without the addon. */
-  wt: Float32Array | null;
-  Mp: number;
-}
-
-function makeMat(w: Float32Array, M: number, K: number, useNative: boolean): Mat {
-  const Mp = Math.ceil(M / 16) * 16;
-  let wt: Float32Array | null = null;
-  if (useNative) {
-    wt = new Float32Array(K * Mp);
-    for (let m = 0; m < M; m++) for (let k = 0; k < K; k++) wt[k * Mp + m] = w[m * K + k];
-  }
-  return { M, K, w, wt, Mp };
-}
-
-/** out[N, M] = x[N, K] · Wᵀ (JS: dot products accumulated in double). */
-function matmulJs(out: Float32Array, x: Float32Array, m: Mat, N: number): void {
-  const { M, K, w } = m;
-  for (let n = 0; n < N; n++) {
-    const xo = n * K;
-    const oo = n * M;
-    let j = 0;
-    for (; j + 4 <= M; j += 4) {
-      const w0 = j * K;
-      const w1 = w0 + K;
-      const w2 = w1 + K;
-      const w3 = w2 + K;
-      let s0 = 0;
-      let s1 = 0;
-      let s2 = 0;
-      let s3 = 0;
-      for (let k = 0; k < K; k++) {
-        const xv = x[xo + k];
-        s0 += xv * w[w0 + k];
-        s1 += xv * w[w1 + k];
-        s2 += xv * w[w2 + k];
-        s3 += xv * w[w3 + k];
-      }
-      out[oo + j] = s0;
-      out[oo + j + 1] = s1;
-      out[oo + j + 2] = s2;
-      out[oo + j + 3] = s3;
-    }
-    for (; j < M; j++) {
-      const wo = j * K;
-      let s = 0;
-      for (let k = 0; k < K; k++) s += x[xo + k] * w[wo + k];
-      out[oo + j] = s;
-    }
-  }
-}
 
 interface Layer {
   inNorm: Float32Array;
@@ -134,6 +83,14 @@ interface Layer {
   window: number | null;
 }
 
+/**
+ * Where the engine reads its weights: `get(name, keep)` returns tensor `name` (HF name) as f32,
+ * row-major in its PyTorch shape. keep = true: the engine keeps the array (it must not change
+ * afterwards); keep = false: the array is only read before the next call (it may be a scratch
+ * buffer reused for the next tensor). Throws for a tensor it does not have.
+ */
+export type WeightSource = (name: string, keep: boolean) => Float32Array;
+
 const snapshots = new WeakMap<Llama, { version: number; infer: InferModel }>();
 
 /** A Llama's weights prepared for the inference kernels (immutable snapshot). */
@@ -148,7 +105,7 @@ export class InferModel {
   private cos = new Float32Array(0);
   private sin = new Float32Array(0);
 
-  private constructor(config: LlamaConfig, w: Map<string, Float32Array>, useNative: boolean) {
+  private constructor(config: LlamaConfig, get: WeightSource, useNative: boolean) {
     this.config = config;
     this.native = useNative;
     const D = config.hidden_size;
@@ -156,36 +113,49 @@ export class InferModel {
     const d = config.head_dim;
     const H = config.num_attention_heads;
     const KV = config.num_key_value_heads;
-    const get = (n: string): Float32Array => {
-      const a = w.get(n);
-      if (!a) throw new Error(`infer: missing tensor ${n}`);
+    // a vector kept by the engine, checked against its size
+    const vec = (n: string, len: number): Float32Array => {
+      const a = get(n, true);
+      if (a.length !== len) throw new Error(`infer: tensor ${n} has ${a.length} values, the config implies ${len}`);
       return a;
     };
-    this.embed = get('model.embed_tokens.weight');
+    // a matrix of row blocks (each read, handed over and dropped before the next is read)
+    const mat = (names: string[], M: number, K: number, what: string): Mat => {
+      const b = new MatBuilder(M, K, useNative);
+      // on the JS path a lone block is kept as the matrix itself
+      for (const n of names) b.rows(get(n, !useNative && names.length === 1), n);
+      return b.done(what);
+    };
+    this.embed = vec('model.embed_tokens.weight', config.vocab_size * D);
     this.layers = [];
     for (let l = 0; l < config.num_hidden_layers; l++) {
       const p = `model.layers.${l}.`;
-      const fused = fusedLayerWeights(get, l);
-      const qkvBias = config.qkv_bias ? new Float32Array((H + 2 * KV) * d) : null;
-      if (qkvBias) {
-        qkvBias.set(get(p + 'self_attn.q_proj.bias'), 0);
-        qkvBias.set(get(p + 'self_attn.k_proj.bias'), H * d);
-        qkvBias.set(get(p + 'self_attn.v_proj.bias'), (H + KV) * d);
+      let qkvBias: Float32Array | null = null;
+      if (config.qkv_bias) {
+        qkvBias = new Float32Array((H + 2 * KV) * d);
+        const parts: Array<[string, number, number]> = [['q', 0, H * d], ['k', H * d, KV * d], ['v', (H + KV) * d, KV * d]];
+        for (const [x, at, len] of parts) {
+          const n = `${p}self_attn.${x}_proj.bias`;
+          const v = get(n, false);
+          if (v.length !== len) throw new Error(`infer: tensor ${n} has ${v.length} values, the config implies ${len}`);
+          qkvBias.set(v, at);
+        }
       }
       this.layers.push({
         qkvBias,
-        oBias: config.o_bias ? get(p + 'self_attn.o_proj.bias') : null,
+        oBias: config.o_bias ? vec(p + 'self_attn.o_proj.bias', D) : null,
         window: layerWindow(config, l),
-        inNorm: get(p + 'input_layernorm.weight'),
-        postNorm: get(p + 'post_attention_layernorm.weight'),
-        qkv: makeMat(fused.qkv, (H + 2 * KV) * d, D, useNative),
-        o: makeMat(get(p + 'self_attn.o_proj.weight'), D, H * d, useNative),
-        gateUp: makeMat(fused.gateUp, 2 * I, D, useNative),
-        down: makeMat(get(p + 'mlp.down_proj.weight'), D, I, useNative),
+        inNorm: vec(p + 'input_layernorm.weight', D),
+        postNorm: vec(p + 'post_attention_layernorm.weight', D),
+        qkv: mat(['q', 'k', 'v'].map((x) => `${p}self_attn.${x}_proj.weight`), (H + 2 * KV) * d, D, `layer ${l} q|k|v`),
+        o: mat([p + 'self_attn.o_proj.weight'], D, H * d, `layer ${l} o_proj`),
+        gateUp: mat([p + 'mlp.gate_proj.weight', p + 'mlp.up_proj.weight'], 2 * I, D, `layer ${l} gate|up`),
+        down: mat([p + 'mlp.down_proj.weight'], D, I, `layer ${l} down_proj`),
       });
     }
-    this.finalNorm = get('model.norm.weight');
-    this.head = makeMat(config.tie_word_embeddings ? this.embed : get('lm_head.weight'), config.vocab_size, D, useNative);
+    this.finalNorm = vec('model.norm.weight', D);
+    if (config.tie_word_embeddings) this.head = new MatBuilder(config.vocab_size, D, useNative).rows(this.embed, 'model.embed_tokens.weight').done('lm_head (tied)');
+    else this.head = mat(['lm_head.weight'], config.vocab_size, D, 'lm_head');
     this.ensurePositions(config.max_position_embeddings);
   }
 
@@ -196,12 +166,62 @@ export class InferModel {
   }
 
   /**
-   * From f32 weights by HF name (the arrays are kept, not copied: do not change them afterwards).
-   * `useNative` defaults to the addon's availability.
+   * From f32 weights by HF name. Some arrays are kept, not copied (the embedding and norms; on the
+   * JS path also the unstacked matrices): do not change them afterwards. `useNative` defaults to
+   * the addon's availability.
    */
   static fromWeights(config: LlamaConfig, weights: Map<string, Float32Array>, opts: { useNative?: boolean } = {}): InferModel {
+    return InferModel.fromSource(config, (n) => {
+      const a = weights.get(n);
+      if (!a) throw new Error(`infer: missing tensor ${n}`);
+      return a;
+    }, opts);
+  }
+
+  /**
+   * From a weight source read tensor by tensor (`WeightSource`; e.g. a checkpoint decoded one tensor
+   * at a time, checkpoint.ts `loadInferModel`): the engine's memory is its own packed weights plus
+   * the tensor being read. `useNative` defaults to the addon's availability.
+   */
+  static fromSource(config: LlamaConfig, get: WeightSource, opts: { useNative?: boolean } = {}): InferModel {
     const useNative = (opts.useNative ?? true) && nativeInfer !== null;
-    return new InferModel(config, weights, useNative);
+    return new InferModel(config, get, useNative);
+  }
+
+  /**
+   * The weights by HF name as row-major f32 copies, unpacked from the forms the kernels read (checks
+   * and tests: the values the engine computes with).
+   */
+  weights(): Map<string, Float32Array> {
+    const c = this.config;
+    const [H, KV, d, I] = [c.num_attention_heads, c.num_key_value_heads, c.head_dim, c.intermediate_size];
+    const out = new Map<string, Float32Array>([['model.embed_tokens.weight', this.embed.slice()]]);
+    this.layers.forEach((L, l) => {
+      const p = `model.layers.${l}.`;
+      out.set(p + 'input_layernorm.weight', L.inNorm.slice());
+      out.set(p + 'post_attention_layernorm.weight', L.postNorm.slice());
+      const qkv: Array<[string, number, number]> = [['q', 0, H * d], ['k', H * d, KV * d], ['v', (H + KV) * d, KV * d]];
+      for (const [x, at, n] of qkv) {
+        out.set(`${p}self_attn.${x}_proj.weight`, matRows(L.qkv, at, n));
+        if (L.qkvBias) out.set(`${p}self_attn.${x}_proj.bias`, L.qkvBias.slice(at, at + n));
+      }
+      out.set(p + 'self_attn.o_proj.weight', matRows(L.o, 0, L.o.M));
+      if (L.oBias) out.set(p + 'self_attn.o_proj.bias', L.oBias.slice());
+      out.set(p + 'mlp.gate_proj.weight', matRows(L.gateUp, 0, I));
+      out.set(p + 'mlp.up_proj.weight', matRows(L.gateUp, I, I));
+      out.set(p + 'mlp.down_proj.weight', matRows(L.down, 0, L.down.M));
+    });
+    out.set('model.norm.weight', this.finalNorm.slice());
+    if (!c.tie_word_embeddings) out.set('lm_head.weight', matRows(this.head, 0, this.head.M));
+    return out;
+  }
+
+  /** Bytes of the weights the kernels read (packed matrices, embedding, norms, biases). */
+  weightBytes(): number {
+    const m = (x: Mat) => (x.wt ?? x.w!).byteLength;
+    let n = this.embed.byteLength + this.finalNorm.byteLength + (this.head.w === this.embed ? 0 : m(this.head));
+    for (const L of this.layers) n += L.inNorm.byteLength + L.postNorm.byteLength + m(L.qkv) + m(L.o) + m(L.gateUp) + m(L.down) + (L.qkvBias?.byteLength ?? 0) + (L.oBias?.byteLength ?? 0);
+    return n;
   }
 
   /** Snapshot of a framework model's current weights. */
@@ -357,59 +377,6 @@ export class InferModel {
   }
 }
 
-/** x[n, :] += b for each of the N rows of x (width b.length). */
-function addRows(x: Float32Array, b: Float32Array, N: number): void {
-  const W = b.length;
-  for (let n = 0; n < N; n++) for (let i = 0, o = n * W; i < W; i++) x[o + i] += b[i];
-}
-
-/**
- * ops.ts `attention` arithmetic for single queries over a row's cached keys 0..slot (or, with a
- * `window`, slot − window + 1..slot). Cache layout (per layer, cap a multiple of 8): keys
- * [rows, KV, cap/8, d, 8] (blocks of 8 slots), values [rows, KV, cap, d].
- */
-function attentionJs(out: Float32Array, q: Float32Array, qStride: number, kc: Float32Array, vc: Float32Array, cap: number, rows: Int32Array, slots: Int32Array, H: number, KV: number, d: number, window: number | null = null): void {
-  const G = H / KV;
-  const scale = 1 / Math.sqrt(d);
-  const N = rows.length;
-  let sc = new Float64Array(64);
-  const qr = new Float64Array(d);
-  const acc = new Float64Array(d);
-  for (let n = 0; n < N; n++) {
-    const lim = slots[n] + 1;
-    const lo = window === null ? 0 : Math.max(0, lim - window);
-    if (sc.length < lim) sc = new Float64Array(Math.max(lim, sc.length * 2));
-    for (let hh = 0; hh < H; hh++) {
-      const g = Math.floor(hh / G);
-      const kb = (rows[n] * KV + g) * cap * d;
-      const vb = kb;
-      const qo = n * qStride + hh * d;
-      for (let i = 0; i < d; i++) qr[i] = q[qo + i] * scale;
-      let mx = -Infinity;
-      for (let j = lo; j < lim; j++) {
-        let s = 0;
-        for (let i = 0, ko = kb + (j & ~7) * d + (j & 7); i < d; i++, ko += 8) s += qr[i] * kc[ko];
-        sc[j] = s;
-        if (s > mx) mx = s;
-      }
-      let z = 0;
-      for (let j = lo; j < lim; j++) {
-        const e = Math.exp(sc[j] - mx);
-        sc[j] = e;
-        z += e;
-      }
-      const inv = 1 / z;
-      acc.fill(0);
-      for (let j = lo, vo = vb + lo * d; j < lim; j++, vo += d) {
-        const p = sc[j] * inv;
-        if (p === 0) continue;
-        for (let i = 0; i < d; i++) acc[i] += p * vc[vo + i];
-      }
-      const oo = n * H * d + hh * d;
-      for (let i = 0; i < d; i++) out[oo + i] = acc[i];
-    }
-  }
-}
 
 /** Per-row KV caches of a batch of sequences (valid tokens only, no padding). */
 export class InferSession {

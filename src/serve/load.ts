@@ -2,17 +2,20 @@
  * Loading a model folder for `selfdev serve`: at startup and for `POST /selfdev/load` (the same
  * checks both times). A folder is checked in full (config.json and tokenizer.json against the
  * tensors, the chat template compiled) and loaded before anything is swapped, so a bad folder is an
- * error that leaves the running model untouched.
+ * error that leaves the running model untouched. The weights go straight into the inference engine
+ * (checkpoint.ts `loadInferModel`: no framework, so no 32-bit wasm heap ceiling; ≈ 4 bytes per
+ * parameter). While a reload runs, the old model and the new one are both in memory.
  */
 import { existsSync, statSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
-import type { Llama } from '../nn/model.ts';
+import type { EngineModel } from '../nn/generate.ts';
 import type { TextTokenizer } from '../nn/hf-tokenizer.ts';
 import type { ChatTemplate } from '../nn/chat-template.ts';
 
 /** A loaded model with what the server needs to answer with it. */
 export interface ServedModel {
-  model: Llama;
+  /** The engine-only model of loadInferModel (or a framework Llama handed in by a caller). */
+  model: EngineModel;
   tok: TextTokenizer;
   /** Model id reported by /v1/models and required (when given) in requests. */
   name: string;
@@ -20,7 +23,7 @@ export interface ServedModel {
   dir: string | null;
   chatTemplate: ChatTemplate | null;
   eosIds: readonly number[];
-  /** Frees the model's tensors and the tokenizer (called once no request uses it any more). */
+  /** Frees the tokenizer (and, for a framework model, its tensors) (called once no request uses it any more). */
   release: () => Promise<void>;
 }
 
@@ -38,16 +41,14 @@ let mods: Promise<{
   readLlamaFolder: typeof import('../io/model-config.ts').readLlamaFolder;
   checkTokenizerFile: typeof import('../io/model-config.ts').checkTokenizerFile;
   ChatTemplate: typeof import('../nn/chat-template.ts').ChatTemplate;
-  O: typeof import('../nn/ops.ts');
-  loadModel: typeof import('../nn/checkpoint.ts').loadModel;
+  loadInferModel: typeof import('../nn/checkpoint.ts').loadInferModel;
   closeTokenizer: typeof import('../nn/load-tokenizer.ts').closeTokenizer;
   endOfTextIds: typeof import('../nn/load-tokenizer.ts').endOfTextIds;
 }> | null = null;
-let backendReady: Promise<unknown> | null = null;
 function modules(): NonNullable<typeof mods> {
   return (mods ??= (async () => {
-    const [mc, ct, O, ck, lt] = await Promise.all([import('../io/model-config.ts'), import('../nn/chat-template.ts'), import('../nn/ops.ts'), import('../nn/checkpoint.ts'), import('../nn/load-tokenizer.ts')]);
-    return { readLlamaFolder: mc.readLlamaFolder, checkTokenizerFile: mc.checkTokenizerFile, ChatTemplate: ct.ChatTemplate, O, loadModel: ck.loadModel, closeTokenizer: lt.closeTokenizer, endOfTextIds: lt.endOfTextIds };
+    const [mc, ct, ck, lt] = await Promise.all([import('../io/model-config.ts'), import('../nn/chat-template.ts'), import('../nn/checkpoint.ts'), import('../nn/load-tokenizer.ts')]);
+    return { readLlamaFolder: mc.readLlamaFolder, checkTokenizerFile: mc.checkTokenizerFile, ChatTemplate: ct.ChatTemplate, loadInferModel: ck.loadInferModel, closeTokenizer: lt.closeTokenizer, endOfTextIds: lt.endOfTextIds };
   })());
 }
 
@@ -57,7 +58,7 @@ export async function loadServedModel(dir: string, name?: string): Promise<Serve
   if (!existsSync(abs) || !statSync(abs).isDirectory()) throw new ModelFolderError(`model folder not found: ${dir}`);
   if (!existsSync(join(abs, 'config.json'))) throw new ModelFolderError(`${dir}: not a model folder (no config.json)`);
   if (!existsSync(join(abs, 'tokenizer.json'))) throw new ModelFolderError(`${dir}: no tokenizer.json`);
-  const { readLlamaFolder, checkTokenizerFile, ChatTemplate, O, loadModel, closeTokenizer, endOfTextIds } = await modules();
+  const { readLlamaFolder, checkTokenizerFile, ChatTemplate, loadInferModel, closeTokenizer, endOfTextIds } = await modules();
   let chatTemplate: ChatTemplate | null;
   try {
     // config.json and tokenizer.json checked against the tensors first (the shared reader)
@@ -67,22 +68,20 @@ export async function loadServedModel(dir: string, name?: string): Promise<Serve
   } catch (e) {
     throw new ModelFolderError((e as Error).message);
   }
-  await (backendReady ??= O.initBackend());
-  let loaded: { model: Llama; tokenizer: TextTokenizer | null };
+  let loaded: { model: EngineModel; tokenizer: TextTokenizer | null };
   try {
-    loaded = loadModel(abs, { tokenizer: 'any' });
+    loaded = loadInferModel(abs, { tokenizer: 'any' });
   } catch (e) {
     throw new ModelFolderError(`${dir}: ${(e as Error).message}`);
   }
   const { model, tokenizer } = loaded;
   if (!tokenizer) {
-    model.dispose();
     throw new ModelFolderError(`${dir}: no tokenizer.json`);
   }
   return {
     model, tok: tokenizer, name: name ?? basename(abs), dir: abs, chatTemplate, eosIds: endOfTextIds(abs, tokenizer),
     release: async () => {
-      model.dispose();
+      // the engine's weights are plain arrays, freed with the last reference
       await closeTokenizer(tokenizer);
     },
   };

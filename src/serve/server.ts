@@ -60,7 +60,7 @@ import type { AddressInfo } from 'node:net';
 import { randomUUID } from 'node:crypto';
 import { engineGenerate } from '../eval/backends.ts';
 import type { EngineGeneration } from '../eval/backends.ts';
-import type { Llama } from '../nn/model.ts';
+import type { EngineModel } from '../nn/generate.ts';
 import type { TextTokenizer } from '../nn/hf-tokenizer.ts';
 import { encodeChat } from '../nn/chat-template.ts';
 import type { ChatMessage, ChatTemplate } from '../nn/chat-template.ts';
@@ -157,7 +157,7 @@ export class CompletionServer {
   private loading: Promise<unknown> = Promise.resolve();
 
   constructor(
-    model: Llama,
+    model: EngineModel,
     tok: TextTokenizer,
     private readonly o: ServeOptions,
   ) {
@@ -325,7 +325,7 @@ export class CompletionServer {
     });
   }
 
-  private sampling(body: Record<string, unknown>, chat: boolean, model: Llama): Sampling {
+  private sampling(body: Record<string, unknown>, chat: boolean, model: EngineModel): Sampling {
     const maxPos = model.config.max_position_embeddings;
     const num = (k: string, def: number, lo: number, hi: number, int = false): number => {
       const v = body[k];
@@ -355,7 +355,7 @@ export class CompletionServer {
   }
 
   /** `prompt` of /v1/completions: a string, a list of strings, a list of token ids, or a list of such lists. */
-  private promptList(p: unknown, model: Llama): (string | number[])[] {
+  private promptList(p: unknown, model: EngineModel): (string | number[])[] {
     const V = model.config.vocab_size;
     const isIds = (x: unknown): x is number[] => Array.isArray(x) && x.length > 0 && x.every((t) => typeof t === 'number');
     const checkIds = (ids: number[], where: string) => {
@@ -515,7 +515,10 @@ function readJson(req: IncomingMessage): Promise<Record<string, unknown>> {
  * `host` is a loopback interface, or with `allowLoad` (`--allow-load`).
  */
 export async function serveModelDir(dir: string, opts: { port: number; host: string; name?: string; batchSize?: number; log?: (l: string) => void; allowLoad?: boolean }): Promise<{ url: string; server: CompletionServer }> {
+  const t0 = performance.now();
   const first = await loadServedModel(dir, opts.name);
+  const gib = 'weightBytes' in first.model ? `, ${(first.model.weightBytes() / 2 ** 30).toFixed(2)} GiB of weights` : '';
+  opts.log?.(`loaded ${first.dir} as '${first.name}' in ${((performance.now() - t0) / 1000).toFixed(2)}s${gib}`);
   const loadRefused = opts.allowLoad || isLoopbackHost(opts.host) ? undefined : `POST /selfdev/load is disabled: this server listens on ${opts.host}, not loopback (start selfdev serve with --allow-load to enable it)`;
   const server = new CompletionServer(first.model, first.tok, { name: first.name, batchSize: opts.batchSize, log: opts.log, chatTemplate: first.chatTemplate, eosIds: first.eosIds, onClose: first.release, loader: loadServedModel, loadRefused });
   const url = await server.listen(opts.port, opts.host);
