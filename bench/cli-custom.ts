@@ -18,12 +18,11 @@
  * sampled from /proc every 50 ms), and the load average before and after. The last line is one
  * JSON object. Outputs are deleted at the end unless --keep.
  */
-import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { treeRss } from './proc-rss.ts';
+import { runSelfdevMerge, treeRss } from './proc-rss.ts';
 import { Checkpoint } from '../src/io/checkpoint.ts';
 import { Sandbox, validateAlgorithm, makeFileMergeFunction } from '../src/sandbox/index.ts';
 import { StreamWorld, defaultMaxMergeMemory } from '../src/merge/stream-world.ts';
@@ -57,24 +56,10 @@ interface Run {
   load_after: number[];
 }
 
-function runCli(cfg: string, out: string): Promise<Run> {
-  return new Promise((res, rej) => {
-    const before = load();
-    const t0 = performance.now();
-    const child = spawn(process.execPath, [join(ROOT, 'bin', 'selfdev.mjs'), 'merge', cfg, out, '--json', '--overwrite'], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    let peak = 0;
-    const timer = setInterval(() => (peak = Math.max(peak, child.pid ? treeRss(child.pid) : 0)), 50);
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('exit', (code) => {
-      clearInterval(timer);
-      if (code !== 0) return rej(new Error(`selfdev merge ${cfg} exited with ${code}: ${stderr.slice(-2000)}`));
-      const j = JSON.parse(stdout.trim().split('\n').pop()!) as { seconds: number };
-      res({ seconds: +j.seconds.toFixed(2), wall_seconds: +((performance.now() - t0) / 1000).toFixed(2), peak_rss_gib: +(peak / GiB).toFixed(3), load_before: before, load_after: load() });
-    });
-  });
+async function runCli(cfg: string, out: string): Promise<Run> {
+  const before = load();
+  const r = await runSelfdevMerge(ROOT, cfg, out);
+  return { seconds: +r.seconds.toFixed(2), wall_seconds: +r.wallSeconds.toFixed(2), peak_rss_gib: +(r.peakRss / GiB).toFixed(3), load_before: before, load_after: load() };
 }
 
 async function runLoop(out: string): Promise<Run> {

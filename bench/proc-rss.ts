@@ -1,5 +1,7 @@
-/** Memory of a process tree, for the benchmarks' peak-RSS numbers (Linux /proc). */
+/** Memory of a process tree, for the benchmarks' peak-RSS numbers (Linux /proc), and `selfdev merge` run as a measured child. */
+import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 
 /** RSS (bytes) of `pid` and all its descendants, from /proc. */
 export function treeRss(pid: number): number {
@@ -25,4 +27,28 @@ export function treeRss(pid: number): number {
     stack.push(...(kids.get(p) ?? []));
   }
   return total;
+}
+
+/**
+ * `selfdev merge CFG OUT --json --overwrite` as a child process (bin/selfdev.mjs under `root`): the
+ * merge's own seconds (its JSON summary), the wall seconds and the peak RSS of its process tree
+ * (sandbox child included), sampled every 50 ms. Rejects with the end of stderr on a non-zero exit.
+ */
+export function runSelfdevMerge(root: string, cfgFile: string, out: string): Promise<{ seconds: number; wallSeconds: number; peakRss: number }> {
+  return new Promise((res, rej) => {
+    const t0 = performance.now();
+    const child = spawn(process.execPath, [join(root, 'bin', 'selfdev.mjs'), 'merge', cfgFile, out, '--json', '--overwrite'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    let peak = 0;
+    const timer = setInterval(() => (peak = Math.max(peak, child.pid ? treeRss(child.pid) : 0)), 50);
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('exit', (code) => {
+      clearInterval(timer);
+      if (code !== 0) return rej(new Error(`selfdev merge ${cfgFile} exited with ${code}: ${stderr.slice(-2000)}`));
+      const j = JSON.parse(stdout.trim().split('\n').pop()!) as { seconds: number };
+      res({ seconds: j.seconds, wallSeconds: (performance.now() - t0) / 1000, peakRss: peak });
+    });
+  });
 }

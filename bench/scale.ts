@@ -21,12 +21,11 @@
  * alternately (machine load varies from minute to minute on a shared VM): merge_seconds.ta,
  * cli_merge_seconds and ta_time_vs_cli are then medians, every run in ta_seconds_runs / cli_seconds_runs.
  */
-import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { treeRss } from './proc-rss.ts';
+import { runSelfdevMerge, treeRss } from './proc-rss.ts';
 import { Checkpoint, CheckpointWriter } from '../src/io/checkpoint.ts';
 import { llamaConfig, llamaTensors, fixtureTokenizerJson } from '../src/io/testing.ts';
 import { encodeFromF32 } from '../src/tensor/dtype.ts';
@@ -137,24 +136,7 @@ function memcpyGBs(): number {
   return a.length / 1e9 / (best / 1000);
 }
 
-function runCli(cfgFile: string, out: string): Promise<{ seconds: number; wallSeconds: number; peakRss: number }> {
-  return new Promise((res, rej) => {
-    const t0 = performance.now();
-    const child = spawn(process.execPath, [join(ROOT, 'bin', 'selfdev.mjs'), 'merge', cfgFile, out, '--json', '--overwrite'], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    let peak = 0;
-    const timer = setInterval(() => (peak = Math.max(peak, child.pid ? treeRss(child.pid) : 0)), 50);
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('exit', (code) => {
-      clearInterval(timer);
-      if (code !== 0) return rej(new Error(`selfdev merge exited with ${code}: ${stderr.slice(-2000)}`));
-      const j = JSON.parse(stdout.trim().split('\n').pop()!) as { seconds: number };
-      res({ seconds: j.seconds, wallSeconds: (performance.now() - t0) / 1000, peakRss: peak });
-    });
-  });
-}
+const runCli = (cfgFile: string, out: string) => runSelfdevMerge(ROOT, cfgFile, out);
 
 /** Whether every merged (selected) tensor of `a` equals `b`'s byte for byte; also the count of differing tensors. */
 function compare(a: string, b: string, names: string[]): { identical: boolean; differing: number } {

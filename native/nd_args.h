@@ -21,6 +21,23 @@ using napi::Err;
 // checksum blocks (src/tensor/nd-native.ts checksum32): 65536 elements
 const size_t CBLOCK = 1u << 16;
 
+// The checksum's FNV-1a in 8 interleaved lanes (src/tensor/nd-native.ts checksum32): fnv_feed adds a
+// run of words (word i of the run in lane i mod 8, so a run must start at a multiple of 8 within its
+// block), fnv_fold combines words in order (a block's lanes, then the blocks' hashes).
+const uint32_t FNV_BASIS = 0x811c9dc5u;
+const uint32_t FNV_PRIME = 16777619u;
+inline void fnv_feed(uint32_t l[8], const uint32_t* u, size_t len) {
+  size_t i = 0;
+  for (; i + 8 <= len; i += 8)
+    for (int k = 0; k < 8; k++) l[k] = (l[k] ^ u[i + k]) * FNV_PRIME;
+  for (; i < len; i++) l[i & 7] = (l[i & 7] ^ u[i]) * FNV_PRIME;
+}
+inline uint32_t fnv_fold(const uint32_t* v, size_t n) {
+  uint32_t h = FNV_BASIS;
+  for (size_t k = 0; k < n; k++) h = (h ^ v[k]) * FNV_PRIME;
+  return h;
+}
+
 // f(begin, end) over [0, n) split into one contiguous range per thread
 template <class F>
 inline void par(size_t n, size_t work, F f) {

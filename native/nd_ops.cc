@@ -26,6 +26,9 @@ using napi::guarded;
 using nd::Args;
 using nd::CBLOCK;
 using nd::par;
+using nd::FNV_BASIS;
+using nd::fnv_feed;
+using nd::fnv_fold;
 
 
 // ---------------------------------------------------------------- binary ops
@@ -385,19 +388,13 @@ napi_value js_checksum(napi_env env, napi_callback_info info) {
     par(nb, n, [&](size_t b0, size_t b1) {
       for (size_t b = b0; b < b1; b++) {
         uint32_t l[8];
-        for (int k = 0; k < 8; k++) l[k] = 0x811c9dc5u;
+        for (int k = 0; k < 8; k++) l[k] = FNV_BASIS;
         const size_t s = b * CBLOCK, e = std::min(n, (b + 1) * CBLOCK);
-        size_t i = s;
-        for (; i + 8 <= e; i += 8)
-          for (int k = 0; k < 8; k++) l[k] = (l[k] ^ u[i + k]) * 16777619u;
-        for (; i < e; i++) l[i & 7] = (l[i & 7] ^ u[i]) * 16777619u;
-        uint32_t h = 0x811c9dc5u;
-        for (int k = 0; k < 8; k++) h = (h ^ l[k]) * 16777619u;
-        bh[b] = h;
+        fnv_feed(l, u + s, e - s);
+        bh[b] = fnv_fold(l, 8);
       }
     });
-    uint32_t h = 0x811c9dc5u;
-    for (size_t b = 0; b < nb; b++) h = (h ^ bh[b]) * 16777619u;
+    const uint32_t h = fnv_fold(bh.data(), nb);
     napi_value r;
     napi::check(napi_create_double(env, static_cast<double>(h), &r), "create_double");
     return r;

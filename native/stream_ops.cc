@@ -17,6 +17,9 @@ using napi::guarded;
 using nd::Args;
 using nd::CBLOCK;
 using nd::par;
+using nd::FNV_BASIS;
+using nd::fnv_feed;
+using nd::fnv_fold;
 
 // ---------------------------------------------------------------- fused streamed-merge passes
 
@@ -55,7 +58,7 @@ napi_value js_task_vector(napi_env env, napi_callback_info info) {
       float* tb = tx + FTILE;
       for (size_t blk = b0; blk < b1; blk++) {
         uint32_t l[8];
-        for (int k = 0; k < 8; k++) l[k] = 0x811c9dc5u;
+        for (int k = 0; k < 8; k++) l[k] = FNV_BASIS;
         const size_t s = blk * CBLOCK, e = std::min(n, s + CBLOCK);
         for (size_t t = s; t < e; t += FTILE) {
           const size_t len = std::min(FTILE, e - t);
@@ -63,19 +66,12 @@ napi_value js_task_vector(napi_env env, napi_callback_info info) {
           const float* bv = tile_of(L, b, bdt, t, len, tb);
           float* o = out + t;
           for (size_t i = 0; i < len; i++) o[i] = xv[i] - bv[i];
-          const uint32_t* u = reinterpret_cast<const uint32_t*>(o);
-          size_t i = 0;
-          for (; i + 8 <= len; i += 8)
-            for (int k = 0; k < 8; k++) l[k] = (l[k] ^ u[i + k]) * 16777619u;
-          for (; i < len; i++) l[i & 7] = (l[i & 7] ^ u[i]) * 16777619u;
+          fnv_feed(l, reinterpret_cast<const uint32_t*>(o), len);
         }
-        uint32_t h = 0x811c9dc5u;
-        for (int k = 0; k < 8; k++) h = (h ^ l[k]) * 16777619u;
-        bh[blk] = h;
+        bh[blk] = fnv_fold(l, 8);
       }
     });
-    uint32_t h = 0x811c9dc5u;
-    for (size_t blk = 0; blk < nb; blk++) h = (h ^ bh[blk]) * 16777619u;
+    const uint32_t h = fnv_fold(bh.data(), nb);
     napi_value r;
     napi::check(napi_create_double(env, static_cast<double>(h), &r), "create_double");
     return r;
