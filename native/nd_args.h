@@ -38,6 +38,23 @@ inline uint32_t fnv_fold(const uint32_t* v, size_t n) {
   return h;
 }
 
+// [total count, first index or -1] of per-range counts and first indices (SIZE_MAX: none), ranges
+// in index order: the JS array the counting entry points return
+inline napi_value count_first(napi_env env, const size_t* cnt, const size_t* first, size_t n) {
+  size_t c = 0, f = SIZE_MAX;
+  for (size_t k = 0; k < n; k++) {
+    c += cnt[k];
+    if (f == SIZE_MAX) f = first[k];
+  }
+  napi_value arr, v0, v1;
+  napi::check(napi_create_array_with_length(env, 2, &arr), "array");
+  napi::check(napi_create_double(env, static_cast<double>(c), &v0), "double");
+  napi::check(napi_create_double(env, f == SIZE_MAX ? -1.0 : static_cast<double>(f), &v1), "double");
+  napi::check(napi_set_element(env, arr, 0, v0), "set");
+  napi::check(napi_set_element(env, arr, 1, v1), "set");
+  return arr;
+}
+
 // f(begin, end) over [0, n) split into one contiguous range per thread
 template <class F>
 inline void par(size_t n, size_t work, F f) {

@@ -29,6 +29,7 @@ using nd::par;
 using nd::FNV_BASIS;
 using nd::fnv_feed;
 using nd::fnv_fold;
+using nd::count_first;
 
 
 // ---------------------------------------------------------------- binary ops
@@ -423,18 +424,7 @@ napi_value js_non_finite(napi_env env, napi_callback_info info) {
         first[t] = f;
       }
     });
-    size_t c = 0, f = SIZE_MAX;
-    for (int t = 0; t < nt; t++) {
-      c += cnt[t];
-      if (f == SIZE_MAX) f = first[t];
-    }
-    napi_value arr, v0, v1;
-    napi::check(napi_create_array_with_length(env, 2, &arr), "array");
-    napi::check(napi_create_double(env, static_cast<double>(c), &v0), "double");
-    napi::check(napi_create_double(env, f == SIZE_MAX ? -1.0 : static_cast<double>(f), &v1), "double");
-    napi::check(napi_set_element(env, arr, 0, v0), "set");
-    napi::check(napi_set_element(env, arr, 1, v1), "set");
-    return arr;
+    return count_first(env, cnt.data(), first.data(), cnt.size());
   });
 }
 

@@ -20,6 +20,7 @@ using nd::par;
 using nd::FNV_BASIS;
 using nd::fnv_feed;
 using nd::fnv_fold;
+using nd::count_first;
 
 // ---------------------------------------------------------------- fused streamed-merge passes
 
@@ -136,18 +137,7 @@ napi_value js_add_encode(napi_env env, napi_callback_info info) {
         first[blk] = f;
       }
     });
-    size_t c = 0, f = SIZE_MAX;
-    for (size_t blk = 0; blk < nb; blk++) {
-      c += cnt[blk];
-      if (f == SIZE_MAX) f = first[blk];
-    }
-    napi_value arr, v0, v1;
-    napi::check(napi_create_array_with_length(env, 2, &arr), "array");
-    napi::check(napi_create_double(env, static_cast<double>(c), &v0), "double");
-    napi::check(napi_create_double(env, f == SIZE_MAX ? -1.0 : static_cast<double>(f), &v1), "double");
-    napi::check(napi_set_element(env, arr, 0, v0), "set");
-    napi::check(napi_set_element(env, arr, 1, v1), "set");
-    return arr;
+    return count_first(env, cnt.data(), first.data(), nb);
   });
 }
 
