@@ -2,7 +2,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['node_modules/**', 'build/**', 'runs/**', 'world/**', '**/*.d.ts', 'tmp/**'] },
+  { ignores: ['node_modules/**', 'build/**', 'runs/**', 'world/**', '**/*.d.ts', 'tmp/**', '.bench/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
