@@ -31,10 +31,8 @@ interface ReducePlan {
 }
 
 function reducePlan(shape: readonly number[], dims: number[], keepdim: boolean): ReducePlan {
-  const reduced = new Set(dims);
-  const keptShape = shape.map((d, i) => (reduced.has(i) ? 1 : d));
-  const outShape = keepdim ? keptShape : shape.filter((_, i) => !reduced.has(i));
-  const groups = numelOf(keptShape);
+  const plan = planShape(shape, dims, keepdim);
+  const { keptShape, groups } = plan;
   const n = numelOf(shape);
   const map = new Int32Array(n);
   const r = shape.length;
@@ -52,7 +50,7 @@ function reducePlan(shape: readonly number[], dims: number[], keepdim: boolean):
       map[o] = offs[0]!;
     });
   }
-  return { outShape, keptShape, groups, groupSize: groups === 0 ? 0 : n / groups, map };
+  return { ...plan, map };
 }
 
 /**
